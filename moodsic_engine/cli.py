@@ -1,0 +1,287 @@
+"""The `moodsic` command: parses, calls the public API or a front end, reports.
+
+Exit codes (DESIGN.md): 0 done; 1 bad input or missing resource (one line on stderr);
+2 usage; 3 a batch finished with some clips failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .errors import MoodsicError
+
+app = typer.Typer(
+    name="moodsic",
+    help="Score video with mood-matched music.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+weights_app = typer.Typer(help="Model weights: what is ready, and fetching them.", no_args_is_help=True)
+library_app = typer.Typer(help="Music libraries.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print ratios.", no_args_is_help=True)
+eval_app = typer.Typer(help="Accuracy reports on public datasets.", no_args_is_help=True)
+train_app = typer.Typer(help="Train expert heads.", no_args_is_help=True)
+blender_app = typer.Typer(help="The Blender VSE add-on.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+app.add_typer(library_app, name="library")
+app.add_typer(bench_app, name="bench")
+app.add_typer(eval_app, name="eval")
+app.add_typer(train_app, name="train")
+app.add_typer(blender_app, name="blender")
+
+
+class ProgressMode(str, Enum):
+    bar = "bar"
+    json = "json"
+    none = "none"
+
+
+ProgressOpt = Annotated[
+    ProgressMode,
+    typer.Option("--progress", help="bar on a terminal, json lines for tools, or none."),
+]
+
+
+def _err(message: str) -> None:
+    line = " ".join(str(message).split()) or "error"
+    typer.echo(f"moodsic: error: {line}", err=True)
+
+
+@contextlib.contextmanager
+def reporting(mode: ProgressMode) -> Iterator[tuple[Callable[[str, int, int], None], Any]]:
+    """Yield (progress callback, json emitter or None); turn user errors into exit code 1."""
+    from .progress import JsonProgress, RichProgress, no_progress
+
+    json_out = JsonProgress() if mode == ProgressMode.json else None
+    try:
+        if json_out is not None:
+            yield json_out, json_out
+        elif mode == ProgressMode.bar and sys.stderr.isatty():
+            with RichProgress() as bar:
+                yield bar, None
+        else:
+            yield no_progress, None
+    except MoodsicError as exc:
+        if json_out is not None:
+            json_out.emit("error", message=" ".join(str(exc).split()))
+        _err(str(exc))
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        if json_out is not None:
+            json_out.emit("error", message="interrupted")
+        _err("interrupted")
+        raise typer.Exit(130) from None
+
+
+def info(mode: ProgressMode, message: str) -> None:
+    """Human-readable lines: stdout normally, stderr in json mode (stdout is for JSON there)."""
+    typer.echo(message, err=(mode == ProgressMode.json))
+
+
+def _version_cb(value: bool) -> None:
+    if value:
+        typer.echo(f"moodsic {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Moodsic: watch a clip, find its mood arc, and score it with fitting music."""
+
+
+def _load_config(path: Path | None, **overrides: Any) -> Any:
+    from .config import Config
+
+    config = Config.from_toml(path) if path else Config()
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return config.replace(**changes) if changes else config
+
+
+# ----------------------------------------------------------------------------- score
+@app.command()
+def score(
+    video: Annotated[Path, typer.Argument(help="Video file to score.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Cue sheet path.")] = None,
+    library: Annotated[str, typer.Option(help="builtin, a DEAM folder, a manifest or an audio folder.")] = "builtin",
+    experts: Annotated[str | None, typer.Option(help="Comma list from scene,face,grammar.")] = None,
+    sample_fps: Annotated[float | None, typer.Option(help="Samples per second.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for deterministic choices.")] = None,
+    weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+    scene_model: Annotated[str | None, typer.Option(help="open_clip model name.")] = None,
+    scene_pretrained: Annotated[str | None, typer.Option(help="open_clip tag or checkpoint path.")] = None,
+    scene_head: Annotated[Path | None, typer.Option(help="Trained scene head file.")] = None,
+    emonet: Annotated[Path | None, typer.Option(help="EmoNet checkpoint (emonet_8.pth).")] = None,
+    mix: Annotated[Path | None, typer.Option(help="Write the finished soundtrack here.")] = None,
+    bed: Annotated[Path | None, typer.Option(help="Write the music bed (after ducking) here.")] = None,
+    mux: Annotated[Path | None, typer.Option(help="Write the video with the new soundtrack here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a V/A plot PNG here.")] = None,
+    reroll: Annotated[
+        list[int] | None, typer.Option(help="Segment index to re-roll to its next best track (repeatable).")
+    ] = None,
+    allow_outside: Annotated[
+        bool, typer.Option(help="Let a library manifest point outside its own folder.")
+    ] = False,
+    progress: ProgressOpt = ProgressMode.bar,
+) -> None:
+    """Score one video: cue sheet, and on request the mix, the music bed, the muxed MP4 and a plot."""
+    from .api import score_video_to_files
+
+    out = output or Path.cwd() / f"{video.stem}.moodsic.json"
+    names = tuple(n.strip() for n in experts.split(",") if n.strip()) if experts else None
+    with reporting(progress) as (report, json_out):
+        cfg = _load_config(
+            config,
+            seed=seed,
+            experts=names,
+            **{
+                "sample.sample_fps": sample_fps,
+                "scene.model": scene_model,
+                "scene.pretrained": scene_pretrained,
+                "scene.head": str(scene_head) if scene_head else None,
+                "face.emonet": str(emonet) if emonet else None,
+            },
+        )
+        result = score_video_to_files(
+            video,
+            out,
+            library=library,
+            config=cfg,
+            weights_dir=weights_dir,
+            mix=mix,
+            bed=bed,
+            mux=mux,
+            plot=plot,
+            reroll=_reroll_counts(reroll),
+            allow_outside=allow_outside,
+            progress=report,
+        )
+        if json_out is not None:
+            json_out.emit("done", cue=str(result.cue_path), **{k: str(v) for k, v in result.extras.items()})
+        else:
+            for line in result.summary_lines():
+                info(progress, line)
+
+
+def _reroll_counts(indices: list[int] | None) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for i in indices or []:
+        counts[i] = counts.get(i, 0) + 1
+    return counts
+
+
+# ----------------------------------------------------------------------------- demo
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("moodsic-demo"),
+    progress: ProgressOpt = ProgressMode.bar,
+) -> None:
+    """Generate a 60 s demo clip and a built-in library, score it, and write every output."""
+    from .demo import run_demo
+
+    with reporting(progress) as (report, json_out):
+        result = run_demo(output, progress=report)
+        if json_out is not None:
+            json_out.emit("done", cue=str(result.cue_path))
+        else:
+            for line in result.summary_lines():
+                info(progress, line)
+
+
+# ----------------------------------------------------------------------------- weights
+@weights_app.command("status")
+def weights_status(
+    weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List each expert, whether it is ready, and what it would use."""
+    from .experts import probe_experts
+    from .weights import resolve_weights_dir
+
+    with reporting(ProgressMode.none):
+        cfg = _load_config(config)
+        rows = probe_experts(cfg, resolve_weights_dir(weights_dir))
+        if as_json:
+            typer.echo(json.dumps([r.__dict__ for r in rows]))
+            return
+        for r in rows:
+            state = "ready" if r.ready else "unavailable"
+            typer.echo(f"{r.name:<8} {state:<12} {r.uses or ''}")
+            if not r.ready and r.reason:
+                typer.echo(f"         {r.reason}")
+
+
+@weights_app.command("fetch")
+def weights_fetch(
+    what: Annotated[str, typer.Argument(help="scene or emonet")],
+    accept_license: Annotated[bool, typer.Option(help="Accept the weights' licence (EmoNet).")] = False,
+    weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+) -> None:
+    """Download weights ahead of time (shows size and destination first)."""
+    import importlib
+
+    from .weights import resolve_weights_dir
+
+    modules = {"scene": "moodsic_engine.experts.scene", "emonet": "moodsic_engine.experts.face"}
+    if what not in modules:
+        _err(f"unknown weights {what!r}: choose scene or emonet")
+        raise typer.Exit(2)
+    with reporting(ProgressMode.none):
+        cfg = _load_config(config)
+        module = importlib.import_module(modules[what])
+        module.fetch(cfg, resolve_weights_dir(weights_dir), accept_license=accept_license, echo=typer.echo)
+
+
+# ----------------------------------------------------------------------------- bench
+@bench_app.command("speed")
+def bench_speed(
+    video: Annotated[Path | None, typer.Argument(help="Clip to time (default: a generated 60 s clip).")] = None,
+    experts: Annotated[str, typer.Option(help="Experts to time.")] = "grammar",
+    memory: Annotated[bool, typer.Option(help="Also compare peak memory of 1- and 10-minute clips.")] = False,
+    weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+) -> None:
+    """Pipeline time against decoding every frame with ffmpeg; peak memory against length."""
+    from .bench import speed_report
+
+    names = tuple(n.strip() for n in experts.split(",") if n.strip())
+    with reporting(ProgressMode.none):
+        for line in speed_report(video, names, memory=memory, weights_dir=weights_dir):
+            typer.echo(line)
+
+
+# ---- section: library (issue 6) ----------------------------------------------------
+# ---- section: score-timeline (issue 7) -----------------------------------------------
+# ---- section: blender (issue 8) ----------------------------------------------------
+# ---- section: batch (issue 9) ------------------------------------------------------
+# ---- section: eval / train (issues 4, 10) -------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        app(args=argv, standalone_mode=True)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""The cue sheet (`*.moodsic.json`, schema `moodsic.cue/1`): dataclasses, JSON and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import CueSheetError
+from .fileio import write_text_atomic
+
+SCHEMA_ID = "moodsic.cue/1"
+
+
+@dataclass(frozen=True)
+class TrackChoice:
+    id: str
+    title: str
+    artist: str
+    path: str
+    valence: float
+    arousal: float
+    in_s: float = 0.0  # where playback starts inside the track
+    duration_s: float | None = None
+    rank: int = 0  # 0 = best match; re-rolls increase it
+
+
+@dataclass(frozen=True)
+class Segment:
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int  # exclusive
+    mood: str
+    mood_label: str
+    valence: float
+    arousal: float
+    confidence: float
+    track: TrackChoice | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class VideoRef:
+    path: str
+    duration_s: float
+    fps: Fraction
+    frames: int
+    has_audio: bool = False
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    t: float
+    experts: dict[str, dict[str, float]]
+    fused: dict[str, float] | None
+    stable: dict[str, float]
+    held: bool
+    faces: int = 0
+
+
+@dataclass(frozen=True)
+class CueSheet:
+    video: VideoRef
+    engine: dict[str, Any]
+    samples: tuple[SampleRecord, ...]
+    cuts: tuple[float, ...]
+    segments: tuple[Segment, ...]
+    summary: dict[str, Any] = field(default_factory=dict)
+    schema: str = SCHEMA_ID
+
+    # --- (de)serialisation -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        video = dataclasses.asdict(self.video)
+        video["fps"] = [self.video.fps.numerator, self.video.fps.denominator]
+        return _finite(
+            {
+                "schema": self.schema,
+                "video": video,
+                "engine": self.engine,
+                "samples": [dataclasses.asdict(s) for s in self.samples],
+                "cuts": list(self.cuts),
+                "segments": [dataclasses.asdict(s) for s in self.segments],
+                "summary": self.summary,
+            }
+        )
+
+    def to_json_text(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False, allow_nan=False)
+
+    def to_json(self, path: str | os.PathLike[str]) -> Path:
+        return write_text_atomic(path, self.to_json_text() + "\n")
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "cue sheet") -> CueSheet:
+        validate(data, source=source)
+        v = data["video"]
+        video = VideoRef(
+            path=v["path"],
+            duration_s=float(v["duration_s"]),
+            fps=Fraction(int(v["fps"][0]), int(v["fps"][1])),
+            frames=int(v["frames"]),
+            has_audio=bool(v.get("has_audio", False)),
+        )
+        samples = tuple(
+            SampleRecord(
+                t=float(s["t"]),
+                experts=dict(s["experts"]),
+                fused=s["fused"],
+                stable=dict(s["stable"]),
+                held=bool(s["held"]),
+                faces=int(s.get("faces", 0)),
+            )
+            for s in data["samples"]
+        )
+        segments = tuple(
+            Segment(
+                **{k: seg[k] for k in _SEGMENT_KEYS if k != "track"},
+                track=_track_from(seg["track"]),
+            )
+            for seg in data["segments"]
+        )
+        sheet = cls(
+            video=video,
+            engine=dict(data["engine"]),
+            samples=samples,
+            cuts=tuple(float(c) for c in data["cuts"]),
+            segments=segments,
+            summary=dict(data.get("summary", {})),
+        )
+        check_tiling(sheet.segments, video, source=source)
+        return sheet
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> CueSheet:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise CueSheetError(f"cue sheet not found: {p}") from None
+        except IsADirectoryError:
+            raise CueSheetError(f"cue sheet path is a directory: {p}") from None
+        except UnicodeDecodeError:
+            raise CueSheetError(f"{p} is not a text cue sheet") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CueSheetError(f"{p} is not valid JSON: {exc}") from None
+        return cls.from_dict(data, source=str(p))
+
+    def with_segments(self, segments: tuple[Segment, ...] | list[Segment]) -> CueSheet:
+        return dataclasses.replace(self, segments=tuple(segments))
+
+
+_SEGMENT_KEYS = [f.name for f in dataclasses.fields(Segment)]
+_TRACK_KEYS = {f.name for f in dataclasses.fields(TrackChoice)}
+
+
+def _track_from(data: dict[str, Any] | None) -> TrackChoice | None:
+    if data is None:
+        return None
+    return TrackChoice(**{k: v for k, v in data.items() if k in _TRACK_KEYS})
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN/inf by None so no non-finite number reaches a cue sheet."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("moodsic_engine").joinpath("schemas/cue-1.schema.json").read_text()
+    return json.loads(text)
+
+
+def validate(data: Any, *, source: str = "cue sheet") -> None:
+    """Raise CueSheetError with one line naming the first problem, if `data` is not a valid cue sheet."""
+    import jsonschema
+
+    if not isinstance(data, dict):
+        raise CueSheetError(f"{source}: not a moodsic cue sheet (expected a JSON object)")
+    if data.get("schema") != SCHEMA_ID:
+        raise CueSheetError(
+            f"{source}: unsupported schema {data.get('schema')!r} (this Moodsic reads {SCHEMA_ID})"
+        )
+    validator = jsonschema.Draft202012Validator(schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "<root>"
+        raise CueSheetError(f"{source}: invalid at {where}: {error.message}")
+
+
+def check_tiling(segments: tuple[Segment, ...], video: VideoRef, *, source: str = "cue sheet") -> None:
+    """Segments must tile the video exactly, in frames and in seconds."""
+    if not segments:
+        raise CueSheetError(f"{source}: no segments")
+    if segments[0].start_frame != 0:
+        raise CueSheetError(f"{source}: first segment does not start at frame 0")
+    for prev, nxt in zip(segments, segments[1:], strict=False):
+        if nxt.start_frame != prev.end_frame:
+            raise CueSheetError(f"{source}: segments do not tile (gap/overlap at frame {prev.end_frame})")
+    for seg in segments:
+        if seg.end_frame <= seg.start_frame:
+            raise CueSheetError(f"{source}: empty segment at frame {seg.start_frame}")
+    if segments[-1].end_frame != video.frames:
+        raise CueSheetError(
+            f"{source}: last segment ends at frame {segments[-1].end_frame}, video has {video.frames}"
+        )
