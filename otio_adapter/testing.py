@@ -1,0 +1,116 @@
+"""Synthetic cue sheets and music for tests and demos of the OTIO adapter (no downloads)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from moodsic_engine.cue import SCHEMA_ID, CueSheet
+
+MOODS = (
+    ("bright-engaging", "Bright & Engaging", 0.6, 0.5),
+    ("calm-neutral", "Calm & Neutral", 0.05, -0.4),
+    ("tense-intense", "Tense & Intense", -0.5, 0.6),
+    ("downcast-low-energy", "Downcast & Low-energy", -0.5, -0.5),
+)
+
+
+def write_tone(path: str | Path, freq: float, seconds: float, sr: int = 48000) -> Path:
+    """A steady sine (with a slow tremolo so it is music-like) as a 16-bit WAV."""
+    import soundfile
+
+    t = np.arange(int(round(seconds * sr))) / sr
+    y = 0.4 * np.sin(2 * np.pi * freq * t) * (0.8 + 0.2 * np.sin(2 * np.pi * 0.5 * t))
+    path = Path(path)
+    soundfile.write(str(path), y.astype(np.float32), sr, subtype="PCM_16")
+    return path
+
+
+def make_cue(
+    folder: str | Path,
+    *,
+    fps: Fraction = Fraction(25),
+    boundaries_s: Sequence[float] = (0.0, 6.0, 12.5, 20.0),
+    duration_s: float = 26.0,
+    track_seconds: float = 40.0,
+    in_s: Sequence[float] | None = None,
+    freqs: Sequence[float] | None = None,
+    crossfade_s: float = 2.0,
+    write_audio: bool = True,
+    video_name: str = "clip.mp4",
+) -> CueSheet:
+    """A schema-valid cue sheet whose segments start at `boundaries_s` (snapped to frames).
+
+    Segment i uses its own track `track{i}.wav` (a sine at freqs[i]) from in_s[i] seconds;
+    the WAVs are written into `folder` when `write_audio`. Paths are relative to `folder`.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = int(round(Fraction(duration_s) * fps))
+    starts = [int(round(Fraction(b) * fps)) for b in boundaries_s]
+    n = len(starts)
+    in_s = list(in_s) if in_s is not None else [3.0 + i for i in range(n)]
+    freqs = list(freqs) if freqs is not None else [220.0 * (1.5**i) for i in range(n)]
+    segments = []
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < n else frames
+        slug, label, v, a = MOODS[i % len(MOODS)]
+        name = f"track{i}.wav"
+        if write_audio:
+            write_tone(folder / name, freqs[i], track_seconds)
+        segments.append(
+            {
+                "start_s": float(Fraction(start) / fps),
+                "end_s": float(Fraction(end) / fps) if i + 1 < n else float(duration_s),
+                "start_frame": start,
+                "end_frame": end,
+                "mood": slug,
+                "mood_label": label,
+                "valence": v,
+                "arousal": a,
+                "confidence": 0.8,
+                "track": {
+                    "id": f"t{i}",
+                    "title": f"Tone {i}",
+                    "artist": "Moodsic tests",
+                    "path": name,
+                    "valence": v,
+                    "arousal": a,
+                    "in_s": float(in_s[i]),
+                    "duration_s": float(track_seconds),
+                    "rank": 0,
+                },
+            }
+        )
+    data = {
+        "schema": SCHEMA_ID,
+        "video": {
+            "path": video_name,
+            "duration_s": float(duration_s),
+            "fps": [fps.numerator, fps.denominator],
+            "frames": frames,
+        },
+        "engine": {
+            "version": "0.1.0",
+            "experts": ["grammar"],
+            "config": {"mix": {"crossfade_s": crossfade_s}},
+        },
+        "samples": [
+            {
+                "t": 0.5 * k,
+                "experts": {"grammar": {"v": 0.1, "a": -0.2, "var_v": 0.1, "var_a": 0.1}},
+                "fused": {"v": 0.1, "a": -0.2, "var_v": 0.1, "var_a": 0.1},
+                "stable": {"v": 0.1, "a": -0.2},
+                "held": False,
+                "faces": 0,
+            }
+            for k in range(4)
+        ],
+        "cuts": [float(b) for b in boundaries_s[1:]],
+        "segments": segments,
+        "summary": {},
+    }
+    return CueSheet.from_dict(data)

@@ -1,0 +1,527 @@
+"""Cue sheet <-> OTIO Timeline.
+
+A cue sheet becomes a Timeline with
+- a "Video" track holding the source clip at the video's exact rate, with its available range;
+- music: by default two alternating audio tracks ("Music A", "Music B") whose clips overlap by
+  the crossfade and fade in/out with SMPTE_Dissolve transitions; or (``layout="single"``)
+  one "Music" track whose clips butt at the segment boundaries with SMPTE_Dissolve
+  transitions between them (the form EDL, FCPXML and MLT carry best);
+- a marker at every mood change (on the timeline's stack and on the music clip that plays
+  the segment), each with ``metadata["moodsic"]`` (mood, label, V, A, confidence, track id).
+
+All times are integer frame counts at the video rate, so 23.976/29.97 material never drifts:
+a boundary sits exactly on the frame the cue sheet names.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import opentimelineio as otio
+
+from moodsic_engine.cue import SCHEMA_ID, CueSheet, Segment, TrackChoice
+from moodsic_engine.errors import CueSheetError
+
+LAYOUTS = ("alternate", "single")
+VIDEO_TRACK = "Video"
+MUSIC_TRACKS = ("Music A", "Music B")
+MUSIC_TRACK_SINGLE = "Music"
+META = "moodsic"
+
+RT = otio.opentime.RationalTime
+TR = otio.opentime.TimeRange
+
+
+# --------------------------------------------------------------------------- rates and frames
+def rate_of(fps: Fraction) -> float:
+    """OTIO stores rates as doubles; the nearest double to the exact rational."""
+    return fps.numerator / fps.denominator
+
+
+def fps_from_rate(rate: float) -> Fraction:
+    """Recover the exact rational rate from OTIO's double (24000/1001, 30000/1001, 25, ...)."""
+    for den in (1, 1001, 100, 1000):
+        num = rate * den
+        if abs(num - round(num)) < 1e-6 * den:
+            return Fraction(round(num), den)
+    return Fraction(rate).limit_denominator(10000)
+
+
+def frames_at(seconds: float, fps: Fraction) -> int:
+    """Nearest frame to a time in seconds (exact rational arithmetic, no float drift)."""
+    return int(round(Fraction(seconds) * fps))
+
+
+def seconds_of(frame: int, fps: Fraction) -> float:
+    return float(Fraction(frame) / fps)
+
+
+def to_frames(t: otio.opentime.RationalTime, rate: float) -> int:
+    """A RationalTime as a whole frame count at `rate` (nearest frame)."""
+    return int(round(t.value_rescaled_to(rate)))
+
+
+# --------------------------------------------------------------------------- plain metadata
+def plain(obj: Any) -> Any:
+    """OTIO AnyDictionary/AnyVector -> plain dict/list (recursively)."""
+    if isinstance(obj, str | bytes | int | float | bool) or obj is None:
+        return obj
+    if hasattr(obj, "items"):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if hasattr(obj, "__iter__"):
+        return [plain(v) for v in obj]
+    return obj
+
+
+def moodsic_meta(thing: Any) -> dict[str, Any]:
+    meta = thing.metadata.get(META) if hasattr(thing, "metadata") else None
+    return plain(meta) if meta is not None else {}
+
+
+# --------------------------------------------------------------------------- placement
+@dataclass(frozen=True)
+class Placement:
+    """Where one segment's music sits, in frames at the video rate."""
+
+    index: int
+    rec_start: int  # record frame of the segment start (the mood change)
+    rec_end: int  # exclusive
+    src_in: int  # frame inside the music file that plays at rec_start
+    head: int  # frames of the file played before rec_start (crossfade with the previous)
+    tail: int  # frames played after rec_end (crossfade with the next)
+
+    @property
+    def length(self) -> int:
+        return self.rec_end - self.rec_start
+
+
+def _track_frames(track: TrackChoice, fps: Fraction, base_dir: Path | None) -> int | None:
+    """Length of the track's audio in frames, when known (cue sheet, else the file header)."""
+    duration = track.duration_s
+    if duration is None:
+        path = _resolve(track.path, base_dir)
+        try:
+            import soundfile
+
+            duration = soundfile.info(str(path)).duration
+        except Exception:  # unreadable or missing: the handle is then not limited by the file
+            return None
+    return int(math.floor(Fraction(duration) * fps))
+
+
+def place_segments(
+    segments: tuple[Segment, ...] | list[Segment],
+    fps: Fraction,
+    crossfade_s: float,
+    *,
+    base_dir: Path | None = None,
+) -> list[Placement]:
+    """Crossfade handles per segment, centred on each boundary and limited so that
+
+    - the incoming track has the media before its in point (head <= src_in),
+    - the outgoing track has media after its out point (when its length is known),
+    - two crossfades never overlap inside one segment (each handle <= half the neighbour).
+    """
+    half = max(0, frames_at(crossfade_s / 2.0, fps))
+    n = len(segments)
+    lengths = [s.end_frame - s.start_frame for s in segments]
+    out: list[Placement] = []
+    for i, seg in enumerate(segments):
+        src_in = frames_at(seg.track.in_s, fps) if seg.track is not None else 0
+        head = tail = 0
+        if seg.track is not None and i > 0 and segments[i - 1].track is not None:
+            head = min(half, src_in, lengths[i - 1] // 2)
+        if seg.track is not None and i < n - 1 and segments[i + 1].track is not None:
+            tail = min(half, lengths[i + 1] // 2)
+            total = _track_frames(seg.track, fps, base_dir)
+            if total is not None:
+                tail = max(0, min(tail, total - src_in - lengths[i]))
+        out.append(Placement(i, seg.start_frame, seg.end_frame, src_in, head, tail))
+    # A crossfade needs both sides: make each boundary symmetric in who contributes what.
+    # (head of i pairs with tail of i-1; both are kept as computed: the fade is asymmetric
+    # about the boundary when one side is short, which every NLE represents.)
+    return out
+
+
+def crossfade_of(cue: CueSheet) -> float:
+    mix = cue.engine.get("config", {}).get("mix", {}) if isinstance(cue.engine, dict) else {}
+    value = mix.get("crossfade_s") if isinstance(mix, dict) else None
+    if isinstance(value, int | float) and value >= 0:
+        return float(value)
+    from moodsic_engine.config import MixConfig
+
+    return MixConfig().crossfade_s
+
+
+# --------------------------------------------------------------------------- cue -> timeline
+_COLOURS = {
+    (True, True): otio.schema.MarkerColor.YELLOW,
+    (True, False): otio.schema.MarkerColor.GREEN,
+    (False, True): otio.schema.MarkerColor.RED,
+    (False, False): otio.schema.MarkerColor.BLUE,
+}
+
+
+def _colour(seg: Segment) -> str:
+    if abs(seg.valence) < 0.1 and abs(seg.arousal) < 0.1:
+        return otio.schema.MarkerColor.CYAN
+    return _COLOURS[(seg.valence >= 0, seg.arousal >= 0)]
+
+
+def _resolve(path: str, base_dir: Path | None) -> Path:
+    p = Path(path)
+    if base_dir is not None and not p.is_absolute():
+        p = base_dir / p
+    return p
+
+
+def _track_dict(track: TrackChoice | None) -> dict[str, Any] | None:
+    if track is None:
+        return None
+    import dataclasses
+
+    return dataclasses.asdict(track)
+
+
+def marker_meta(seg: Segment, index: int) -> dict[str, Any]:
+    return {
+        "segment": index,
+        "mood": seg.mood,
+        "label": seg.mood_label,
+        "valence": float(seg.valence),
+        "arousal": float(seg.arousal),
+        "confidence": float(seg.confidence),
+        "track_id": seg.track.id if seg.track is not None else None,
+        "start_s": float(seg.start_s),
+        "end_s": float(seg.end_s),
+        "start_frame": int(seg.start_frame),
+        "end_frame": int(seg.end_frame),
+        "track": _track_dict(seg.track),
+    }
+
+
+def make_marker(seg: Segment, index: int, at: otio.opentime.RationalTime) -> otio.schema.Marker:
+    return otio.schema.Marker(
+        name=seg.mood_label,
+        marked_range=TR(at, RT(0, at.rate)),
+        color=_colour(seg),
+        metadata={META: marker_meta(seg, index)},
+    )
+
+
+def _music_clip(
+    seg: Segment, p: Placement, rate: float, fps: Fraction, base_dir: Path | None, *, extend: bool
+) -> otio.schema.Clip:
+    track = seg.track
+    assert track is not None
+    start = p.src_in - (p.head if extend else 0)
+    length = p.length + ((p.head + p.tail) if extend else 0)
+    total = _track_frames(track, fps, base_dir)
+    ref = otio.schema.ExternalReference(
+        target_url=str(_resolve(track.path, base_dir)),
+        available_range=TR(RT(0, rate), RT(total, rate)) if total is not None else None,
+    )
+    clip = otio.schema.Clip(
+        name=track.title or track.id,
+        media_reference=ref,
+        source_range=TR(RT(start, rate), RT(length, rate)),
+        metadata={
+            META: {
+                "role": "music",
+                "segment": p.index,
+                "track": _track_dict(track),
+                "url": ref.target_url,
+            }
+        },
+    )
+    # The mood change sits at src_in in the clip's media time, whatever the handles.
+    clip.markers.append(make_marker(seg, p.index, RT(p.src_in, rate)))
+    return clip
+
+
+def _dissolve(in_offset: int, out_offset: int, rate: float, name: str) -> otio.schema.Transition:
+    return otio.schema.Transition(
+        name=name,
+        transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
+        in_offset=RT(in_offset, rate),
+        out_offset=RT(out_offset, rate),
+    )
+
+
+def _gap(frames: int, rate: float) -> otio.schema.Gap:
+    return otio.schema.Gap(source_range=TR(RT(0, rate), RT(frames, rate)))
+
+
+def cue_to_timeline(
+    cue: CueSheet,
+    *,
+    layout: str = "alternate",
+    crossfade_s: float | None = None,
+    base_dir: str | Path | None = None,
+    name: str | None = None,
+) -> otio.schema.Timeline:
+    """The cue sheet as an OTIO Timeline (see the module docstring for its shape).
+
+    `base_dir` resolves relative media paths (the cue sheet's folder when read from a file).
+    """
+    if layout not in LAYOUTS:
+        raise CueSheetError(f"unknown layout {layout!r} (choose {' or '.join(LAYOUTS)})")
+    base = Path(base_dir) if base_dir is not None else None
+    fps = cue.video.fps
+    rate = rate_of(fps)
+    xfade = crossfade_of(cue) if crossfade_s is None else float(crossfade_s)
+    video_path = _resolve(cue.video.path, base)
+
+    timeline = otio.schema.Timeline(name=name or Path(cue.video.path).stem)
+    timeline.global_start_time = RT(0, rate)
+    meta = cue.to_dict()
+    meta.pop("segments")
+    meta.update({"layout": layout, "crossfade_s": xfade})
+    timeline.metadata[META] = meta
+
+    vtrack = otio.schema.Track(name=VIDEO_TRACK, kind=otio.schema.TrackKind.Video)
+    vref = otio.schema.ExternalReference(
+        target_url=str(video_path),
+        available_range=TR(RT(0, rate), RT(cue.video.frames, rate)),
+    )
+    vtrack.append(
+        otio.schema.Clip(
+            name=video_path.name,
+            media_reference=vref,
+            source_range=TR(RT(0, rate), RT(cue.video.frames, rate)),
+            metadata={META: {"role": "video"}},
+        )
+    )
+    timeline.tracks.append(vtrack)
+
+    placements = place_segments(cue.segments, fps, xfade, base_dir=base)
+    if layout == "single":
+        timeline.tracks.append(_single_track(cue.segments, placements, rate, fps, base))
+    else:
+        for track in _alternate_tracks(cue.segments, placements, rate, fps, base):
+            timeline.tracks.append(track)
+
+    for i, seg in enumerate(cue.segments):
+        timeline.tracks.markers.append(make_marker(seg, i, RT(seg.start_frame, rate)))
+    return timeline
+
+
+def _single_track(segments, placements, rate, fps, base) -> otio.schema.Track:  # noqa: ANN001
+    track = otio.schema.Track(name=MUSIC_TRACK_SINGLE, kind=otio.schema.TrackKind.Audio)
+    prev_clip = False
+    for seg, p in zip(segments, placements, strict=True):
+        if seg.track is None:
+            track.append(_gap(p.length, rate))
+            prev_clip = False
+            continue
+        if prev_clip and p.index > 0:
+            before = placements[p.index - 1]
+            # in_offset: before the cut (the incoming clip's head); out_offset: after it.
+            if p.head or before.tail:
+                track.append(_dissolve(p.head, before.tail, rate, "crossfade"))
+        track.append(_music_clip(seg, p, rate, fps, base, extend=False))
+        prev_clip = True
+    return track
+
+
+def _alternate_tracks(segments, placements, rate, fps, base) -> list[otio.schema.Track]:  # noqa: ANN001
+    tracks = [otio.schema.Track(name=n, kind=otio.schema.TrackKind.Audio) for n in MUSIC_TRACKS]
+    cursor = [0, 0]  # record frame where each track currently ends
+    for seg, p in zip(segments, placements, strict=True):
+        if seg.track is None:
+            continue
+        k = p.index % 2
+        track = tracks[k]
+        start = p.rec_start - p.head
+        if start > cursor[k]:
+            track.append(_gap(start - cursor[k], rate))
+        elif len(track) and isinstance(track[-1], otio.schema.Transition):
+            track.pop()  # butts onto its predecessor on this track: no room to fade, hard join
+        fade_in = p.head + (placements[p.index - 1].tail if p.index > 0 else 0)
+        if fade_in and len(track) and isinstance(track[-1], otio.schema.Gap):
+            # A fade from silence (the gap) over the overlap with the previous segment.
+            track.append(_dissolve(0, fade_in, rate, "crossfade in"))
+        track.append(_music_clip(seg, p, rate, fps, base, extend=True))
+        cursor[k] = p.rec_end + p.tail
+        nxt = placements[p.index + 1] if p.index + 1 < len(placements) else None
+        fade_out = p.tail + (nxt.head if nxt is not None else 0)
+        if fade_out and nxt is not None and segments[nxt.index].track is not None:
+            track.append(_dissolve(fade_out, 0, rate, "crossfade out"))
+    end = segments[-1].end_frame
+    for k, track in enumerate(tracks):
+        if cursor[k] < end:
+            track.append(_gap(end - cursor[k], rate))
+    return tracks
+
+
+def music_track_timeline(
+    timeline: otio.schema.Timeline, index: int = 0, *, kind: str = otio.schema.TrackKind.Video
+) -> otio.schema.Timeline:
+    """A one-track Timeline holding a copy of music track `index` (for EDL export).
+
+    CMX 3600 writes only the first track and wants it to be a video track, so the copy is
+    relabelled `kind` (default Video); its clips still point at the audio files. The
+    timeline's mood markers are copied to the new timeline's stack.
+    """
+    music = [t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Audio]
+    if not music:
+        raise CueSheetError("timeline has no music track")
+    if not 0 <= index < len(music):
+        raise CueSheetError(f"timeline has {len(music)} music track(s); no track {index}")
+    out = otio.schema.Timeline(name=f"{timeline.name} {music[index].name}".strip())
+    out.global_start_time = copy.deepcopy(timeline.global_start_time)
+    track = copy.deepcopy(music[index])
+    track.kind = kind
+    out.tracks.append(track)
+    for marker in timeline.tracks.markers:
+        out.tracks.markers.append(copy.deepcopy(marker))
+    return out
+
+
+# --------------------------------------------------------------------------- timeline -> cue
+def _video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
+    for track in timeline.tracks:
+        if isinstance(track, otio.schema.Track) and track.kind == otio.schema.TrackKind.Video:
+            return track
+    raise CueSheetError(f"timeline {timeline.name!r} has no video track")
+
+
+def _record_range(item: Any, rate: float) -> tuple[int, int]:
+    rng = item.range_in_parent()
+    start = to_frames(rng.start_time, rate)
+    return start, start + to_frames(rng.duration, rate)
+
+
+def _stack_markers(timeline: otio.schema.Timeline, rate: float) -> list[tuple[int, dict[str, Any]]]:
+    found = [
+        (to_frames(m.marked_range.start_time, rate), moodsic_meta(m))
+        for m in timeline.tracks.markers
+        if moodsic_meta(m)
+    ]
+    if found:
+        return sorted(found, key=lambda x: x[0])
+    # No timeline markers (e.g. read back from a format that keeps only clip markers):
+    # take the music clips' markers, mapped to record time.
+    for track in timeline.tracks:
+        if not isinstance(track, otio.schema.Track):
+            continue
+        for clip in track.find_clips(shallow_search=True):
+            rec_start, _ = _record_range(clip, rate)
+            src_start = to_frames(clip.source_range.start_time, rate) if clip.source_range else 0
+            for m in clip.markers:
+                meta = moodsic_meta(m)
+                if meta:
+                    at = rec_start + to_frames(m.marked_range.start_time, rate) - src_start
+                    found.append((at, meta))
+    found.sort(key=lambda x: x[0])
+    unique: list[tuple[int, dict[str, Any]]] = []
+    for at, meta in found:
+        if not unique or unique[-1][0] != at:
+            unique.append((at, meta))
+    return unique
+
+
+def _music_at(timeline: otio.schema.Timeline, frame: int, rate: float) -> tuple[Any, int] | None:
+    """The music clip playing at record `frame`, and the media frame it plays there."""
+    for track in timeline.tracks:
+        if not isinstance(track, otio.schema.Track) or track.kind != otio.schema.TrackKind.Audio:
+            continue
+        for clip in track.find_clips(shallow_search=True):
+            start, end = _record_range(clip, rate)
+            if start <= frame < end and clip.source_range is not None:
+                src = to_frames(clip.source_range.start_time, rate)
+                return clip, src + (frame - start)
+    return None
+
+
+def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = None) -> CueSheet:
+    """Write a Timeline back as a cue sheet: segments from the mood markers (their record
+    positions, so markers moved in an editor move the boundaries), tracks from the music
+    clips playing in each segment (relinked paths and slipped in points are kept).
+
+    Raises CueSheetError when the timeline carries no Moodsic markers.
+    """
+    meta = moodsic_meta(timeline)
+    vtrack = _video_track(timeline)
+    video = dict(meta.get("video") or {})
+    if video.get("fps"):
+        fps = Fraction(int(video["fps"][0]), int(video["fps"][1]))
+    else:
+        clips = list(vtrack.find_clips(shallow_search=True))
+        if not clips:
+            raise CueSheetError(f"timeline {timeline.name!r}: the video track has no clip")
+        fps = fps_from_rate(clips[0].source_range.duration.rate if clips[0].source_range else 24.0)
+    rate = rate_of(fps)
+    frames = (
+        to_frames(timeline.tracks.duration(), rate) if not video.get("frames") else video["frames"]
+    )
+    if not video:
+        clips = list(vtrack.find_clips(shallow_search=True))
+        if len(clips) != 1:
+            raise CueSheetError(
+                f"timeline {timeline.name!r} has {len(clips)} video clips and no Moodsic metadata: "
+                "a cue sheet describes one video"
+            )
+        ref = clips[0].media_reference
+        video = {
+            "path": getattr(ref, "target_url", None) or clips[0].name,
+            "fps": [fps.numerator, fps.denominator],
+            "frames": frames,
+            "duration_s": seconds_of(frames, fps),
+        }
+    if video_path is not None:
+        video["path"] = video_path
+    markers = _stack_markers(timeline, rate)
+    if not markers:
+        raise CueSheetError(f"timeline {timeline.name!r} carries no Moodsic mood markers")
+    if markers[0][0] != 0:
+        raise CueSheetError(f"timeline {timeline.name!r}: the first mood marker is not at frame 0")
+    segments = []
+    for i, (at, m) in enumerate(markers):
+        end = markers[i + 1][0] if i + 1 < len(markers) else int(video["frames"])
+        start_s = m["start_s"] if m.get("start_frame") == at else seconds_of(at, fps)
+        end_s = m["end_s"] if m.get("end_frame") == end else seconds_of(end, fps)
+        track = dict(m["track"]) if m.get("track") else None
+        mid = (at + end) // 2
+        found = _music_at(timeline, mid, rate)
+        if found is not None:
+            clip, media_frame = found
+            clip_meta = moodsic_meta(clip).get("track")
+            if clip_meta:
+                track = dict(clip_meta)
+            if track is not None:
+                in_frame = media_frame - (mid - at)
+                if frames_at(track.get("in_s", 0.0), fps) != in_frame:
+                    track["in_s"] = max(0.0, seconds_of(in_frame, fps))  # slipped in an editor
+                url = getattr(clip.media_reference, "target_url", None)
+                if url and url != moodsic_meta(clip).get("url"):
+                    track["path"] = url  # relinked in an editor
+        segments.append(
+            {
+                "start_s": start_s,
+                "end_s": end_s,
+                "start_frame": at,
+                "end_frame": end,
+                "mood": m.get("mood", "unknown"),
+                "mood_label": m.get("label", m.get("mood", "")),
+                "valence": m.get("valence", 0.0),
+                "arousal": m.get("arousal", 0.0),
+                "confidence": m.get("confidence", 0.0),
+                "track": track,
+            }
+        )
+    data = {
+        "schema": meta.get("schema", SCHEMA_ID),
+        "video": video,
+        "engine": meta.get("engine") or {"version": "unknown", "experts": [], "config": {}},
+        "samples": meta.get("samples") or [],
+        "cuts": meta.get("cuts") or [],
+        "segments": segments,
+        "summary": meta.get("summary") or {},
+    }
+    return CueSheet.from_dict(data, source=f"timeline {timeline.name!r}")
