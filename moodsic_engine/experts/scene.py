@@ -1,0 +1,736 @@
+"""PERCEIVE / scene: the whole frame through an open_clip image encoder, then V/A.
+
+Two modes:
+- "trained": a small MLP head (file made by `moodsic train scene`) regresses V/A from the
+  image embedding. Uncertainty comes from Monte-Carlo dropout over the HEAD ONLY: the
+  encoder runs once per frame, the head's passes are one batched tensor op
+  ([passes, batch, dim]), and the MC variance is multiplied by a per-dimension scale fitted
+  on validation data (shipped inside the head file) so it predicts the squared error.
+- "zero-shot" (the fallback when no head is installed): V and A from CLIP text prompts,
+  softmax-weighted graded scene descriptions; the variance is the spread of the prompt
+  scores under that softmax. Marked as such in the cue sheet.
+
+Weights never come from the network at scoring time: a pretrained tag is resolved to a
+file already in the open_clip / Hugging Face cache (`moodsic weights fetch scene` puts
+it there), or `pretrained` is a local checkpoint path. Offline with nothing cached, the
+expert is unavailable with one line that says what is missing and how to get it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import Config, SceneConfig
+from ..errors import ExpertUnavailable, ResourceError
+from .base import Availability, ClipContext, Estimates, ExpertSeries, FrameBatch
+
+NAME = "scene"
+HEAD_FORMAT = "moodsic.scene-head/1"
+META_KEY = "moodsic"  # safetensors metadata key / torch-file entry holding the JSON block
+
+# Graded prompt sets for zero-shot mode: (score on the reference scale, descriptions).
+VALENCE_PROMPTS: tuple[tuple[float, tuple[str, ...]], ...] = (
+    (1.0, ("a photo of a joyful, happy scene", "a photo of people celebrating and laughing",
+           "a beautiful, delightful and uplifting scene")),
+    (0.5, ("a photo of a pleasant, peaceful place", "a photo of friendly people smiling")),
+    (0.0, ("a photo of an ordinary everyday scene", "a neutral photo of a plain room")),
+    (-0.5, ("a photo of a gloomy, dreary scene", "a photo of a sad, lonely person")),
+    (-1.0, ("a photo of a frightening, violent scene", "a photo of people crying in grief",
+            "a disturbing, horrible scene")),
+)  # fmt: skip
+AROUSAL_PROMPTS: tuple[tuple[float, tuple[str, ...]], ...] = (
+    (1.0, ("a photo of an intense, chaotic, action-packed scene",
+           "a photo of an explosion and people running", "a crowded, loud, wild party")),
+    (0.5, ("a photo of a busy street full of movement", "a photo of people playing sports")),
+    (0.0, ("a photo of an ordinary everyday scene", "a photo of people talking at a table")),
+    (-0.5, ("a photo of a quiet, calm room", "a photo of a person reading quietly")),
+    (-1.0, ("a photo of a still, sleepy, tranquil landscape",
+            "a photo of a person sleeping peacefully")),
+)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- encoder refs
+@dataclass(frozen=True)
+class EncoderRef:
+    """Which CLIP weights the scene expert would use, resolved without loading anything."""
+
+    model: str
+    pretrained: str  # as configured: a tag or a path
+    checkpoint: Path | None  # the local file holding the weights (None: random, bench only)
+    is_tag: bool
+    pretrained_cfg: dict[str, Any]  # open_clip's tag config (mean/std/quick_gelu), {} for paths
+
+    def describe(self) -> str:
+        return (
+            f"{self.model}/{self.pretrained}"
+            if self.is_tag
+            else f"{self.model} ({self.pretrained})"
+        )
+
+
+def _looks_like_path(value: str) -> bool:
+    return (
+        os.sep in value
+        or "/" in value
+        or value.startswith("~")
+        or value.endswith((".pt", ".pth", ".bin", ".safetensors", ".npz"))
+    )
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def cached_checkpoint(pretrained_cfg: dict[str, Any], cache_dir: str | None = None) -> Path | None:
+    """The file open_clip would load for a tag, if it is already on disk (never downloads)."""
+    if pretrained_cfg.get("file"):
+        p = Path(pretrained_cfg["file"])
+        return p if p.is_file() else None
+    hub = pretrained_cfg.get("hf_hub", "")
+    if hub:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:  # pragma: no cover - huggingface_hub ships with open_clip here
+            try_to_load_from_cache = None
+        if try_to_load_from_cache is not None:
+            repo, filename = os.path.split(hub)
+            names = [filename] if filename else ["open_clip_pytorch_model.bin"]
+            first = names[0]
+            # open_clip prefers a .safetensors sibling; look for it first, as it does.
+            if first == "open_clip_pytorch_model.bin":
+                names.insert(0, "open_clip_model.safetensors")
+            elif first.endswith((".bin", ".pth")):
+                names.insert(0, first[:-4] + ".safetensors")
+            for name in names:
+                found = try_to_load_from_cache(repo, name, cache_dir=cache_dir)
+                if isinstance(found, str) and Path(found).is_file():
+                    return Path(found)
+    url = pretrained_cfg.get("url", "")
+    if url:
+        folder = Path(cache_dir) if cache_dir else Path("~/.cache/clip").expanduser()
+        p = folder / os.path.basename(url)
+        if p.is_file():
+            return p
+    return None
+
+
+def resolve_encoder(
+    cfg: SceneConfig, weights_dir: Path | None, *, need_weights: bool = True
+) -> EncoderRef:
+    """Resolve model name + pretrained tag/path to a local file, or say in one line why not."""
+    import open_clip
+
+    model = cfg.model.strip()
+    if not model:
+        raise ExpertUnavailable("scene: no open_clip model configured (scene.model is empty)")
+    if (
+        not model.startswith(("hf-hub:", "local-dir:"))
+        and model.replace("/", "-") not in open_clip.list_models()
+    ):
+        raise ExpertUnavailable(
+            f"scene: unknown open_clip model {model!r} (see open_clip.list_models(), e.g. ViT-B-32, MobileCLIP2-S0)"
+        )
+    pre = cfg.pretrained.strip()
+    if not pre:
+        if need_weights:
+            raise ExpertUnavailable(
+                "scene: no CLIP weights configured (set --scene-pretrained to an open_clip tag or a checkpoint file)"
+            )
+        return EncoderRef(model, "", None, False, {})
+    if model.startswith("local-dir:"):
+        folder = Path(model[len("local-dir:") :]).expanduser()
+        if not folder.is_dir():
+            raise ExpertUnavailable(f"scene: open_clip model folder not found: {folder}")
+        return EncoderRef(model, pre, folder, False, {})
+
+    tag_cfg = (
+        {} if _looks_like_path(pre) else open_clip.get_pretrained_cfg(model.replace("/", "-"), pre)
+    )
+    if tag_cfg:
+        found = cached_checkpoint(tag_cfg)
+        if found is None and need_weights:
+            why = " (offline: HF_HUB_OFFLINE=1)" if _offline() else ""
+            raise ExpertUnavailable(
+                f"scene: CLIP weights {model}/{pre} are not downloaded{why}; run `moodsic weights fetch scene` "
+                "while online, or pass --scene-pretrained /path/to/checkpoint"
+            )
+        return EncoderRef(model, pre, found, True, dict(tag_cfg))
+
+    path = Path(pre).expanduser()
+    if not path.is_absolute() and not path.is_file() and weights_dir is not None:
+        path = Path(weights_dir) / path
+    if path.is_file():
+        return EncoderRef(model, pre, path, False, {})
+    if _looks_like_path(pre):
+        raise ExpertUnavailable(f"scene: CLIP checkpoint not found: {pre}")
+    known = ", ".join(open_clip.list_pretrained_tags_by_model(model.replace("/", "-"))) or "none"
+    raise ExpertUnavailable(
+        f"scene: {pre!r} is neither a pretrained tag of {model} (known: {known}) nor a checkpoint file"
+    )
+
+
+def fingerprint(path: Path) -> str:
+    """Cheap identity of a weights file: size plus hashes of its first and last MiB."""
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        h.update(f.read(1 << 20))
+        if size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read(1 << 20))
+    return f"{size}:{h.hexdigest()[:32]}"
+
+
+# ----------------------------------------------------------------------------- encoder
+class ClipEncoder:
+    """An open_clip model wrapped for batched uint8 frames; the encoder runs once per frame."""
+
+    def __init__(self, model: Any, ref: EncoderRef, tokenizer: Any | None = None) -> None:
+
+        self.model = model.eval()
+        self.ref = ref
+        self.tokenizer = tokenizer
+        pcfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
+        size = pcfg.get("size", getattr(model.visual, "image_size", 224))
+        self.image_size: tuple[int, int] = (size, size) if isinstance(size, int) else tuple(size)  # type: ignore[assignment]
+        self.mean = torch.tensor(
+            pcfg.get("mean", (0.48145466, 0.4578275, 0.40821073)), dtype=torch.float32
+        )
+        self.std = torch.tensor(
+            pcfg.get("std", (0.26862954, 0.26130258, 0.27577711)), dtype=torch.float32
+        )
+        self.interpolation = str(pcfg.get("interpolation", "bicubic"))
+        self.resize_mode = str(pcfg.get("resize_mode", "shortest"))
+        self.dtype = next(model.parameters()).dtype
+        with torch.inference_mode():
+            probe = torch.zeros(1, 3, *self.image_size, dtype=self.dtype)
+            self.embed_dim = int(model.encode_image(probe).shape[-1])
+
+    def preprocess(self, frames: np.ndarray) -> Any:
+        """uint8 [B,H,W,3] -> normalised float [B,3,S,S]: short side to S, centre crop
+        (open_clip's 'shortest' mode) or a plain resize ('squash')."""
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+        th, tw = self.image_size
+        h, w = x.shape[-2:]
+        if self.resize_mode == "squash":
+            size = (th, tw)
+        else:
+            scale = max(th / h, tw / w)
+            size = (max(th, round(h * scale)), max(tw, round(w * scale)))
+        mode = "bicubic" if self.interpolation == "bicubic" else "bilinear"
+        if (h, w) != size:
+            x = F.interpolate(x, size=size, mode=mode, antialias=True, align_corners=False).clamp_(
+                0, 1
+            )
+        top = (x.shape[-2] - th) // 2
+        left = (x.shape[-1] - tw) // 2
+        x = x[..., top : top + th, left : left + tw]
+        x = (x - self.mean[:, None, None]) / self.std[:, None, None]
+        return x.to(self.dtype)
+
+    def encode(self, frames: np.ndarray, batch_size: int = 0) -> Any:
+        """Unit-norm float32 embeddings [B, D] for uint8 frames [B,H,W,3]."""
+
+        n = int(frames.shape[0])
+        step = batch_size if batch_size > 0 else max(n, 1)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, n, step):
+                x = self.preprocess(frames[i : i + step])
+                out.append(self.model.encode_image(x, normalize=True).float())
+        return torch.cat(out) if out else torch.zeros(0, self.embed_dim)
+
+    def encode_images(self, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
+        """Images of different sizes (training data): preprocess each, encode in batches."""
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(images), batch_size):
+                x = torch.cat([self.preprocess(img[None]) for img in images[i : i + batch_size]])
+                out.append(self.model.encode_image(x, normalize=True).float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
+
+    def encode_text(self, prompts: Sequence[str]) -> Any:
+
+        if self.tokenizer is None:
+            raise ResourceError("scene: this encoder was built without a tokenizer")
+        with torch.inference_mode():
+            tokens = self.tokenizer(list(prompts))
+            return self.model.encode_text(tokens, normalize=True).float()
+
+
+def build_encoder(
+    ref: EncoderRef, precision: str = "fp32", *, with_text: bool = True
+) -> ClipEncoder:
+    """Build the open_clip model from a resolved ref (a local file: no network)."""
+    import open_clip
+
+    kwargs: dict[str, Any] = {"precision": precision, "device": "cpu"}
+    pcfg = ref.pretrained_cfg
+    if pcfg:
+        kwargs["force_quick_gelu"] = bool(pcfg.get("quick_gelu", False))
+        kwargs["force_preprocess_cfg"] = {
+            k: pcfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in pcfg
+        }
+    pretrained = None
+    if ref.checkpoint is not None and not ref.model.startswith("local-dir:"):
+        pretrained = str(ref.checkpoint)
+    try:
+        model = open_clip.create_model(ref.model, pretrained=pretrained, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any failure means unusable weights
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExpertUnavailable(
+            f"scene: cannot load CLIP weights {ref.describe()}: {text[:200]}"
+        ) from None
+    tokenizer = None
+    if with_text:
+        try:
+            tokenizer = open_clip.get_tokenizer(ref.model)
+        except Exception as exc:  # noqa: BLE001
+            raise ExpertUnavailable(
+                f"scene: cannot build the tokenizer for {ref.model}: {exc}"
+            ) from None
+    else:
+        # Trained mode needs only the image tower; drop the text weights to save memory.
+        for attr in ("transformer", "token_embedding", "text"):
+            if hasattr(model, attr) and isinstance(getattr(model, attr), torch.nn.Module):
+                setattr(model, attr, torch.nn.Identity())
+    return ClipEncoder(model, ref, tokenizer)
+
+
+# ----------------------------------------------------------------------------- head
+class SceneHead(torch.nn.Module):
+    """Embedding -> (V, A) in [-1, 1]: standardise, two hidden layers with dropout, tanh."""
+
+    def __init__(self, embed_dim: int, hidden: int = 256, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.embed_dim = int(embed_dim)
+        self.hidden = int(hidden)
+        self.dropout = float(dropout)
+        self.fc1 = torch.nn.Linear(embed_dim, hidden)
+        self.fc2 = torch.nn.Linear(hidden, hidden)
+        self.out = torch.nn.Linear(hidden, 2)
+        # Input standardisation and variance calibration travel with the weights.
+        self.register_buffer("in_mean", torch.zeros(embed_dim))
+        self.register_buffer("in_std", torch.ones(embed_dim))
+        self.register_buffer("calibration", torch.ones(2))
+
+    def forward(self, x: Any, p: float | None = None, mc: bool = False) -> Any:
+        """x [..., D] -> [..., 2]. Dropout is active when training, or when `mc` is set."""
+        F = torch.nn.functional
+        p = self.dropout if p is None else p
+        drop = self.training or mc
+        h = (x - self.in_mean) / self.in_std
+        h = F.dropout(F.gelu(self.fc1(h)), p=p, training=drop)
+        h = F.dropout(F.gelu(self.fc2(h)), p=p, training=drop)
+        return torch.tanh(self.out(h))
+
+    def mc_predict(
+        self, emb: Any, passes: int, p: float | None = None, *, calibrated: bool = True
+    ) -> tuple[Any, Any]:
+        """Monte-Carlo dropout over the head only, all passes in ONE batched op.
+
+        emb [B, D] -> mean [B, 2], variance [B, 2] (times the calibration scale when asked).
+        """
+        with torch.inference_mode():
+            if passes <= 1 or (p if p is not None else self.dropout) <= 0:
+                mean = self.forward(emb, p=0.0, mc=False)
+                return mean, torch.zeros_like(mean)
+            x = emb.unsqueeze(0).expand(passes, *emb.shape)  # [T, B, D], no copy
+            y = self.forward(x, p=p, mc=True)  # independent dropout masks per pass
+            mean = y.mean(0)
+            var = y.var(0, unbiased=True)
+            if calibrated:
+                var = var * self.calibration
+            return mean, var
+
+
+def fit_calibration(pred_var: np.ndarray, sq_err: np.ndarray, floor: float = 1e-8) -> np.ndarray:
+    """Per-dimension scale s with mean(s * predicted variance) == mean(squared error)."""
+    pv = np.asarray(pred_var, dtype=np.float64).reshape(-1, 2)
+    se = np.asarray(sq_err, dtype=np.float64).reshape(-1, 2)
+    return se.mean(0) / np.maximum(pv.mean(0), floor)
+
+
+@dataclass(frozen=True)
+class HeadFile:
+    head: Any  # SceneHead
+    meta: dict[str, Any]
+    path: Path
+
+
+def save_head(path: str | os.PathLike[str], head: Any, meta: dict[str, Any]) -> Path:
+    """safetensors with the JSON metadata block under the `moodsic` key, written atomically."""
+    from safetensors.torch import save_file
+
+    from ..fileio import atomic_path
+
+    block = dict(meta)
+    block["format"] = HEAD_FORMAT
+    block["head"] = {"embed_dim": head.embed_dim, "hidden": head.hidden, "dropout": head.dropout}
+    block["calibration"] = [float(c) for c in head.calibration.tolist()]
+    tensors = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(block, allow_nan=False)})
+    return Path(path)
+
+
+def read_head_meta(path: Path) -> dict[str, Any]:
+    """The JSON block of a head file, read without unpickling anything."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                raw = (f.metadata() or {}).get(META_KEY)
+        except Exception as exc:  # noqa: BLE001 - corrupt / truncated file
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ResourceError(f"scene head {path.name} is unreadable: {first[:200]}") from None
+    else:
+        from ..weights import load_state_dict
+
+        raw = load_state_dict(path).get(META_KEY)
+    if not isinstance(raw, str):
+        raise ResourceError(
+            f"scene head {path.name} has no moodsic metadata block (not a scene head file)"
+        )
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ResourceError(f"scene head {path.name} has a corrupt metadata block") from None
+    if not isinstance(meta, dict) or meta.get("format") != HEAD_FORMAT:
+        raise ResourceError(f"scene head {path.name} is not a {HEAD_FORMAT} file")
+    return meta
+
+
+def load_head(path: str | os.PathLike[str]) -> HeadFile:
+    """Read a head file (safetensors, or a weights-only torch file with a `moodsic` entry)."""
+    from ..weights import load_state_dict
+
+    p = Path(path)
+    meta = read_head_meta(p)
+    state = {k: v for k, v in load_state_dict(p).items() if k != META_KEY}
+    h = meta.get("head", {})
+    try:
+        head = SceneHead(int(h["embed_dim"]), int(h["hidden"]), float(h["dropout"]))
+        head.load_state_dict(state, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ResourceError(
+            f"scene head {p.name} does not match its own metadata: {first[:200]}"
+        ) from None
+    return HeadFile(head.eval(), meta, p)
+
+
+def encoder_meta(ref: EncoderRef, embed_dim: int) -> dict[str, Any]:
+    return {
+        "model": ref.model,
+        "pretrained": ref.pretrained if ref.is_tag else Path(ref.pretrained).name,
+        "pretrained_is_tag": ref.is_tag,
+        "fingerprint": fingerprint(ref.checkpoint)
+        if ref.checkpoint and ref.checkpoint.is_file()
+        else "",
+        "embed_dim": int(embed_dim),
+    }
+
+
+def check_head_matches(
+    meta: dict[str, Any], ref: EncoderRef, embed_dim: int | None, where: str
+) -> None:
+    """Refuse a head trained on another encoder (model, weights or embedding size)."""
+    enc = meta.get("encoder", {})
+    theirs = f"{enc.get('model', '?')}/{enc.get('pretrained', '?')}"
+    hint = (
+        f"scene head {where} was trained on {theirs} but the encoder is {ref.describe()}; "
+        f"pass --scene-model {enc.get('model', '?')} --scene-pretrained {enc.get('pretrained', '?')} "
+        "or use a head trained for this encoder"
+    )
+    if str(enc.get("model", "")).replace("/", "-") != ref.model.replace("/", "-"):
+        raise ExpertUnavailable(hint)
+    if embed_dim is not None and int(enc.get("embed_dim", -1)) != int(embed_dim):
+        raise ExpertUnavailable(hint + f" (embedding size {enc.get('embed_dim')} vs {embed_dim})")
+    if enc.get("pretrained_is_tag") and ref.is_tag:
+        if enc.get("pretrained") != ref.pretrained:
+            raise ExpertUnavailable(hint)
+        return
+    # At least one side is a file: only the weights' fingerprint can tell.
+    mine = fingerprint(ref.checkpoint) if ref.checkpoint and ref.checkpoint.is_file() else ""
+    if not mine or enc.get("fingerprint") != mine:
+        raise ExpertUnavailable(hint)
+
+
+def head_candidates(cfg: SceneConfig) -> list[str]:
+    slug = f"{cfg.model}_{Path(cfg.pretrained).stem if _looks_like_path(cfg.pretrained) else cfg.pretrained}"
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in slug)
+    return [f"scene_head_{slug}.safetensors"]
+
+
+def find_head(cfg: SceneConfig, weights_dir: Path | None) -> Path | None:
+    from ..weights import find_weight
+
+    try:
+        return find_weight(cfg.head or None, weights_dir, head_candidates(cfg))
+    except ResourceError as exc:
+        raise ExpertUnavailable(f"scene: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- the expert
+class SceneExpert:
+    """The loaded scene expert: one encoder, and a head (trained) or prompt embeddings (zero-shot)."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        encoder: ClipEncoder,
+        cfg: SceneConfig,
+        head: HeadFile | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.cfg = cfg
+        self.head = head
+        self.mode = "trained" if head is not None else "zero-shot"
+        self._prompts: dict[str, tuple[Any, Any]] = {}
+        self._logit_scale = 100.0
+        if head is None:
+            with torch.inference_mode():
+                scale = getattr(encoder.model, "logit_scale", None)
+                if scale is not None:
+                    self._logit_scale = float(scale.exp().clamp(max=100.0))
+            for axis, sets in (("v", VALENCE_PROMPTS), ("a", AROUSAL_PROMPTS)):
+                scores = [s for s, texts in sets for _ in texts]
+                texts = [t for _, ts in sets for t in ts]
+                self._prompts[axis] = (encoder.encode_text(texts), torch.tensor(scores))
+
+    def uses(self) -> str:
+        base = self.encoder.ref.describe()
+        if self.head is None:
+            return f"{base}, zero-shot prompts"
+        return f"{base}, head {self.head.path.name}, MC dropout x{self.cfg.mc_passes}"
+
+    def embed(self, frames: np.ndarray) -> Any:
+        return self.encoder.encode(frames, self.cfg.batch_size)
+
+    def predict_embeddings(self, emb: Any) -> tuple[np.ndarray, np.ndarray]:
+        """[B, D] embeddings -> (va [B, 2], var [B, 2]) on the reference scale."""
+
+        if self.head is not None:
+            mean, var = self.head.head.mc_predict(emb, self.cfg.mc_passes)
+            return mean.numpy().astype(np.float64), var.numpy().astype(np.float64)
+        va, var = [], []
+        with torch.inference_mode():
+            for axis in ("v", "a"):
+                text, scores = self._prompts[axis]
+                w = torch.softmax(self._logit_scale * emb @ text.T, dim=-1)  # [B, P]
+                m = w @ scores
+                va.append(m)
+                var.append((w * (scores[None, :] - m[:, None]) ** 2).sum(-1))
+        out_va = torch.stack(va, -1).numpy().astype(np.float64)
+        out_var = torch.stack(var, -1).numpy().astype(np.float64)
+        return out_va, np.maximum(out_var, self.cfg.zero_shot_var_floor)
+
+    def predict(self, batch: FrameBatch) -> Estimates:
+        n = len(batch)
+        if n == 0:
+            return Estimates.absent(0)
+        va, var = self.predict_embeddings(self.embed(batch.frames))
+        va = np.clip(np.nan_to_num(va), -1.0, 1.0)
+        return Estimates(
+            v=va[:, 0], a=va[:, 1], var_v=var[:, 0], var_a=var[:, 1], present=np.ones(n, dtype=bool)
+        )
+
+    def finalize(self, series: ExpertSeries, context: ClipContext) -> ExpertSeries:  # noqa: ARG002
+        info = dict(series.info)
+        info.update({"uses": self.uses()})
+        return dataclasses.replace(series, mode=self.mode, info=info)
+
+
+def _availability_uses(ref: EncoderRef, head: Path | None) -> str:
+    return f"{ref.describe()}, " + (f"head {head.name} (trained)" if head else "zero-shot prompts")
+
+
+def probe(config: Config, weights_dir: Path | None = None) -> Availability:
+    """Whether the scene expert could run: weights on disk, head metadata matches. Loads no model."""
+    cfg = config.scene
+    try:
+        ref = resolve_encoder(cfg, weights_dir)
+        head = find_head(cfg, weights_dir)
+        if head is not None:
+            try:
+                meta = read_head_meta(head)
+            except ResourceError as exc:
+                raise ExpertUnavailable(str(exc)) from None
+            check_head_matches(meta, ref, None, head.name)
+    except ExpertUnavailable as exc:
+        return Availability(NAME, False, str(exc), f"{cfg.model}/{cfg.pretrained}")
+    return Availability(NAME, True, "", _availability_uses(ref, head))
+
+
+def load(config: Config, weights_dir: Path | None = None) -> SceneExpert:
+    """Load the encoder once (and the head, if any); raise ExpertUnavailable with one line."""
+    cfg = config.scene
+    ref = resolve_encoder(cfg, weights_dir)
+    head_path = find_head(cfg, weights_dir)
+    head: HeadFile | None = None
+    if head_path is not None:
+        try:
+            head = load_head(head_path)
+        except ResourceError as exc:
+            raise ExpertUnavailable(str(exc)) from None
+        check_head_matches(head.meta, ref, None, head_path.name)
+    encoder = build_encoder(ref, cfg.precision, with_text=head is None)
+    if head is not None:
+        check_head_matches(head.meta, ref, encoder.embed_dim, head_path.name if head_path else "")
+    return SceneExpert(encoder, cfg, head)
+
+
+# ----------------------------------------------------------------------------- fetch
+def _remote_size(ref_cfg: dict[str, Any]) -> tuple[str, int | None]:
+    """(what will be fetched, its size in bytes if the server says)."""
+    hub = ref_cfg.get("hf_hub", "")
+    if hub:
+        repo, filename = os.path.split(hub)
+        filename = filename or "open_clip_pytorch_model.bin"
+        try:
+            from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+            for name in (filename.rsplit(".", 1)[0] + ".safetensors", filename):
+                if filename == "open_clip_pytorch_model.bin" and name.endswith(".safetensors"):
+                    name = "open_clip_model.safetensors"
+                try:
+                    meta = get_hf_file_metadata(hf_hub_url(repo, name), timeout=15)
+                    return f"hf://{repo}/{name}", meta.size
+                except Exception:  # noqa: BLE001 - try the next name
+                    continue
+        except ImportError:  # pragma: no cover
+            pass
+        return f"hf://{repo}/{filename}", None
+    return ref_cfg.get("url", "?"), None
+
+
+def fetch(
+    config: Config,
+    weights_dir: Path | None = None,
+    *,
+    accept_license: bool = False,  # noqa: ARG001 - CLIP weights need no extra licence step
+    echo: Callable[[str], None] = print,
+) -> Path:
+    """Download the configured CLIP weights through open_clip into its cache."""
+    import open_clip
+
+    cfg = config.scene
+    ref = resolve_encoder(cfg, weights_dir, need_weights=False)
+    if not ref.is_tag:
+        if ref.checkpoint is None:
+            raise ResourceError(
+                f"scene: {cfg.pretrained!r} is not a pretrained tag; nothing to fetch"
+            )
+        echo(f"scene: uses the local checkpoint {ref.checkpoint}; nothing to fetch")
+        return ref.checkpoint
+    if ref.checkpoint is not None:
+        echo(f"scene: {ref.describe()} is already cached at {ref.checkpoint}")
+        return ref.checkpoint
+    if _offline():
+        raise ResourceError(
+            f"scene: cannot fetch {ref.describe()}: HF_HUB_OFFLINE=1 is set; unset it and run again while online"
+        )
+    source, size = _remote_size(ref.pretrained_cfg)
+    if ref.pretrained_cfg.get("hf_hub"):
+        from huggingface_hub import constants
+
+        dest = constants.HF_HUB_CACHE
+    else:
+        dest = str(Path("~/.cache/clip").expanduser())
+    size_txt = f"{size / 1e6:.0f} MB" if size else "size unknown"
+    echo(f"scene: fetching {ref.describe()} from {source} ({size_txt}) into {dest}")
+    try:
+        target = open_clip.download_pretrained(ref.pretrained_cfg)
+    except Exception as exc:  # noqa: BLE001 - network or hub failure
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ResourceError(f"scene: download of {ref.describe()} failed: {first[:200]}") from None
+    echo(f"scene: saved {target}")
+    return Path(target)
+
+
+# ----------------------------------------------------------------------------- bench
+def _bench_parts(config: Config, weights_dir: Path | None) -> tuple[ClipEncoder, Any, str]:
+    """The configured encoder (random weights when none are on disk: timing only) and a head."""
+    cfg = config.scene
+    note = ""
+    try:
+        ref = resolve_encoder(cfg, weights_dir)
+    except ExpertUnavailable:
+        ref = resolve_encoder(
+            dataclasses.replace(cfg, pretrained=""), weights_dir, need_weights=False
+        )
+        note = " (random weights: timing only)"
+    enc = build_encoder(ref, cfg.precision, with_text=False)
+    head = None
+    try:
+        path = find_head(cfg, weights_dir)
+        if path is not None:
+            head = load_head(path).head
+    except (ExpertUnavailable, ResourceError):
+        head = None
+    if head is None or head.embed_dim != enc.embed_dim:
+        head = SceneHead(enc.embed_dim).eval()
+    return enc, head, note
+
+
+def benchmark(
+    config: Config, weights_dir: Path | None = None, *, batch: int = 8, repeats: int = 3
+) -> list[str]:
+    """Timings printed by `moodsic bench speed`, as ratios measured in one run."""
+    if config.runtime.torch_threads > 0:
+        torch.set_num_threads(config.runtime.torch_threads)
+    enc, head, note = _bench_parts(config, weights_dir)
+    passes = max(2, config.scene.mc_passes)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(batch, 224, 398, 3), dtype=np.uint8)  # a 16:9 sample
+
+    def single() -> None:
+        head.mc_predict(enc.encode(frames), 1)
+
+    def mc() -> None:
+        head.mc_predict(enc.encode(frames), passes)
+
+    def naive() -> None:  # the reference way: the whole model once per MC pass
+        with torch.inference_mode():
+            for _ in range(passes):
+                head(enc.encode(frames), mc=True)
+
+    def best(fn: Callable[[], None], n: int) -> float:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    single()  # warm-up
+    t_single = best(single, repeats)
+    t_mc = best(mc, repeats)
+    t_naive = best(naive, 1)
+    side = enc.image_size[0]
+    return [
+        f"scene: {enc.ref.describe() if enc.ref.pretrained else enc.ref.model}{note}, batch {batch}, "
+        f"{side} px, {torch.get_num_threads()} threads",
+        f"scene: MC dropout x{passes} (head only) / one deterministic pass: {t_mc / t_single:.2f}x (target <= 1.2x)",
+        f"scene: MC dropout x{passes} / re-running the encoder per pass (naive): {t_mc / t_naive:.3f}x "
+        f"(naive is {t_naive / t_mc:.1f}x slower)",
+        f"scene: throughput {batch / t_single:.1f} frames/s single pass, {batch / t_mc:.1f} frames/s with MC dropout, "
+        f"{batch / t_naive:.2f} frames/s naive",
+    ]
