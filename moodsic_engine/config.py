@@ -33,7 +33,7 @@ class SampleConfig:
 
 @dataclass(frozen=True)
 class GrammarConfig:
-    motion_gain: float = 6.0  # mean abs frame difference -> arousal units
+    motion_gain: float = 60.0  # mean abs luma change per frame -> arousal (saturating)
     cut_window_s: float = 6.0  # window for cut density
     cuts_per_s_high: float = 1.0  # cut rate that counts as fully "fast"
     var_v: float = 0.12  # film grammar is a weak cue; its variance says so
@@ -55,13 +55,21 @@ class SceneConfig:
 class FaceConfig:
     emonet: str = ""  # path to emonet_8.pth / emonet_5.pth; empty: look in weights dir
     detector: str = ""  # MediaPipe .tflite; empty: the bundled/short-range model
-    min_face_frac: float = 0.04  # faces whose box side is below this share of the short side are ignored
+    min_face_frac: float = (
+        0.04  # faces whose box side is below this share of the short side are ignored
+    )
     min_confidence: float = 0.5
     tta_views: int = 5
     tta_uncertain_var: float = 0.03  # run the extra views only when one view leaves this much doubt
     var_floor_v: float = 0.02
     var_floor_a: float = 0.02
     fallback_var: float = 0.25  # landmark-geometry fallback is a weak cue
+    tta_var_scale: float = 2.0  # calibration: variance = floor + scale * spread across views
+    max_faces: int = 3  # faces per sample that get an estimate (the best-scored ones)
+    reuse_max_s: float = 1.5  # a steady face reuses its last EmoNet estimate for at most this long
+    steady_diff: float = (
+        0.04  # mean abs change of the aligned crop (0..1) that still counts as steady
+    )
 
 
 @dataclass(frozen=True)

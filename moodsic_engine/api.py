@@ -1,0 +1,126 @@
+"""Front-end helpers over the public API: score a video and write every requested file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Config
+from .cue import CueSheet
+from .errors import InputError
+from .progress import ProgressFn, no_progress
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    cue_path: Path
+    cue: CueSheet
+    extras: dict[str, Path] = field(default_factory=dict)
+
+    def summary_lines(self) -> list[str]:
+        cue = self.cue
+        lines = [f"cue sheet: {self.cue_path}"]
+        lines += [f"{k}: {v}" for k, v in self.extras.items()]
+        modes = cue.engine.get("modes", {})
+        ran = ", ".join(f"{n} ({modes.get(n, 'trained')})" for n in cue.engine.get("experts", []))
+        lines.append(f"experts: {ran}")
+        for name, why in cue.engine.get("unavailable", {}).items():
+            lines.append(f"  not run: {name}: {why}")
+        if "face_coverage" in cue.summary:
+            lines.append(f"face coverage: {cue.summary['face_coverage']:.0%}")
+        lines.append(f"{len(cue.segments)} segment(s):")
+        for i, s in enumerate(cue.segments):
+            track = f"{s.track.title} - {s.track.artist}" if s.track else "(no track)"
+            lines.append(
+                f"  [{i}] {s.start_s:7.2f}-{s.end_s:7.2f}s  {s.mood_label:<24} "
+                f"V{s.valence:+.2f} A{s.arousal:+.2f}  {track}"
+            )
+        return lines
+
+
+def _check_outputs(video: Path, outputs: dict[str, Path | None]) -> None:
+    src = video.resolve()
+    seen: dict[Path, str] = {}
+    for name, p in outputs.items():
+        if p is None:
+            continue
+        rp = Path(p).resolve()
+        if rp == src:
+            raise InputError(f"--{name} would overwrite the input video {video}")
+        if rp in seen:
+            raise InputError(f"--{name} and --{seen[rp]} name the same file {p}")
+        if rp.is_dir():
+            raise InputError(f"--{name} {p} is a directory")
+        seen[rp] = name
+
+
+def score_video_to_files(
+    video: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    library: str = "builtin",
+    config: Config | None = None,
+    weights_dir: str | os.PathLike[str] | None = None,
+    mix: str | os.PathLike[str] | None = None,
+    bed: str | os.PathLike[str] | None = None,
+    mux: str | os.PathLike[str] | None = None,
+    plot: str | os.PathLike[str] | None = None,
+    reroll: dict[int, int] | None = None,
+    allow_outside: bool = False,
+    progress: ProgressFn = no_progress,
+) -> ScoreResult:
+    """Score `video`; write the cue sheet to `out` and each requested extra atomically.
+
+    Every output is checked before any work starts, and the cue sheet is written last, so a
+    failure in mixing never leaves a cue sheet that looks like a finished run.
+    """
+    from .experts import load_experts
+    from .library import load_library
+    from .pipeline import score_video
+    from .weights import resolve_weights_dir
+
+    config = config or Config()
+    video = Path(video)
+    extras_req = {"mix": mix, "bed": bed, "mux": mux, "plot": plot}
+    _check_outputs(
+        video, {"output": Path(out), **{k: Path(v) if v else None for k, v in extras_req.items()}}
+    )
+    progress("load", 0, 2)
+    lib = load_library(library, match_config=config.match, allow_outside=allow_outside)
+    progress("load", 1, 2)
+    experts = load_experts(config, resolve_weights_dir(weights_dir))
+    progress("load", 2, 2)
+    cue = score_video(video, lib, config, experts=experts, progress=progress, reroll=reroll)
+    extras: dict[str, Path] = {}
+    if mix or bed or mux:
+        from . import mix as mixing
+
+        steps = sum(1 for x in (mix, bed, mux) if x)
+        done = 0
+        progress("mix", 0, steps)
+        if bed:
+            extras["bed"] = mixing.write_bed(cue, bed, config.mix, video_path=video)
+            done += 1
+            progress("mix", done, steps)
+        mix_path = Path(mix) if mix else None
+        if mix_path or mux:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="moodsic-") as tmpdir:
+                target = mix_path or Path(tmpdir) / "mix.wav"
+                written = mixing.write_mix(cue, target, config.mix, video_path=video)
+                if mix_path:
+                    extras["mix"] = written
+                    done += 1
+                    progress("mix", done, steps)
+                if mux:
+                    extras["mux"] = mixing.mux(video, written, mux)
+                    done += 1
+                    progress("mix", done, steps)
+    if plot:
+        from .plot import plot_cue
+
+        extras["plot"] = plot_cue(cue, plot)
+    cue_path = cue.to_json(out)
+    return ScoreResult(cue_path=cue_path, cue=cue, extras=extras)

@@ -1,0 +1,37 @@
+"""FUSE: inverse-variance weighting of the experts present at each sample.
+
+For experts i present at a sample, with value x_i and variance s_i (clamped to
+[var_floor, var_ceiling]): fused = sum(x_i / s_i) / sum(1 / s_i), fused variance =
+1 / sum(1 / s_i). Where no expert is present the fused value is NaN and the variance
+infinite; the stabilizer holds through such samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import FusionConfig
+from .experts.base import ExpertSeries
+
+
+def fuse(
+    series: list[ExpertSeries], cfg: FusionConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(va[N, 2], var[N, 2]) from expert series sampled on the same times."""
+    cfg = cfg or FusionConfig()
+    if not series:
+        raise ValueError("fuse needs at least one expert series")
+    n = len(series[0].t)
+    num = np.zeros((n, 2))
+    den = np.zeros((n, 2))
+    for s in series:
+        if len(s.t) != n:
+            raise ValueError(f"expert {s.name} has {len(s.t)} samples, expected {n}")
+        clean = s.sanitized(cfg.var_floor, cfg.var_ceiling)
+        w = np.stack([1.0 / clean.var_v, 1.0 / clean.var_a], axis=1) * clean.present[:, None]
+        num += w * np.stack([clean.v, clean.a], axis=1)
+        den += w
+    with np.errstate(divide="ignore", invalid="ignore"):
+        va = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        var = np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), np.inf)
+    return np.clip(va, -1.0, 1.0), var

@@ -1,0 +1,242 @@
+"""The pipeline: SAMPLE -> PERCEIVE -> FUSE -> STABILIZE -> SEGMENT -> MATCH, as plain data."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import __version__
+from .config import Config
+from .cue import CueSheet, SampleRecord, Segment, VideoRef
+from .errors import VideoError
+from .experts import ClipContext, Estimates, ExpertSeries, LoadedExperts, load_experts
+from .fusion import fuse
+from .progress import ProgressFn, no_progress
+from .segment import segment_moods
+from .stabilize import stabilize
+from .video import sample_video
+
+if TYPE_CHECKING:
+    from .library import Library
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything known about a clip before music is chosen. Times are source seconds."""
+
+    video: VideoRef
+    t: np.ndarray
+    series: tuple[ExpertSeries, ...]
+    fused_va: np.ndarray
+    fused_var: np.ndarray
+    stable_va: np.ndarray
+    held: np.ndarray
+    cuts: tuple[float, ...]
+    unavailable: dict[str, str] = field(default_factory=dict)
+    modes: dict[str, str] = field(default_factory=dict)
+    start_s: float = 0.0
+    end_s: float = 0.0
+
+    @property
+    def faces(self) -> np.ndarray:
+        for s in self.series:
+            if s.faces is not None:
+                return s.faces
+        return np.zeros(len(self.t), dtype=np.int64)
+
+    def face_coverage(self) -> float | None:
+        for s in self.series:
+            if s.name == "face":
+                return float(np.mean(s.present)) if len(s.present) else 0.0
+        return None
+
+
+def _frames_for(end_s: float, fps: Fraction, declared_frames: int) -> int:
+    measured = max(1, int(round(Fraction(end_s).limit_denominator(10**9) * fps)))
+    # trust the container's count when it agrees with what was decoded (within 2 frames)
+    if declared_frames > 0 and abs(declared_frames - measured) <= 2:
+        return declared_frames
+    return measured
+
+
+def analyze_video(
+    video: str | os.PathLike[str],
+    experts: LoadedExperts,
+    config: Config,
+    *,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    progress: ProgressFn = no_progress,
+) -> Analysis:
+    """Sample, perceive, fuse and stabilize one video (or the source range [start_s, end_s))."""
+    sampler = sample_video(video, config.sample, start_s=start_s, end_s=end_s, batch_size=16)
+    info = sampler.info
+    total = sampler.expected_samples()
+    parts: dict[str, list[Estimates]] = {e.name: [] for e in experts.experts}
+    times: list[np.ndarray] = []
+    done = 0
+    progress("perceive", 0, total)
+    for batch in sampler:
+        times.append(batch.times)
+        for expert in experts.experts:
+            parts[expert.name].append(expert.predict(batch))
+        done += len(batch)
+        progress("perceive", done, max(total, done))
+    t = np.concatenate(times) if times else np.zeros(0)
+    if len(t) == 0:
+        raise VideoError(f"{Path(video).name}: no frames in the requested range")
+    measured_end = sampler.end_s if sampler.end_s is not None else float(t[-1])
+    whole = start_s <= 0 and end_s is None
+    frames = _frames_for(measured_end, info.fps, info.frames if whole else 0)
+    ref = VideoRef(
+        path=str(video),
+        duration_s=float(frames / info.fps) if whole else float(info.duration_s or measured_end),
+        fps=info.fps,
+        frames=frames if whole else max(1, info.frames),
+        has_audio=info.has_audio,
+    )
+    context = ClipContext(duration_s=ref.duration_s, fps=info.fps, cuts=sampler.cuts)
+    series = []
+    for expert in experts.experts:
+        s = ExpertSeries.concat(expert.name, expert.mode, t, parts[expert.name])
+        s = expert.finalize(s, context)
+        series.append(s.sanitized(config.fusion.var_floor, config.fusion.var_ceiling))
+    fused_va, fused_var = fuse(series, config.fusion)
+    stable_va, held = stabilize(t, fused_va, fused_var, config.stabilize, config.sample.sample_fps)
+    return Analysis(
+        video=ref,
+        t=t,
+        series=tuple(series),
+        fused_va=fused_va,
+        fused_var=fused_var,
+        stable_va=stable_va,
+        held=held,
+        cuts=sampler.cuts,
+        unavailable=dict(experts.unavailable),
+        modes={s.name: s.mode for s in series},
+        start_s=float(start_s),
+        end_s=float(measured_end),
+    )
+
+
+def _sample_records(a: Analysis) -> tuple[SampleRecord, ...]:
+    records = []
+    faces = a.faces
+    for i, ti in enumerate(a.t):
+        experts = {
+            s.name: {
+                "v": float(s.v[i]),
+                "a": float(s.a[i]),
+                "var_v": float(s.var_v[i]),
+                "var_a": float(s.var_a[i]),
+            }
+            for s in a.series
+            if s.present[i]
+        }
+        fused = None
+        if np.all(np.isfinite(a.fused_va[i])):
+            fused = {
+                "v": float(a.fused_va[i, 0]),
+                "a": float(a.fused_va[i, 1]),
+                "var_v": float(a.fused_var[i, 0]),
+                "var_a": float(a.fused_var[i, 1]),
+            }
+        records.append(
+            SampleRecord(
+                t=round(float(ti), 6),
+                experts=experts,
+                fused=fused,
+                stable={"v": float(a.stable_va[i, 0]), "a": float(a.stable_va[i, 1])},
+                held=bool(a.held[i]),
+                faces=int(faces[i]),
+            )
+        )
+    return tuple(records)
+
+
+def choose_tracks(
+    segments: list[Segment], library: Library, config: Config, reroll: dict[int, int] | None = None
+) -> list[Segment]:
+    """MATCH: a track for every segment (cluster gate, nearest neighbour, no-repeat)."""
+    import dataclasses
+
+    from .library.match import match_segments
+
+    seg_va = np.array([[s.valence, s.arousal] for s in segments], dtype=np.float64)
+    seg_post = library.clusters.posterior(seg_va)
+    tracks = match_segments(library, seg_va, seg_post, config.match, config.seed, reroll=reroll)
+    return [dataclasses.replace(s, track=tr) for s, tr in zip(segments, tracks, strict=True)]
+
+
+def build_cue(
+    analysis: Analysis, library: Library, config: Config, *, reroll: dict[int, int] | None = None
+) -> CueSheet:
+    """SEGMENT + MATCH on an analysis of a whole video; the cue sheet."""
+    segments = segment_moods(
+        analysis.t,
+        analysis.stable_va,
+        library.clusters,
+        analysis.cuts,
+        config.segment,
+        duration_s=analysis.video.duration_s,
+        fps=analysis.video.fps,
+    )
+    segments = choose_tracks(segments, library, config, reroll)
+    summary: dict[str, Any] = {
+        "samples": len(analysis.t),
+        "held_share": float(np.mean(analysis.held)) if len(analysis.held) else 0.0,
+        "segments": len(segments),
+        "moods": [s.mood for s in segments],
+    }
+    coverage = analysis.face_coverage()
+    if coverage is not None:
+        summary["face_coverage"] = coverage
+    engine = {
+        "version": __version__,
+        "experts": [s.name for s in analysis.series],
+        "config": config.to_dict(),
+        "modes": dict(analysis.modes),
+        "unavailable": dict(analysis.unavailable),
+        "library": {"name": library.name, "root": str(library.root), "tracks": len(library.tracks)},
+    }
+    return CueSheet(
+        video=analysis.video,
+        engine=engine,
+        samples=_sample_records(analysis),
+        cuts=tuple(round(c, 6) for c in analysis.cuts),
+        segments=tuple(segments),
+        summary=summary,
+    )
+
+
+def score_video(
+    video: str | os.PathLike[str],
+    library: Library | str | os.PathLike[str] | None = None,
+    config: Config | None = None,
+    *,
+    experts: LoadedExperts | None = None,
+    weights_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressFn = no_progress,
+    reroll: dict[int, int] | None = None,
+) -> CueSheet:
+    """Score one video with a library (default: the built-in one). Models load once if not given."""
+    from .library import Library, load_library
+    from .weights import resolve_weights_dir
+
+    config = config or Config()
+    if not isinstance(library, Library):
+        library = load_library(
+            str(library) if library is not None else "builtin", match_config=config.match
+        )
+    if experts is None:
+        experts = load_experts(config, resolve_weights_dir(weights_dir))
+    analysis = analyze_video(video, experts, config, progress=progress)
+    progress("segment", 0, 1)
+    cue = build_cue(analysis, library, config, reroll=reroll)
+    progress("segment", 1, 1)
+    return cue

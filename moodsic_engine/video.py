@@ -1,0 +1,374 @@
+"""SAMPLE: a streaming frame sampler with shot-cut detection (PyAV).
+
+Frames are decoded once, in order, and only a couple are held at a time: memory does not
+grow with video length. When the sample rate is far below the frame rate the decoder is
+told to skip B-frames (nothing references them), and each sample takes the nearest decoded
+frame with its true presentation timestamp. Every decoded frame is also reduced to a
+thumbnail for cut detection and motion activity, so cuts are found to within one decoded
+frame interval.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .config import SampleConfig
+from .errors import VideoError
+from .experts.base import FrameBatch
+
+THUMB_W, THUMB_H = 64, 36
+_HIST_BINS = 16
+# A decode that ends this far short of the declared duration means a damaged file.
+_TRUNCATION_SLACK = 0.9
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    width: int  # as displayed (after rotation)
+    height: int
+    fps: Fraction
+    duration_s: float  # declared; the sampler measures the real one
+    frames: int  # declared or derived from duration
+    rotation: int  # degrees the stored picture is turned for display
+    has_audio: bool
+    start_time_s: float = 0.0
+
+
+def _open(path: str | os.PathLike[str]):  # noqa: ANN202 - av container
+    import av
+
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(f"video not found: {p}")
+    if p.is_dir():
+        raise VideoError(f"expected a video file but {p} is a directory")
+    if p.stat().st_size == 0:
+        raise VideoError(f"video file is empty (0 bytes): {p}")
+    try:
+        return av.open(str(p), mode="r", metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise VideoError(
+            f"cannot read {p.name}: not a readable video ({_first_line(exc)})"
+        ) from None
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise VideoError(f"cannot read {p.name}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _video_stream(container, name: str):  # noqa: ANN001, ANN202
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        raise VideoError(f"{name} has no video stream (streams: {', '.join(kinds)})")
+    return container.streams.video[0]
+
+
+def _rate(stream) -> Fraction | None:  # noqa: ANN001
+    for attr in ("average_rate", "guessed_rate", "base_rate"):
+        try:
+            rate = getattr(stream, attr)
+        except Exception:  # noqa: BLE001 - PyAV raises on some broken headers
+            rate = None
+        if rate is not None and rate.numerator > 0 and rate.denominator > 0:
+            fr = Fraction(rate.numerator, rate.denominator)
+            if 0 < fr <= 1000:
+                return fr
+    return None
+
+
+def _info(container, path: str, cfg: SampleConfig) -> VideoInfo:  # noqa: ANN001
+    name = Path(path).name
+    stream = _video_stream(container, name)
+    ctx = stream.codec_context
+    width, height = int(ctx.width or 0), int(ctx.height or 0)
+    if width <= 0 or height <= 0:
+        raise VideoError(f"{name}: video stream has no frame size")
+    if width * height > cfg.max_pixels:
+        raise VideoError(
+            f"{name}: declared frame size {width}x{height} is too large to decode safely"
+        )
+    fps = _rate(stream)
+    if fps is None:
+        raise VideoError(f"{name}: missing or zero frame-rate metadata")
+    duration = 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    if duration <= 0 and container.duration is not None:
+        duration = container.duration / 1_000_000
+    if not math.isfinite(duration) or duration < 0:
+        duration = 0.0
+    frames = int(stream.frames or 0) or int(round(duration * fps))
+    rotation = _stream_rotation(stream)
+    if rotation % 180:
+        width, height = height, width
+    start = 0.0
+    if stream.start_time is not None and stream.time_base is not None:
+        start = max(0.0, float(stream.start_time * stream.time_base))
+    return VideoInfo(
+        path=str(path),
+        width=width,
+        height=height,
+        fps=fps,
+        duration_s=duration,
+        frames=frames,
+        rotation=rotation,
+        has_audio=bool(container.streams.audio),
+        start_time_s=start,
+    )
+
+
+def _stream_rotation(stream) -> int:  # noqa: ANN001
+    for sd in getattr(stream, "side_data", {}) or {}:
+        try:
+            if "display" in str(sd).lower():
+                value = stream.side_data[sd]
+                return int(round(float(value))) % 360
+        except Exception:  # noqa: BLE001
+            return 0
+    return 0
+
+
+def probe_video(path: str | os.PathLike[str], cfg: SampleConfig | None = None) -> VideoInfo:
+    """Read a video's header facts, or raise VideoError with one line saying what is wrong."""
+    cfg = cfg or SampleConfig()
+    container = _open(path)
+    try:
+        return _info(container, str(path), cfg)
+    finally:
+        container.close()
+
+
+def working_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """Size with the short side at `short_side`, aspect kept, even dimensions."""
+    scale = short_side / min(width, height)
+    w = max(2, int(round(width * scale / 2)) * 2)
+    h = max(2, int(round(height * scale / 2)) * 2)
+    return w, h
+
+
+def _plane_thumbs(frame) -> list[np.ndarray]:  # noqa: ANN001
+    """Strided views of the Y, U, V planes at about THUMB_W x THUMB_H (no colour conversion).
+
+    Subsampling the planes directly is several times cheaper than asking swscale for an RGB
+    thumbnail, and cut detection runs on every decoded frame.
+    """
+    if not frame.format.name.startswith(("yuv", "yuvj")) or len(frame.planes) < 3:
+        frame = frame.reformat(width=THUMB_W * 2, height=THUMB_H * 2, format="yuv420p")
+    out = []
+    for plane in frame.planes[:3]:
+        arr = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[
+            : plane.height, : plane.width
+        ]
+        sy, sx = max(1, plane.height // THUMB_H), max(1, plane.width // THUMB_W)
+        out.append(arr[::sy, ::sx])
+    return out
+
+
+def _thumb_stats(frame) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """Luma thumbnail (float 0..1) and normalised Y/U/V histograms."""
+    planes = _plane_thumbs(frame)
+    luma = planes[0].astype(np.float32) / 255.0
+    hist = np.stack(
+        [np.bincount((p // (256 // _HIST_BINS)).ravel(), minlength=_HIST_BINS) for p in planes]
+    ).astype(np.float64)
+    hist /= hist.sum(axis=1, keepdims=True)
+    return luma, hist
+
+
+def cut_score(
+    luma_a: np.ndarray, hist_a: np.ndarray, luma_b: np.ndarray, hist_b: np.ndarray
+) -> float:
+    """0..1 content change between two thumbnails: pixel change and colour-histogram change."""
+    pix = float(np.mean(np.abs(luma_a - luma_b)))
+    hist = float(np.abs(hist_a - hist_b).sum(axis=1).mean() / 2.0)
+    return 0.5 * (min(1.0, 3.0 * pix) + hist)
+
+
+class VideoSampler:
+    """Iterate to get FrameBatch objects; afterwards `cuts`, `end_s` and `decoded` are set."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        cfg: SampleConfig,
+        *,
+        start_s: float = 0.0,
+        end_s: float | None = None,
+        batch_size: int = 16,
+    ) -> None:
+        self.path = str(path)
+        self.cfg = cfg
+        self.start_s = max(0.0, float(start_s))
+        self.end_limit = end_s
+        self.batch_size = max(1, int(batch_size))
+        self.info = probe_video(path, cfg)
+        if cfg.sample_fps <= 0 or not math.isfinite(cfg.sample_fps):
+            raise VideoError("sample_fps must be a positive number")
+        self.cuts: tuple[float, ...] = ()
+        self.end_s: float | None = None  # measured end of the last decoded frame
+        self.decoded = 0
+        self.skipping = False
+
+    def expected_samples(self) -> int:
+        end = self.end_limit if self.end_limit is not None else self.info.duration_s
+        span = max(0.0, end - self.start_s)
+        return max(1, int(math.floor(span * self.cfg.sample_fps)) + 1)
+
+    def __iter__(self) -> Iterator[FrameBatch]:
+        import av
+
+        cfg = self.cfg
+        name = Path(self.path).name
+        container = _open(self.path)
+        try:
+            stream = _video_stream(container, name)
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = max(1, int(cfg.decoder_threads))
+            fps = self.info.fps
+            self.skipping = bool(cfg.skip_frames and float(fps) >= cfg.skip_ratio * cfg.sample_fps)
+            if self.skipping:
+                stream.codec_context.skip_frame = "BIDIR"
+            if self.start_s > 0 and stream.time_base is not None:
+                container.seek(int(self.start_s / stream.time_base), stream=stream, backward=True)
+            rot = self.info.rotation
+            stored_w, stored_h = (
+                (self.info.height, self.info.width)
+                if rot % 180
+                else (self.info.width, self.info.height)
+            )
+            work_w, work_h = working_size(stored_w, stored_h, cfg.short_side)
+            step = 1.0 / cfg.sample_fps
+            frame_dur = float(1 / fps)
+            origin = self.info.start_time_s
+
+            next_target = self.start_s
+            prev = None  # (frame, t)
+            last_used_t: float | None = None
+            prev_luma = prev_hist = None
+            motions: list[float] = []
+            cut_times: list[float] = []
+            recent_scores: list[float] = []
+            frames_buf: list[np.ndarray] = []
+            times_buf: list[float] = []
+            motion_buf: list[float] = []
+            index = 0
+            last_t = None
+
+            def take(frame, t: float) -> None:  # noqa: ANN001
+                nonlocal last_used_t
+                if last_used_t is not None and abs(t - last_used_t) < 1e-9:
+                    return  # never hand the same frame out twice
+                img = frame.to_ndarray(width=work_w, height=work_h, format="rgb24")
+                if rot:
+                    img = np.ascontiguousarray(np.rot90(img, k=rot // 90))
+                frames_buf.append(img)
+                times_buf.append(t)
+                motion_buf.append(float(np.mean(motions)) if motions else 0.0)
+                motions.clear()
+                last_used_t = t
+
+            def flush() -> FrameBatch:
+                nonlocal index
+                batch = FrameBatch(
+                    frames=np.stack(frames_buf),
+                    times=np.asarray(times_buf, dtype=np.float64),
+                    motion=np.asarray(motion_buf, dtype=np.float64),
+                    index0=index,
+                )
+                index += len(frames_buf)
+                frames_buf.clear()
+                times_buf.clear()
+                motion_buf.clear()
+                return batch
+
+            decoded_iter = container.decode(stream)
+            while True:
+                try:
+                    frame = next(decoded_iter)
+                except StopIteration:
+                    break
+                except av.FFmpegError as exc:
+                    if self.decoded == 0:
+                        raise VideoError(f"cannot decode {name}: {_first_line(exc)}") from None
+                    break  # damaged tail: keep what decoded; truncation is checked below
+                if frame.pts is not None and frame.time is not None:
+                    t = float(frame.time) - origin
+                else:
+                    t = self.decoded * frame_dur
+                if t < self.start_s - frame_dur / 2:
+                    continue
+                if self.end_limit is not None and t >= self.end_limit:
+                    break
+                self.decoded += 1
+                last_t = t
+                luma, hist = _thumb_stats(frame)
+                if prev_luma is not None:
+                    score = cut_score(prev_luma, prev_hist, luma, hist)
+                    baseline = float(np.median(recent_scores)) if recent_scores else 0.0
+                    is_cut = score >= cfg.cut_threshold and score >= 2.5 * baseline
+                    if is_cut and (not cut_times or t - cut_times[-1] >= cfg.cut_min_gap_s):
+                        if t > self.start_s + 1e-6:
+                            cut_times.append(t)
+                        recent_scores.clear()
+                    else:
+                        gap_frames = max(1.0, (t - prev[1]) / frame_dur) if prev else 1.0
+                        motions.append(float(np.mean(np.abs(luma - prev_luma))) / gap_frames)
+                        recent_scores.append(score)
+                        del recent_scores[:-15]
+                prev_luma, prev_hist = luma, hist
+
+                while t >= next_target - 1e-9:
+                    if prev is not None and abs(prev[1] - next_target) < abs(t - next_target):
+                        take(prev[0], prev[1])
+                    else:
+                        take(frame, t)
+                    next_target += step
+                    if len(frames_buf) >= self.batch_size:
+                        yield flush()
+                prev = (frame, t)
+
+            if prev is not None and (last_used_t is None or prev[1] > last_used_t + 1e-9):
+                if prev[1] >= next_target - step / 2 or last_used_t is None:
+                    take(prev[0], prev[1])
+            if frames_buf:
+                yield flush()
+            if last_t is None:
+                raise VideoError(f"{name}: no decodable video frames (truncated or corrupt file)")
+            self.end_s = last_t + frame_dur
+            declared_end = self.end_limit if self.end_limit is not None else self.info.duration_s
+            if (
+                declared_end > 0
+                and self.end_s
+                < self.start_s + _TRUNCATION_SLACK * (declared_end - self.start_s) - 1.0
+            ):
+                raise VideoError(
+                    f"{name}: truncated or corrupt: decoded {self.end_s:.1f} s of a declared {declared_end:.1f} s"
+                )
+            self.cuts = tuple(round(c, 6) for c in cut_times)
+        finally:
+            container.close()
+
+
+def sample_video(
+    path: str | os.PathLike[str],
+    cfg: SampleConfig | None = None,
+    *,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    batch_size: int = 16,
+) -> VideoSampler:
+    """A sampler over `path` from `start_s` to `end_s` (source seconds); see VideoSampler."""
+    return VideoSampler(
+        path, cfg or SampleConfig(), start_s=start_s, end_s=end_s, batch_size=batch_size
+    )
