@@ -1,0 +1,608 @@
+"""Face expert: MediaPipe detection + eyes-level alignment -> EmoNet with test-time
+augmentation; a landmark-geometry fallback when no EmoNet checkpoint is installed.
+
+Per sample: every face is detected and scored (confidence x sqrt(relative area) x
+centrality); the best `max_faces` get an estimate; the sample's estimate is their
+score-weighted mean, and its variance adds the faces' disagreement. A sample without a
+usable face is reported absent, never guessed, and costs no EmoNet call.
+
+Cost control on CPU (where 5 views in one batch cost ~5x one view): the full set of
+views is not run on every sample. A face seen for the first time (or changed a lot) gets
+the original and its mirror; the remaining views run only when those two disagree by
+more than `tta_uncertain_var`. A steady face (aligned crop barely changed) reuses its
+estimate for up to `reuse_max_s`, after which ONE more view, the next in the rotation,
+is run and pooled with the recent views of the same face: over time a steady face
+collects the full augmentation set at the price of one view. A budget keeps the views
+run at most 2x the faces seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..config import Config, FaceConfig
+from ..errors import ExpertUnavailable, ResourceError
+from ..weights import find_weight
+from .base import Availability, ClipContext, Estimates, ExpertSeries, FrameBatch
+from .face_detect import (
+    LANDMARK_MODEL,
+    Face,
+    LandmarkModel,
+    align_face,
+    as_rgb,
+    geometry_va,
+    iou,
+    make_detector,
+    score_faces,
+)
+
+NAME = "face"
+CHECKPOINT_NAMES = (
+    "emonet_8.pth",
+    "emonet_8.safetensors",
+    "emonet_5.pth",
+    "emonet_5.safetensors",
+)
+REPO_URL = "https://github.com/face-analysis/emonet"
+DOWNLOADS = {
+    name: f"{REPO_URL}/raw/master/pretrained/{name}" for name in ("emonet_8.pth", "emonet_5.pth")
+}
+LICENCE_TEXT = (
+    "EmoNet pretrained models (emonet_8.pth, emonet_5.pth) by A. Toisoul, J. Kossaifi, A. Bulat, "
+    "G. Tzimiropoulos and M. Pantic (Samsung AI Center Cambridge / Imperial College London), "
+    "published at https://github.com/face-analysis/emonet under the Creative Commons "
+    "Attribution-NonCommercial-NoDerivatives 4.0 International licence "
+    "(https://creativecommons.org/licenses/by-nc-nd/4.0/): non-commercial use only, no "
+    "redistribution of modified weights, credit the authors (Nature Machine Intelligence, 2021)."
+)
+MISSING_HINT = (
+    f"no EmoNet checkpoint (emonet_8.pth) found: get it from {REPO_URL} (pretrained/, "
+    "CC BY-NC-ND 4.0) with `moodsic weights fetch emonet --accept-license`, or pass --emonet PATH"
+)
+# Squared error of EmoNet on the cleaned AffectNet test set, from the authors' published
+# RMSE (8 classes: V .29, A .27; 5 classes: V .24, A .24). No augmentation spread can make
+# the expert more certain than its measured in-domain error.
+PUBLISHED_MSE = {8: (0.29**2, 0.27**2), 5: (0.24**2, 0.24**2)}
+# (mirror, zoom, dx, dy) of each test-time view, in order of use; dx, dy in crop pixels.
+VIEWS: tuple[tuple[bool, float, float, float], ...] = (
+    (False, 1.0, 0.0, 0.0),
+    (True, 1.0, 0.0, 0.0),
+    (False, 1.08, 0.0, 0.0),
+    (False, 0.93, 6.0, 4.0),
+    (True, 1.0, -6.0, -4.0),
+    (True, 1.08, 4.0, -4.0),
+    (False, 1.0, -4.0, 6.0),
+    (True, 0.93, 0.0, 6.0),
+)
+CHANGE_FACTOR = 3.0  # a crop change of this many times `steady_diff` starts the face afresh
+STALE_DRIFT = 0.01  # variance added per second an estimate is reused
+
+
+# ----------------------------------------------------------------------------- views
+def make_view(crop: np.ndarray, index: int) -> np.ndarray:
+    """Test-time view `index` of an aligned crop [S, S, 3] (same shape and dtype)."""
+    mirror, zoom, dx, dy = VIEWS[index % len(VIEWS)]
+    out = crop[:, ::-1] if mirror else crop
+    if zoom != 1.0 or dx or dy:
+        s = crop.shape[0]
+        m = cv2.getRotationMatrix2D((s / 2, s / 2), 0.0, zoom)
+        m[0, 2] += dx
+        m[1, 2] += dy
+        out = cv2.warpAffine(np.ascontiguousarray(out), m, (s, s), borderMode=cv2.BORDER_REFLECT)
+    return np.ascontiguousarray(out)
+
+
+def tta_views(crop: np.ndarray, n: int) -> np.ndarray:
+    """The first n views of a crop stacked: [n, S, S, 3]."""
+    return np.stack([make_view(crop, i) for i in range(n)])
+
+
+def _to_tensor(views: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(views, dtype=np.float32)).permute(0, 3, 1, 2)
+
+
+def _small(crop: np.ndarray) -> np.ndarray:
+    """32x32 grey thumbnail: cheap to compare between samples."""
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA)
+
+
+# ----------------------------------------------------------------------------- estimates
+@dataclass
+class _Track:
+    """One face followed across samples of a clip."""
+
+    box: tuple[float, float, float, float]
+    seen_t: float
+    thumb: np.ndarray | None = None  # thumbnail at the last evaluation
+    eval_t: float = -math.inf
+    views: list[tuple[float, int, float, float]] = field(default_factory=list)  # (t, view, v, a)
+    next_view: int = 0
+    spread: tuple[float, float] | None = None  # last spread across >= 2 views
+
+
+@dataclass(frozen=True)
+class FaceEstimate:
+    v: float
+    a: float
+    var_v: float
+    var_a: float
+    weight: float
+
+
+def combine(faces: list[FaceEstimate]) -> tuple[float, float, float, float]:
+    """Score-weighted mean; variance = weighted mean variance + spread between faces."""
+    w = np.array([f.weight for f in faces], dtype=np.float64)
+    w = w / w.sum() if w.sum() > 0 else np.full(len(faces), 1.0 / len(faces))
+    v = np.array([f.v for f in faces])
+    a = np.array([f.a for f in faces])
+    mv, ma = float(w @ v), float(w @ a)
+    var_v = float(w @ np.array([f.var_v for f in faces]) + w @ (v - mv) ** 2)
+    var_a = float(w @ np.array([f.var_a for f in faces]) + w @ (a - ma) ** 2)
+    return mv, ma, var_v, var_a
+
+
+@dataclass
+class FaceStats:
+    samples: int = 0
+    face_samples: int = 0
+    faces: int = 0  # faces that got an estimate
+    views: int = 0  # EmoNet views run
+    reused: int = 0
+    detect_s: float = 0.0
+    model_s: float = 0.0
+
+
+class FaceExpert:
+    name = NAME
+
+    def __init__(
+        self,
+        cfg: FaceConfig,
+        detector: Any,
+        emonet: Any | None = None,
+        landmarks: LandmarkModel | None = None,
+        source: str = "",
+    ) -> None:
+        if emonet is None and landmarks is None:
+            raise ExpertUnavailable("face: neither EmoNet nor the landmark model is loaded")
+        self.cfg = cfg
+        self.detector = detector
+        self.emonet = emonet
+        self.landmarks = landmarks
+        self.source = source
+        self.mode = "trained" if emonet is not None else "fallback"
+        self.n_views = max(1, min(int(cfg.tta_views), len(VIEWS)))
+        n_expr = getattr(emonet, "n_expression", 8)
+        mse = PUBLISHED_MSE.get(n_expr, PUBLISHED_MSE[8])
+        self.floor = (max(cfg.var_floor_v, mse[0]), max(cfg.var_floor_a, mse[1]))
+        self.stats = FaceStats()
+        self._tracks: list[_Track] = []
+        self._last_t = -math.inf
+
+    # -- public protocol -------------------------------------------------------------
+    def predict(self, batch: FrameBatch) -> Estimates:
+        n = len(batch)
+        if batch.index0 == 0 or (n and float(batch.times[0]) < self._last_t):
+            self.reset()
+        v, a = np.zeros(n), np.zeros(n)
+        var_v, var_a = np.ones(n), np.ones(n)
+        present = np.zeros(n, dtype=bool)
+        counts = np.zeros(n, dtype=np.int64)
+        for i in range(n):
+            t = float(batch.times[i])
+            self._last_t = t
+            est, seen = self.predict_frame(batch.frames[i], t)
+            counts[i] = seen
+            if est:
+                v[i], a[i], var_v[i], var_a[i] = combine(est)
+                present[i] = True
+        return Estimates(v, a, var_v, var_a, present, counts)
+
+    def finalize(self, series: ExpertSeries, context: ClipContext) -> ExpertSeries:  # noqa: ARG002
+        s = self.stats
+        info = dict(series.info)
+        info.update(
+            {
+                "coverage": float(np.mean(series.present)) if len(series.present) else 0.0,
+                "detector": getattr(self.detector, "kind", "?"),
+                "model": self.source,
+                "emonet_views": s.views,
+                "faces_estimated": s.faces,
+                "views_per_face": s.views / s.faces if s.faces else 0.0,
+            }
+        )
+        return dataclasses.replace(series, info=info)
+
+    def reset(self) -> None:
+        """Forget the faces of the previous clip."""
+        self._tracks = []
+        self._last_t = -math.inf
+
+    # -- one frame ------------------------------------------------------------------
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, list[Face]]:
+        rgb = as_rgb(frame)
+        h, w = rgb.shape[:2]
+        t0 = time.perf_counter()
+        faces = score_faces(
+            self.detector.detect(rgb),
+            w,
+            h,
+            min_face_frac=self.cfg.min_face_frac,
+            min_confidence=self.cfg.min_confidence,
+        )
+        self.stats.detect_s += time.perf_counter() - t0
+        return rgb, faces
+
+    def predict_frame(self, frame: np.ndarray, t: float) -> tuple[list[FaceEstimate], int]:
+        """Estimates for the usable faces of one frame, and how many usable faces it has."""
+        self.stats.samples += 1
+        rgb, faces = self.detect(frame)
+        self._tracks = [tr for tr in self._tracks if t - tr.seen_t <= 2 * self.cfg.reuse_max_s]
+        out: list[FaceEstimate] = []
+        used: set[int] = set()
+        for face in faces[: max(1, self.cfg.max_faces)]:
+            if self.emonet is not None:
+                est = self._emonet_face(rgb, face, t, used)
+            else:
+                est = self._fallback_face(rgb, face)
+            if est is not None:
+                out.append(est)
+        if out:
+            self.stats.face_samples += 1
+            self.stats.faces += len(out)
+        return out, len(faces) if out else 0
+
+    def _fallback_face(self, rgb: np.ndarray, face: Face) -> FaceEstimate | None:
+        assert self.landmarks is not None
+        t0 = time.perf_counter()
+        points, prob = self.landmarks.landmarks(rgb, face)
+        self.stats.model_s += time.perf_counter() - t0
+        if prob < 0.5:  # the mesh model does not see a face in the crop: not usable
+            return None
+        v, a = geometry_va(points)
+        var = float(self.cfg.fallback_var)
+        return FaceEstimate(v, a, var, var, face.score)
+
+    def _match(self, face: Face, used: set[int]) -> _Track | None:
+        best, best_iou = None, 0.3
+        for k, tr in enumerate(self._tracks):
+            o = iou(face.box, tr.box)
+            if k not in used and o > best_iou:
+                best, best_iou = k, o
+        if best is None:
+            return None
+        used.add(best)
+        return self._tracks[best]
+
+    def _run_views(self, crop: np.ndarray, indices: list[int]) -> list[tuple[int, float, float]]:
+        from .emonet import run_emonet
+
+        t0 = time.perf_counter()
+        out = run_emonet(self.emonet, _to_tensor(np.stack([make_view(crop, i) for i in indices])))
+        self.stats.model_s += time.perf_counter() - t0
+        self.stats.views += len(indices)
+        return [
+            (i, float(v), float(a))
+            for i, v, a in zip(indices, out.valence.tolist(), out.arousal.tolist(), strict=True)
+        ]
+
+    def _budget(self, extra: int) -> bool:
+        """Whether `extra` more views keep the total at most 2 views per face seen."""
+        return self.stats.views + extra <= 2 * (self.stats.faces + 1)
+
+    def _emonet_face(self, rgb: np.ndarray, face: Face, t: float, used: set[int]) -> FaceEstimate:
+        cfg = self.cfg
+        crop = align_face(rgb, face)
+        thumb = _small(crop)
+        track = self._match(face, used)
+        diff = math.inf
+        if track is not None and track.thumb is not None:
+            diff = float(np.mean(np.abs(thumb - track.thumb)))
+        fresh = track is None or diff > CHANGE_FACTOR * cfg.steady_diff
+        if track is None:
+            track = _Track(face.box, t)
+            self._tracks.append(track)
+        track.box, track.seen_t = face.box, t
+
+        if not fresh and diff <= cfg.steady_diff and t - track.eval_t <= cfg.reuse_max_s:
+            self.stats.reused += 1
+            return self._estimate(track, face, stale_s=t - track.eval_t)
+
+        if fresh:
+            # New or changed face: original + mirror, the rest only when they disagree.
+            track.views, track.spread = [], None
+            first = [0, 1] if self.n_views > 1 and self._budget(2) else [0]
+            results = self._run_views(crop, first)
+            if len(results) > 1:
+                sv = float(np.var([r[1] for r in results], ddof=1))
+                sa = float(np.var([r[2] for r in results], ddof=1))
+                rest = list(range(len(first), self.n_views))
+                if rest and max(sv, sa) > cfg.tta_uncertain_var and self._budget(len(rest)):
+                    results += self._run_views(crop, rest)
+            track.next_view = len(results) % self.n_views
+        else:
+            # Drifting or due for a refresh: one more view, pooled with the recent ones.
+            results = self._run_views(crop, [track.next_view])
+            track.next_view = (track.next_view + 1) % self.n_views
+        track.views = [x for x in track.views if t - x[0] <= 2 * cfg.reuse_max_s]
+        track.views += [(t, i, v, a) for i, v, a in results]
+        track.views = track.views[-self.n_views :]
+        track.thumb, track.eval_t = thumb, t
+        return self._estimate(track, face, stale_s=0.0)
+
+    def _estimate(self, track: _Track, face: Face, stale_s: float) -> FaceEstimate:
+        v = np.array([x[2] for x in track.views])
+        a = np.array([x[3] for x in track.views])
+        if len(v) >= 2:
+            track.spread = (float(np.var(v, ddof=1)), float(np.var(a, ddof=1)))
+        # One view says nothing about its own spread: assume the doubt level that would
+        # have triggered the full set of views.
+        spread = track.spread or (self.cfg.tta_uncertain_var, self.cfg.tta_uncertain_var)
+        k = self.cfg.tta_var_scale
+        drift = STALE_DRIFT * max(0.0, stale_s)
+        return FaceEstimate(
+            float(v.mean()),
+            float(a.mean()),
+            self.floor[0] + k * spread[0] + drift,
+            self.floor[1] + k * spread[1] + drift,
+            face.score,
+        )
+
+    def close(self) -> None:
+        close = getattr(self.detector, "close", None)
+        if close is not None:
+            close()
+
+
+# ----------------------------------------------------------------------------- probe / load
+def find_checkpoint(cfg: FaceConfig, weights_dir: Path | None) -> Path | None:
+    """--emonet PATH (must exist), else emonet_8/emonet_5 in the weights dir (or its emonet/)."""
+    path = find_weight(cfg.emonet or None, weights_dir, CHECKPOINT_NAMES)
+    if path is None and weights_dir is not None:
+        path = find_weight(None, Path(weights_dir) / "emonet", CHECKPOINT_NAMES)
+    return path
+
+
+def _detector_line(cfg: FaceConfig) -> str:
+    if cfg.detector:
+        return f"detector {Path(cfg.detector).name}"
+    if importlib.util.find_spec("mediapipe") is None:
+        return "detector OpenCV Haar (MediaPipe not installed)"
+    return "detector MediaPipe short-range (bundled)"
+
+
+def probe(config: Config, weights_dir: Path | None = None) -> Availability:
+    """Whether the face expert could run, and in which mode. Loads no model."""
+    cfg = config.face
+    if cfg.detector and not Path(cfg.detector).expanduser().is_file():
+        return Availability(NAME, False, f"face detector model not found: {cfg.detector}")
+    try:
+        ckpt = find_checkpoint(cfg, weights_dir)
+    except ResourceError as exc:
+        return Availability(NAME, False, f"face: {exc}", "EmoNet")
+    if ckpt is not None:
+        return Availability(NAME, True, "", f"EmoNet {ckpt} (trained), {_detector_line(cfg)}")
+    if LANDMARK_MODEL.is_file() and hasattr(cv2.dnn, "readNetFromTFLite"):
+        return Availability(
+            NAME,
+            True,
+            MISSING_HINT,
+            f"landmark geometry (fallback, weak), {_detector_line(cfg)}; {MISSING_HINT}",
+        )
+    return Availability(NAME, False, f"face: {MISSING_HINT}", "EmoNet")
+
+
+def load(config: Config, weights_dir: Path | None = None) -> FaceExpert:
+    """Detector + EmoNet (trained) or detector + landmark model (fallback)."""
+    cfg = config.face
+    try:
+        ckpt = find_checkpoint(cfg, weights_dir)
+        emonet = landmarks = None
+        if ckpt is not None:
+            from .emonet import load_emonet
+
+            emonet = load_emonet(ckpt)
+            source = f"EmoNet {ckpt.name} ({emonet.n_expression} classes)"
+        else:
+            try:
+                landmarks = LandmarkModel()
+            except ResourceError as exc:
+                raise ExpertUnavailable(
+                    f"face: {MISSING_HINT} (and fallback failed: {exc})"
+                ) from None
+            source = "landmark geometry (fallback)"
+        detector = make_detector(cfg.detector, cfg.min_confidence)
+    except ExpertUnavailable:
+        raise
+    except ResourceError as exc:
+        raise ExpertUnavailable(f"face: {exc}") from None
+    return FaceExpert(cfg, detector, emonet=emonet, landmarks=landmarks, source=source)
+
+
+# ----------------------------------------------------------------------------- fetch
+def _download(url: str, dest: Path, echo: Callable[[str], None], timeout: float = 60.0) -> Path:
+    from ..fileio import atomic_path
+
+    req = urllib.request.Request(url, headers={"User-Agent": "moodsic"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp, atomic_path(dest) as tmp:  # noqa: S310
+        size = resp.headers.get("Content-Length")
+        size_txt = f"{int(size) / 1e6:.1f} MB" if size else "size unknown"
+        echo(f"emonet: downloading {url} ({size_txt}) -> {dest}")
+        with open(tmp, "wb") as f:
+            while chunk := resp.read(1 << 20):
+                f.write(chunk)
+        head = tmp.read_bytes()[:64]
+        if head.startswith(b"version https://git-lfs"):
+            raise ResourceError(f"{url} returned a Git LFS pointer, not the checkpoint")
+        _verify(tmp, dest.name)
+    return dest
+
+
+def _verify(path: Path, name: str) -> None:
+    from ..weights import load_state_dict
+    from .emonet import build_from_state_dict
+
+    n = 5 if "_5" in name else 8
+    build_from_state_dict(load_state_dict(path), n, source=name)
+
+
+def fetch(
+    config: Config,
+    weights_dir: Path | None = None,
+    *,
+    accept_license: bool = False,
+    echo: Callable[[str], None] = print,
+    urls: dict[str, str] | None = None,
+) -> list[Path]:
+    """Download emonet_8.pth and emonet_5.pth from the authors' repository after the user
+    accepts their licence. Each file is checked to load as an EmoNet before it is kept."""
+    from ..weights import resolve_weights_dir
+
+    echo("emonet: licence: " + LICENCE_TEXT)
+    if not accept_license:
+        raise ResourceError(
+            "emonet: not fetched: the weights are CC BY-NC-ND 4.0; re-run with --accept-license "
+            "to accept that licence"
+        )
+    folder = Path(weights_dir) if weights_dir is not None else resolve_weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    for name, url in (urls or DOWNLOADS).items():
+        dest = folder / name
+        if dest.is_file():
+            try:
+                _verify(dest, name)
+                echo(f"emonet: {dest} already present")
+                saved.append(dest)
+                continue
+            except ResourceError as exc:
+                echo(f"emonet: {dest} is unusable ({exc}); downloading again")
+        candidates = [url]
+        if "/raw/" in url and "github.com" in url:  # the same file when stored with Git LFS
+            candidates.append(
+                url.replace(
+                    "https://github.com/", "https://media.githubusercontent.com/media/"
+                ).replace("/raw/", "/", 1)
+            )
+        error = ""
+        for candidate in candidates:
+            try:
+                saved.append(_download(candidate, dest, echo))
+                error = ""
+                break
+            except (urllib.error.URLError, OSError, ResourceError) as exc:
+                error = str(getattr(exc, "reason", None) or exc).splitlines()[0][:200]
+        if error:
+            raise ResourceError(
+                f"emonet: download of {name} failed ({error}); download it by hand from {url} "
+                f"into {folder}"
+            )
+    echo(f"emonet: ready in {folder}")
+    return saved
+
+
+# ----------------------------------------------------------------------------- benchmark
+def _bench_clip(seconds: float, fps: float, size: tuple[int, int] = (224, 398)) -> list[FrameBatch]:
+    """A synthetic clip: the astronaut's face, always in view, drifting slowly."""
+    from skimage import data
+
+    face = cv2.resize(data.astronaut()[30:230, 130:320], (110, 116))
+    h, w = size
+    n = int(round(seconds * fps))
+    rng = np.random.default_rng(0)
+    batches, frames, times = [], [], []
+    for i in range(n):
+        t = i / fps
+        img = np.full((h, w, 3), 90, np.uint8)
+        x = int(w / 2 - 55 + 10 * math.sin(t / 7))
+        y = int(h / 2 - 58 + 4 * math.sin(t / 5))
+        img[y : y + 116, x : x + 110] = face
+        noise = rng.integers(-3, 4, size=img.shape)
+        frames.append(np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8))
+        times.append(t)
+        if len(frames) == 16 or i == n - 1:
+            k = len(batches) * 16
+            batches.append(
+                FrameBatch(np.stack(frames), np.array(times), np.zeros(len(frames)), index0=k)
+            )
+            frames, times = [], []
+    return batches
+
+
+def benchmark(
+    config: Config, weights_dir: Path | None = None, *, seconds: float = 60.0
+) -> list[str]:
+    """Lines for `moodsic bench speed`: faces/s per stage and the TTA cost over a clip."""
+    import torch
+
+    from .emonet import EmoNet, run_emonet
+
+    if config.runtime.torch_threads > 0:
+        torch.set_num_threads(config.runtime.torch_threads)
+    cfg = config.face
+    note = ""
+    try:
+        ckpt = find_checkpoint(cfg, weights_dir)
+    except ResourceError:
+        ckpt = None
+    if ckpt is not None:
+        from .emonet import load_emonet
+
+        model = load_emonet(ckpt)
+    else:
+        torch.manual_seed(0)
+        model = EmoNet(8).eval()
+        note = " (random weights: timing only)"
+    expert = FaceExpert(
+        cfg, make_detector(cfg.detector, cfg.min_confidence), emonet=model, source="bench"
+    )
+    fps = config.sample.sample_fps
+    clip = _bench_clip(seconds, fps)
+    crop = np.random.default_rng(1).random((256, 256, 3), dtype=np.float32)
+
+    def best(fn: Callable[[], Any], n: int) -> float:
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    one = _to_tensor(crop[None])
+    many = _to_tensor(tta_views(crop, expert.n_views))
+    run_emonet(model, one)  # warm-up
+    t_one = best(lambda: run_emonet(model, one), 3)
+    t_many = best(lambda: run_emonet(model, many), 2)
+    t0 = time.perf_counter()
+    for b in clip:
+        expert.predict(b)
+    t_clip = time.perf_counter() - t0
+    s = expert.stats
+    det_per = s.detect_s / max(1, s.samples)
+    # The reference: one EmoNet view for every face seen, plus the same detection/alignment.
+    single = t_clip - s.model_s + s.faces * t_one
+    expert.close()
+    return [
+        f"face: EmoNet{note}, {_detector_line(cfg)}, {torch.get_num_threads()} threads",
+        f"face: detection {det_per * 1000:.1f} ms/frame; EmoNet one view {1 / t_one:.2f} faces/s; "
+        f"{expert.n_views} views in one batch {1 / t_many:.2f} faces/s ({t_many / t_one:.1f}x one view)",
+        f"face: {seconds:.0f} s clip, one face in view, {fps:g} samples/s: {s.views} EmoNet views for "
+        f"{s.faces} faces ({s.reused} reused estimates), {t_clip:.1f} s",
+        f"face: with TTA / one view per face: {t_clip / single:.2f}x (target <= 2x); "
+        f"face expert alone {seconds / t_clip:.2f}x real time",
+    ]
