@@ -1,0 +1,625 @@
+"""Library loaders (builtin, DEAM, manifest/table, audio folder) and the catalogue index cache.
+
+Each loader turns its source into `Track` rows with V/A on the reference scale; `load`
+dispatches on the spec. The index (tracks + fitted clusters) is cached next to the library
+as `.moodsic-index.json` and reused while the fingerprint of the files it came from (names,
+sizes, modification times) and the clustering settings are unchanged. When the library folder
+is not writable the index goes to the user cache instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import scales
+from ..errors import InputError, LibraryError
+from ..fileio import resolve_inside, write_text_atomic
+from . import Library, Track, library_from_tracks
+from .clusters import MoodClusters
+
+INDEX_VERSION = 1
+INDEX_NAME = ".moodsic-index.json"
+AUDIO_EXTS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif", ".m4a", ".opus"}
+_STATIC_GLOB = "static_annotations_averaged_songs_*.csv"
+
+
+def load(
+    spec: str | os.PathLike[str],
+    *,
+    match_config: Any = None,
+    allow_outside: bool = False,
+    cache_dir: Path | None = None,
+) -> Library:
+    from ..config import MatchConfig
+
+    cfg = match_config or MatchConfig()
+    if str(spec) == "builtin":
+        return load_builtin(cfg, cache_dir=cache_dir)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise LibraryError(f"library not found: {path}")
+    if path.is_dir():
+        if _find_static_csvs(path):
+            return load_deam(path, cfg, cache_dir=cache_dir)
+        for name in (
+            "manifest.json",
+            "manifest.csv",
+            "moodsic-manifest.json",
+            "moodsic-manifest.csv",
+        ):
+            if (path / name).is_file():
+                return load_manifest(
+                    path / name, cfg, allow_outside=allow_outside, cache_dir=cache_dir
+                )
+        return load_audio_folder(path, cfg, cache_dir=cache_dir)
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".json", ".parquet", ".tsv"):
+        return load_manifest(path, cfg, allow_outside=allow_outside, cache_dir=cache_dir)
+    if suffix in AUDIO_EXTS:
+        raise LibraryError(
+            f"{path} is a single audio file: point --library at its folder or a manifest"
+        )
+    raise LibraryError(
+        f"cannot tell what kind of library {path} is (expected a folder, .csv, .json or .parquet)"
+    )
+
+
+# ----------------------------------------------------------------------------- index cache
+def _fingerprint(files: list[Path], extra: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": INDEX_VERSION, **extra}, sort_keys=True).encode())
+    for f in sorted(files):
+        try:
+            st = f.stat()
+            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{f}\0missing\n".encode())
+    return h.hexdigest()
+
+
+def _index_paths(index_path: Path, cache_dir: Path | None) -> list[Path]:
+    from ..weights import default_cache_dir
+
+    base = cache_dir if cache_dir is not None else default_cache_dir()
+    key = hashlib.sha256(str(index_path.resolve()).encode()).hexdigest()[:16]
+    return [index_path, Path(base) / "library" / "index" / f"{key}.json"]
+
+
+def _cached(
+    *,
+    name: str,
+    root: Path,
+    kind: str,
+    index_path: Path,
+    files: list[Path],
+    cfg: Any,
+    build: Callable[[], tuple[list[Track], list[str]]],
+    cache_dir: Path | None,
+) -> Library:
+    extra = {
+        "kind": kind,
+        "root": str(root.resolve()),
+        "kmin": cfg.min_clusters,
+        "kmax": cfg.max_clusters,
+    }
+    fp = _fingerprint(files, extra)
+    candidates = _index_paths(index_path, cache_dir)
+    for cand in candidates:
+        try:
+            data = json.loads(cand.read_text(encoding="utf-8"))
+            if data.get("fingerprint") == fp:
+                tracks = [Track.from_dict(t) for t in data["tracks"]]
+                clusters = MoodClusters.from_dict(data["clusters"])
+                return Library(
+                    name=name,
+                    root=root,
+                    tracks=tuple(tracks),
+                    clusters=clusters,
+                    kind=kind,
+                    warnings=tuple(data.get("warnings", ())),
+                )
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    tracks, warns = build()
+    for w in warns:
+        warnings.warn(w, stacklevel=3)
+    lib = library_from_tracks(
+        tracks, name=name, root=root, kind=kind, match_config=cfg, warnings=tuple(warns)
+    )
+    payload = json.dumps(
+        {
+            "fingerprint": fp,
+            "version": INDEX_VERSION,
+            "kind": kind,
+            "tracks": [t.to_dict() for t in lib.tracks],
+            "clusters": lib.clusters.to_dict(),
+            "warnings": list(warns),
+        }
+    )
+    for cand in candidates:
+        try:
+            write_text_atomic(cand, payload)
+            break
+        except OSError:
+            continue
+    return lib
+
+
+# ----------------------------------------------------------------------------- builtin
+def load_builtin(cfg: Any, *, cache_dir: Path | None = None) -> Library:
+    import dataclasses
+
+    from .builtin import BUILTIN_CLUSTERS, ensure_builtin
+
+    # Sixteen points are too few for BIC to tell six designed groups from eight pairs, so the
+    # built-in library uses the six mood groups its pieces were written as (within the bounds).
+    k = min(BUILTIN_CLUSTERS, cfg.max_clusters)
+    cfg = dataclasses.replace(cfg, min_clusters=k, max_clusters=k)
+    folder = ensure_builtin(cache_dir)
+    catalogue = folder / "catalogue.json"
+
+    def build() -> tuple[list[Track], list[str]]:
+        rows = json.loads(catalogue.read_text(encoding="utf-8"))["tracks"]
+        tracks = [
+            Track(**{**r, "path": str(folder / r["path"]), "va_source": "builtin"})
+            for r in rows
+            if (folder / r["path"]).is_file()
+        ]
+        return tracks, []
+
+    return _cached(
+        name="builtin",
+        root=folder,
+        kind="builtin",
+        index_path=folder / INDEX_NAME,
+        files=[catalogue],
+        cfg=cfg,
+        build=build,
+        cache_dir=cache_dir,
+    )
+
+
+# ----------------------------------------------------------------------------- manifest / table
+_ALIASES = {
+    "path": ("path", "file", "filename", "file_name", "audio"),
+    "id": ("id", "song_id", "track_id"),
+    "title": ("title", "song_title", "song title", "track", "name"),
+    "artist": ("artist",),
+    "genre": ("genre",),
+    "valence": ("valence", "valence_ref", "valence_mean", "v"),
+    "arousal": ("arousal", "arousal_ref", "arousal_mean", "a"),
+    "scale": ("scale",),
+}
+
+
+def parse_scale(text: str | None, *, default: str = "ref") -> tuple[float, float]:
+    """A scale name from scales.NAMED_SCALES ('ref', 'deam', '1-9', ...) or 'lo..hi'."""
+    s = (text or default).strip().lower()
+    if s in ("reference", "ref", ""):
+        return scales.NAMED_SCALES["ref"]
+    if s in scales.NAMED_SCALES:
+        return scales.NAMED_SCALES[s]
+    m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*(?:\.\.|to|,|:)\s*(-?\d+(?:\.\d+)?)\s*", s)
+    if m and float(m.group(1)) < float(m.group(2)):
+        return float(m.group(1)), float(m.group(2))
+    raise ValueError(
+        f"unknown scale {text!r} (use ref, deam, 1-9, 1-5, 1-7, 0-10, unit, percent or lo..hi)"
+    )
+
+
+def _read_rows(path: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """Rows of a manifest/table with lower-cased, stripped keys; plus a file-level scale."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pandas as pd
+
+            df = pd.read_parquet(path)
+            return [
+                {str(k).strip().lower(): v for k, v in r.items()} for r in df.to_dict("records")
+            ], None
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise LibraryError(f"manifest {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise LibraryError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+        raise LibraryError(f"cannot read table {path}: {str(exc).splitlines()[0][:160]}") from None
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LibraryError(f"manifest {path} is not valid JSON: {exc}") from None
+        scale = None
+        if isinstance(data, dict):
+            scale = data.get("scale")
+            data = data.get("tracks")
+        if not isinstance(data, list):
+            raise LibraryError(f"manifest {path}: expected a list of tracks or {{'tracks': [...]}}")
+        rows = []
+        for i, r in enumerate(data, start=1):
+            if not isinstance(r, dict):
+                raise LibraryError(f"manifest {path}: track {i} is not an object")
+            rows.append({str(k).strip().lower(): v for k, v in r.items()})
+        return rows, scale
+    # CSV/TSV; a first line "# scale: deam" states the scale for the whole file.
+    scale = None
+    lines = text.splitlines(keepends=True)
+    while lines and lines[0].lstrip().startswith("#"):
+        m = re.match(r"#\s*scale\s*[:=]\s*(\S+)", lines[0].strip())
+        if m:
+            scale = m.group(1)
+        lines = lines[1:]
+    dialect = "excel-tab" if suffix == ".tsv" else "excel"
+    reader = csv.DictReader(io.StringIO("".join(lines)), dialect=dialect, skipinitialspace=True)
+    rows = []
+    for r in reader:
+        rows.append(
+            {
+                str(k).strip().lower(): (v.strip() if isinstance(v, str) else v)
+                for k, v in r.items()
+                if k
+            }
+        )
+    return rows, scale
+
+
+def _pick(row: dict[str, Any], field: str) -> Any:
+    for alias in _ALIASES[field]:
+        if alias in row and row[alias] not in (None, ""):
+            v = row[alias]
+            if isinstance(v, float) and math.isnan(v):
+                continue
+            return v
+    return None
+
+
+def load_manifest(
+    path: Path, cfg: Any, *, allow_outside: bool = False, cache_dir: Path | None = None
+) -> Library:
+    rows, file_scale = _read_rows(path)
+    if not rows:
+        raise LibraryError(f"manifest {path} lists no tracks")
+    base = path.parent
+    has_paths = any(_pick(r, "path") is not None for r in rows)
+    # The referenced files are part of the fingerprint, so adding or replacing audio rebuilds.
+    referenced: list[Path] = []
+    if has_paths:
+        for r in rows:
+            p = _pick(r, "path")
+            if p is None:
+                continue
+            try:
+                referenced.append(resolve_inside(base, str(p), allow_outside=allow_outside))
+            except InputError:
+                pass  # reported with its row number by build()
+
+    def build() -> tuple[list[Track], list[str]]:
+        bad: list[str] = []
+        missing: list[str] = []
+        tracks: list[Track] = []
+        seen: set[str] = set()
+        for i, r in enumerate(rows, start=1):
+            row_no = (
+                i + 1 if path.suffix.lower() in (".csv", ".tsv") else i
+            )  # CSV: count the header
+            try:
+                lo, hi = parse_scale(_pick(r, "scale") or file_scale)
+                v_raw, a_raw = _pick(r, "valence"), _pick(r, "arousal")
+                if v_raw is None or a_raw is None:
+                    raise ValueError("valence and arousal are required")
+                v, a = float(v_raw), float(a_raw)
+                if not (math.isfinite(v) and math.isfinite(a)):
+                    raise ValueError("valence/arousal must be finite numbers")
+                for axis, x in (("valence", v), ("arousal", a)):
+                    if not lo - 1e-9 <= x <= hi + 1e-9:
+                        raise ValueError(f"{axis} {x:g} outside its scale {lo:g}..{hi:g}")
+                v_ref = float(scales.range_to_ref(v, lo, hi))
+                a_ref = float(scales.range_to_ref(a, lo, hi))
+                p = _pick(r, "path")
+                audio = ""
+                if p is not None:
+                    try:
+                        resolved = resolve_inside(base, str(p), allow_outside=allow_outside)
+                    except InputError as exc:
+                        raise ValueError(str(exc)) from None
+                    if not resolved.is_file():
+                        missing.append(str(p))
+                        continue
+                    audio = str(resolved)
+                elif has_paths:
+                    raise ValueError("path is empty")
+                tid = str(_pick(r, "id") or (Path(str(p)).stem if p else f"row{row_no}"))
+                if isinstance(_pick(r, "id"), float) and float(_pick(r, "id")).is_integer():
+                    tid = str(int(_pick(r, "id")))
+                if tid in seen:
+                    raise ValueError(f"duplicate id {tid!r}")
+                seen.add(tid)
+                tracks.append(
+                    Track(
+                        id=tid,
+                        title=str(_pick(r, "title") or (Path(str(p)).stem if p else tid)),
+                        artist=str(_pick(r, "artist") or ""),
+                        path=audio,
+                        duration_s=_duration(audio) if audio else None,
+                        valence=v_ref,
+                        arousal=a_ref,
+                        va_source="manifest",
+                        genre=str(_pick(r, "genre") or ""),
+                    )
+                )
+            except ValueError as exc:
+                bad.append(f"row {row_no} ({exc})")
+        if bad:
+            shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise LibraryError(f"manifest {path.name} has bad rows: {shown}")
+        warns = []
+        if missing:
+            shown = ", ".join(missing[:10]) + (
+                f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            )
+            warns.append(f"skipped {len(missing)} track(s) whose audio is missing: {shown}")
+        if not tracks:
+            raise LibraryError(
+                f"manifest {path.name}: no track has its audio file ({len(missing)} missing)"
+            )
+        return tracks, warns
+
+    return _cached(
+        name=path.stem,
+        root=base,
+        kind="manifest",
+        index_path=base / f".{path.name}{INDEX_NAME}",
+        files=[path, *referenced],
+        cfg=cfg,
+        build=build,
+        cache_dir=cache_dir,
+    )
+
+
+def _duration(path: str) -> float | None:
+    try:
+        import soundfile as sf
+
+        return float(sf.info(path).duration)
+    except Exception:  # noqa: BLE001 - formats libsndfile cannot read fall back to ffprobe
+        return _ffprobe_duration(path)
+
+
+def _ffprobe_duration(path: str) -> float | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return float(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+# ----------------------------------------------------------------------------- DEAM
+def _find_static_csvs(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for depth in range(0, 5):
+        pattern = "/".join(["*"] * depth + [_STATIC_GLOB])
+        found.extend(folder.glob(pattern))
+        if found:
+            break
+    return sorted(found)
+
+
+def _read_csv_stripped(path: Path) -> list[dict[str, str]]:
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    reader = csv.DictReader(io.StringIO(text), skipinitialspace=True)
+    return [
+        {str(k).strip().lower(): (v or "").strip() for k, v in r.items() if k is not None}
+        for r in reader
+    ]
+
+
+def load_deam(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Library:
+    """DEAM in its published layout (static song-level CSVs with leading-space headers, 1..9)."""
+    statics = _find_static_csvs(folder)
+    metas = sorted(p for p in folder.rglob("metadata*.csv") if p.is_file())
+    dyn_v = next(iter(sorted(folder.rglob("valence.csv"))), None)
+    dyn_a = next(iter(sorted(folder.rglob("arousal.csv"))), None)
+    audio_dir = next((p for p in sorted(folder.rglob("MEMD_audio")) if p.is_dir()), None)
+    audio_files = (
+        sorted(p for p in audio_dir.iterdir() if p.suffix.lower() in AUDIO_EXTS)
+        if audio_dir
+        else []
+    )
+
+    def build() -> tuple[list[Track], list[str]]:
+        static: dict[str, tuple[float, float]] = {}
+        for csv_path in statics:
+            for n, r in enumerate(_read_csv_stripped(csv_path), start=2):
+                try:
+                    sid = str(int(float(r["song_id"])))
+                    v, a = float(r["valence_mean"]), float(r["arousal_mean"])
+                except (KeyError, ValueError):
+                    raise LibraryError(
+                        f"DEAM {csv_path.name}: bad row {n} (need song_id, valence_mean, arousal_mean)"
+                    ) from None
+                if not (1.0 <= v <= 9.0 and 1.0 <= a <= 9.0):
+                    raise LibraryError(f"DEAM {csv_path.name}: row {n} outside the 1..9 scale")
+                static[sid] = (
+                    float(scales.deam_static_to_ref(v)),
+                    float(scales.deam_static_to_ref(a)),
+                )
+        meta: dict[str, dict[str, str]] = {}
+        for m in metas:
+            for r in _read_csv_stripped(m):
+                sid_raw = r.get("song_id") or r.get("id")
+                try:
+                    sid = str(int(float(sid_raw or "")))
+                except ValueError:
+                    continue
+                meta[sid] = {
+                    "artist": r.get("artist", ""),
+                    "title": r.get("song title") or r.get("title") or r.get("track") or "",
+                    "genre": r.get("genre", ""),
+                }
+        curves = _deam_curves(dyn_v, dyn_a)
+        by_id = {p.stem: p for p in audio_files}
+        tracks, missing = [], []
+        for sid in sorted(static, key=int):
+            v, a = static[sid]
+            audio = ""
+            if audio_dir is not None:
+                if sid not in by_id:
+                    missing.append(sid)
+                    continue
+                audio = str(by_id[sid].resolve())
+            md = meta.get(sid, {})
+            tracks.append(
+                Track(
+                    id=f"deam-{sid}",
+                    title=md.get("title") or f"DEAM {sid}",
+                    artist=md.get("artist", ""),
+                    path=audio,
+                    duration_s=None,
+                    valence=v,
+                    arousal=a,
+                    va_source="annotated",
+                    genre=md.get("genre", ""),
+                    curve=curves.get(sid),
+                )
+            )
+        warns = []
+        if audio_dir is None:
+            warns.append("DEAM folder has no MEMD_audio: tracks can be matched but not mixed")
+        elif missing:
+            shown = ", ".join(missing[:10]) + (
+                f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            )
+            warns.append(f"skipped {len(missing)} DEAM song(s) whose audio is missing: {shown}")
+        if not tracks:
+            raise LibraryError(f"DEAM folder {folder}: no song has both annotations and audio")
+        return tracks, warns
+
+    files = [*statics, *metas, *(p for p in (dyn_v, dyn_a) if p), *audio_files]
+    return _cached(
+        name=folder.name or "deam",
+        root=folder,
+        kind="deam",
+        index_path=folder / INDEX_NAME,
+        files=files,
+        cfg=cfg,
+        build=build,
+        cache_dir=cache_dir,
+    )
+
+
+def _deam_curves(
+    v_path: Path | None, a_path: Path | None
+) -> dict[str, tuple[tuple[float, float, float], ...]]:
+    """2 Hz dynamic annotations: columns song_id, sample_15000ms, sample_15500ms, ... (-1..1)."""
+    if v_path is None or a_path is None:
+        return {}
+
+    def read(p: Path) -> dict[str, dict[float, float]]:
+        out: dict[str, dict[float, float]] = {}
+        for r in _read_csv_stripped(p):
+            try:
+                sid = str(int(float(r.get("song_id", ""))))
+            except ValueError:
+                continue
+            series = {}
+            for k, val in r.items():
+                m = re.fullmatch(r"sample_(\d+)ms", k)
+                if m and val not in ("", "nan", "NaN"):
+                    try:
+                        series[int(m.group(1)) / 1000.0] = float(val)
+                    except ValueError:
+                        continue
+            out[sid] = series
+        return out
+
+    vv, aa = read(v_path), read(a_path)
+    curves = {}
+    for sid in vv.keys() & aa.keys():
+        ts = sorted(vv[sid].keys() & aa[sid].keys())
+        if ts:
+            curves[sid] = tuple(
+                (
+                    t,
+                    float(scales.deam_dynamic_to_ref(vv[sid][t])),
+                    float(scales.deam_dynamic_to_ref(aa[sid][t])),
+                )
+                for t in ts
+            )
+    return curves
+
+
+# ----------------------------------------------------------------------------- audio folder
+def load_audio_folder(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Library:
+    """Unlabelled audio: V/A estimated from the audio (marked `va_source="estimated"`)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTS)
+    files = [
+        p for p in files if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    if not files:
+        raise LibraryError(f"{folder} holds no annotations, manifest or audio files")
+
+    def build() -> tuple[list[Track], list[str]]:
+        from .estimate import estimate_va
+
+        tracks, bad = [], []
+        for p in files:
+            try:
+                est = estimate_va(p)
+            except LibraryError:
+                bad.append(p.name)
+                continue
+            tracks.append(
+                Track(
+                    id=f"file-{hashlib.sha1(str(p.relative_to(folder)).encode()).hexdigest()[:10]}",
+                    title=p.stem,
+                    artist="",
+                    path=str(p.resolve()),
+                    duration_s=est.duration_s,
+                    valence=est.valence,
+                    arousal=est.arousal,
+                    va_source="estimated",
+                    tempo_bpm=est.tempo_bpm,
+                )
+            )
+        warns = []
+        if bad:
+            warns.append(f"skipped {len(bad)} unreadable audio file(s): {', '.join(bad[:10])}")
+        if not tracks:
+            raise LibraryError(f"{folder}: none of its {len(files)} audio files could be read")
+        return tracks, warns
+
+    return _cached(
+        name=folder.name or "audio",
+        root=folder,
+        kind="audio",
+        index_path=folder / INDEX_NAME,
+        files=files,
+        cfg=cfg,
+        build=build,
+        cache_dir=cache_dir,
+    )
+
+
+def as_array(tracks: list[Track]) -> np.ndarray:
+    return np.array([[t.valence, t.arousal] for t in tracks], dtype=np.float64).reshape(-1, 2)

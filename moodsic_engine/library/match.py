@@ -1,0 +1,129 @@
+"""Track matching: mood-cluster gate, nearest neighbour in V/A, no-repeat window, re-rolls.
+
+For each segment the gate is its most probable mood cluster, widened to the top two when
+that posterior is below `MatchConfig.cluster_gate`. Inside the gate the nearest track in V/A
+wins (k = 1, KD-tree per cluster, so large catalogues stay fast), unless it was used within
+the last `no_repeat` segments. Ties at equal distance are broken by a hash of the seed, so a
+result is deterministic for a given seed. `reroll={i: n}` moves segment i to its n-th next
+best track while every other segment keeps its choice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..cue import TrackChoice
+from . import Library
+
+_TIE_EPS = 1e-9
+
+
+def _tie_jitter(indices: np.ndarray, seed: int) -> np.ndarray:
+    """Deterministic per-(track, seed) jitter far below any real distance difference."""
+    h = indices.astype(np.uint64) * np.uint64(2654435761) + np.uint64(
+        (seed * 97531 + 12345) % (2**32)
+    )
+    h = (h ^ (h >> np.uint64(13))) % np.uint64(1_000_003)
+    return h.astype(np.float64) / 1_000_003.0 * _TIE_EPS
+
+
+def gate_clusters(post: np.ndarray, cluster_gate: float) -> list[int]:
+    order = np.argsort(-post, kind="stable")
+    gate = [int(order[0])]
+    if len(order) > 1 and post[order[0]] < cluster_gate:
+        gate.append(int(order[1]))
+    return gate
+
+
+def ranked_candidates(
+    library: Library, va: np.ndarray, post: np.ndarray, cluster_gate: float, need: int, seed: int
+) -> list[int]:
+    """Track indices, best first: the gate's tracks by V/A distance, then the rest as fallback."""
+    gate = gate_clusters(post, cluster_gate)
+    order = [int(k) for k in np.argsort(-post, kind="stable")]
+    ranked: list[int] = []
+    for group in (gate, [k for k in order if k not in gate]):
+        dists: list[np.ndarray] = []
+        idxs: list[np.ndarray] = []
+        for k in group:
+            tree, members = library.tree(k)
+            if tree is None:
+                continue
+            kk = min(need, len(members))
+            d, j = tree.query(np.asarray(va, dtype=np.float64), k=kk)
+            d, j = np.atleast_1d(d), np.atleast_1d(j)
+            dists.append(d)
+            idxs.append(members[j])
+        if dists:
+            d = np.concatenate(dists)
+            ix = np.concatenate(idxs)
+            ranked.extend(int(i) for i in ix[np.argsort(d + _tie_jitter(ix, seed), kind="stable")])
+        if len(ranked) >= need:
+            break
+    return ranked
+
+
+def match_segments(
+    library: Library,
+    seg_va: np.ndarray,
+    seg_post: np.ndarray,
+    cfg: Any,
+    seed: int = 0,
+    reroll: dict[int, int] | None = None,
+) -> list[TrackChoice]:
+    """Choose one track per segment; see the module docstring for the rules."""
+    seg_va = np.asarray(seg_va, dtype=np.float64).reshape(-1, 2)
+    seg_post = np.asarray(seg_post, dtype=np.float64).reshape(len(seg_va), -1)
+    reroll = {int(i): int(n) for i, n in (reroll or {}).items() if n > 0}
+    window = max(0, int(cfg.no_repeat))
+    m = len(library.tracks)
+    ranked_all: list[list[int]] = []
+    for i in range(len(seg_va)):
+        need = min(m, window + 1 + reroll.get(i, 0) + 1)
+        ranked_all.append(
+            ranked_candidates(library, seg_va[i], seg_post[i], cfg.cluster_gate, need, seed)
+        )
+
+    def pick(ranked: list[int], exclude: set[int], skip: int) -> tuple[int, int]:
+        free = [(r, t) for r, t in enumerate(ranked) if t not in exclude]
+        if not free:
+            free = list(enumerate(ranked))  # library smaller than the window: repeats allowed
+        return free[skip % len(free)]
+
+    base: list[tuple[int, int]] = []  # (rank, track index) per segment, without re-rolls
+    for i, ranked in enumerate(ranked_all):
+        recent = {t for _, t in base[max(0, i - window) : i]}
+        base.append(pick(ranked, recent, 0))
+    final = list(base)
+    for i, n in reroll.items():
+        if not 0 <= i < len(seg_va):
+            continue
+        neighbours = {
+            base[j][1] for j in range(max(0, i - window), min(len(base), i + window + 1)) if j != i
+        }
+        ranked = ranked_all[i]
+        if len(ranked) < m and len([t for t in ranked if t not in neighbours]) <= n:
+            ranked = ranked_candidates(library, seg_va[i], seg_post[i], cfg.cluster_gate, m, seed)
+        # Re-roll n: skip the base choice's position among free tracks, then n-1 more.
+        free = [t for t in ranked if t not in neighbours]
+        start = free.index(base[i][1]) if base[i][1] in free else -1
+        target = free[(start + n) % len(free)] if free else base[i][1]
+        final[i] = (ranked.index(target), target)
+    return [_choice(library, t, rank) for rank, t in final]
+
+
+def _choice(library: Library, index: int, rank: int) -> TrackChoice:
+    t = library.tracks[index]
+    return TrackChoice(
+        id=t.id,
+        title=t.title,
+        artist=t.artist,
+        path=t.path,
+        valence=float(t.valence),
+        arousal=float(t.arousal),
+        in_s=0.0,
+        duration_s=t.duration_s,
+        rank=int(rank),
+    )
