@@ -1,0 +1,544 @@
+"""Audio placement and mixdown: the music bed, the finished mix, and the muxed video.
+
+Each segment's track is placed from its `in_s` (snapped to the track's next downbeat when
+a beat grid is known), looped on bar boundaries when it is shorter than its segment, and
+crossfaded (equal power) into the next segment over a window centred on the boundary, so the
+incoming track's downbeat lands on the boundary. The last segment fades out, from a bar
+boundary when the grid is known, ending exactly at the video's end. Every track is brought to
+the target loudness, the bed as a whole too; under speech found in the video's own audio
+(silero-vad) the bed is lowered by `duck_db` with attack/release ramps; a true-peak limiter
+keeps the result below `true_peak_db`. Output format follows the extension (WAV, FLAC, MP3).
+
+Beat grids come from a `<audio file>.beats.json` sidecar (the built-in library writes them)
+or, when `MixConfig.beat_align` is on, from librosa's beat tracker.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import MixConfig
+from .cue import CueSheet
+from .errors import InputError, ResourceError
+from .fileio import atomic_path
+
+_LOOP_JOIN_S = 0.03  # crossfade at a loop's wrap point when the audio past the bar is known
+_LIMITER_WINDOW_S = 0.05
+
+
+# ----------------------------------------------------------------------------- reading
+def read_audio(path: str | os.PathLike[str], sr: int) -> np.ndarray:
+    """Any audio file as float32 [n, 2] at `sr` (soundfile, else ffmpeg). Raises InputError."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"audio file not found: {p}")
+    try:
+        import soundfile as sf
+
+        y, file_sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception:  # noqa: BLE001 - libsndfile cannot read it: let ffmpeg try
+        y = _ffmpeg_decode(p, sr)
+        if y is None:
+            raise InputError(f"cannot read audio file {p.name}") from None
+        return y
+    y = _stereo(y)
+    if file_sr != sr:
+        y = _resample(y, file_sr, sr)
+    return y
+
+
+def _stereo(y: np.ndarray) -> np.ndarray:
+    if y.shape[1] == 1:
+        return np.repeat(y, 2, axis=1)
+    if y.shape[1] > 2:
+        return y[:, :2]
+    return y
+
+
+def _resample(y: np.ndarray, src: int, dst: int) -> np.ndarray:
+    if src == dst or len(y) == 0:
+        return y
+    try:
+        import soxr
+
+        return np.asarray(soxr.resample(y, src, dst, quality="HQ"), dtype=np.float32)
+    except ImportError:
+        from scipy.signal import resample_poly
+
+        g = math.gcd(src, dst)
+        return resample_poly(y, dst // g, src // g, axis=0).astype(np.float32)
+
+
+def _ffmpeg_decode(path: Path, sr: int, *, stream: str = "0:a:0") -> np.ndarray | None:
+    try:
+        proc = subprocess.run(
+            ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", stream, "-vn",
+             "-ac", "2", "-ar", str(sr), "-f", "f32le", "-"],
+            capture_output=True,
+            check=False,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise ResourceError("ffmpeg is not installed (needed to read this audio)") from None
+    if proc.returncode != 0 or not proc.stdout:
+        return None
+    return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, 2).copy()
+
+
+def has_audio_stream(video_path: str | os.PathLike[str]) -> bool:
+    try:
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries", "stream=index",
+             "-of", "csv=p=0", str(video_path)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise ResourceError("ffprobe is not installed") from None
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def video_audio(video_path: str | os.PathLike[str], sr: int, n: int) -> np.ndarray | None:
+    """The video's own audio as [n, 2] at `sr` (padded/cut to n), or None if it has none."""
+    if not has_audio_stream(video_path):
+        return None
+    y = _ffmpeg_decode(Path(video_path), sr)
+    if y is None:
+        return None
+    return _fit(y, n)
+
+
+def _fit(y: np.ndarray, n: int) -> np.ndarray:
+    if len(y) >= n:
+        return y[:n]
+    return np.concatenate([y, np.zeros((n - len(y), y.shape[1]), dtype=y.dtype)])
+
+
+# ----------------------------------------------------------------------------- beat grids
+@dataclass(frozen=True)
+class BeatGrid:
+    bar_s: float  # length of one bar
+    first_s: float  # first downbeat
+
+    def downbeat_at_or_after(self, t: float) -> float:
+        k = math.ceil((t - self.first_s) / self.bar_s - 1e-9)
+        return self.first_s + max(0, k) * self.bar_s
+
+    def downbeat_at_or_before(self, t: float) -> float:
+        k = math.floor((t - self.first_s) / self.bar_s + 1e-9)
+        return self.first_s + max(0, k) * self.bar_s
+
+
+def beat_grid(path: str, y: np.ndarray, sr: int, *, detect: bool) -> BeatGrid | None:
+    """A track's bar grid: from its `.beats.json` sidecar, else librosa when `detect`."""
+    side = Path(f"{path}.beats.json")
+    if side.is_file():
+        try:
+            d = json.loads(side.read_text(encoding="utf-8"))
+            bar = float(
+                d.get("bar_s") or 60.0 / float(d["tempo_bpm"]) * int(d.get("beats_per_bar", 4))
+            )
+            if bar > 0:
+                return BeatGrid(bar_s=bar, first_s=float(d.get("first_beat_s", 0.0)))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    if not detect or len(y) < sr * 4:
+        return None
+    import librosa
+
+    mono = (
+        librosa.resample(y.mean(axis=1), orig_sr=sr, target_sr=22050)
+        if sr != 22050
+        else y.mean(axis=1)
+    )
+    tempo, beats = librosa.beat.beat_track(y=mono, sr=22050, units="time")
+    tempo = float(np.atleast_1d(tempo)[0])
+    if not np.isfinite(tempo) or tempo < 40 or len(beats) < 8:
+        return None
+    beat_s = 60.0 / tempo
+    # Downbeat phase: the beat (of four) with the strongest onsets starts the bar.
+    env = librosa.onset.onset_strength(y=mono, sr=22050)
+    frames = librosa.time_to_frames(beats, sr=22050)
+    frames = frames[frames < len(env)]
+    strength = [float(env[frames[p::4]].mean()) if len(frames[p::4]) else 0.0 for p in range(4)]
+    phase = int(np.argmax(strength))
+    first = float(beats[phase]) if phase < len(beats) else float(beats[0])
+    first = first % (4 * beat_s)
+    return BeatGrid(bar_s=4 * beat_s, first_s=first)
+
+
+# ----------------------------------------------------------------------------- placement
+@dataclass(frozen=True)
+class Placement:
+    """Where a segment's track plays: output samples [a, b) read track position p0 at sample s."""
+
+    seg_start: int
+    a: int
+    b: int
+    p0: int
+    loop_len: int
+
+
+def _loop_len(y: np.ndarray, sr: int, grid: BeatGrid | None) -> int:
+    """The loop body: whole bars from the grid's first downbeat, else the whole track."""
+    if grid is None:
+        return len(y)
+    bars = math.floor((len(y) / sr - grid.first_s) / grid.bar_s + 1e-6)
+    if bars < 1:
+        return len(y)
+    return int(round((grid.first_s + bars * grid.bar_s) * sr))
+
+
+def _read_looped(y: np.ndarray, loop_len: int, start: int, count: int, join: int) -> np.ndarray:
+    """count samples of y starting at position start, wrapping at loop_len.
+
+    Positions wrap modulo loop_len (a negative start reads the loop's tail as pre-roll). At each
+    wrap the audio that continues past the loop point is faded out over `join` samples while the
+    loop start fades in, so the join does not click.
+    """
+    pos = start + np.arange(count)
+    out = y[np.mod(pos, loop_len)].copy()
+    if join <= 0:
+        return out
+    # First sample of each new pass through the loop.
+    wraps = np.flatnonzero(np.mod(pos, loop_len) == 0)
+    wraps = wraps[wraps > 0]
+    for w in wraps:
+        k = np.arange(min(join, count - w))
+        if len(k) == 0:
+            continue
+        fade_in = np.sin(0.5 * np.pi * (k + 0.5) / join)[:, None].astype(np.float32)
+        fade_out = np.cos(0.5 * np.pi * (k + 0.5) / join)[:, None].astype(np.float32)
+        tail_idx = loop_len + k
+        if tail_idx[-1] < len(y):
+            out[w + k] = y[k] * fade_in + y[tail_idx] * fade_out
+        else:
+            # Nothing beyond the loop point: short fade out before the wrap, fade in after.
+            pre = np.arange(max(0, w - len(k)), w)
+            ramp = np.cos(0.5 * np.pi * (np.arange(len(pre)) + 0.5) / max(1, len(pre)))
+            out[pre] *= ramp[:, None].astype(np.float32)
+            out[w + k] *= fade_in
+    return out
+
+
+def render_music(cue: CueSheet, cfg: MixConfig) -> np.ndarray:
+    """The music bed before loudness and ducking: float32 [n, 2] spanning the video exactly."""
+    sr = int(cfg.sample_rate)
+    n = int(round(cue.video.duration_s * sr))
+    out = np.zeros((n, 2), dtype=np.float32)
+    segs = list(cue.segments)
+    if not segs or n == 0:
+        return out
+    cache: dict[str, tuple[np.ndarray, BeatGrid | None, float]] = {}
+    bounds = [int(round(s.start_s * sr)) for s in segs] + [n]
+    # Half crossfade at each inner boundary, limited by the neighbouring segment lengths.
+    halves = [0] * (len(segs) + 1)
+    for i in range(1, len(segs)):
+        left = bounds[i] - bounds[i - 1]
+        right = bounds[i + 1] - bounds[i]
+        halves[i] = int(max(0, min(cfg.crossfade_s * sr / 2, left / 2, right / 2)))
+    join = int(_LOOP_JOIN_S * sr)
+    for i, seg in enumerate(segs):
+        tr = seg.track
+        if tr is None or not tr.path:
+            continue
+        if tr.path not in cache:
+            y = read_audio(tr.path, sr)
+            if len(y) < sr // 10:
+                raise InputError(f"audio file {Path(tr.path).name} is too short to place")
+            grid = beat_grid(tr.path, y, sr, detect=getattr(cfg, "beat_align", True))
+            cache[tr.path] = (y, grid, _track_gain(y, sr, cfg.target_lufs))
+        y, grid, gain = cache[tr.path]
+        loop_len = _loop_len(y, sr, grid)
+        s0, s1 = bounds[i], bounds[i + 1]
+        h_in, h_out = halves[i], halves[i + 1]
+        p0_s = max(0.0, float(tr.in_s))
+        if grid is not None:
+            # Incoming downbeat on the boundary; leave room for the crossfade's first half.
+            p0_s = grid.downbeat_at_or_after(max(p0_s, h_in / sr))
+            if p0_s * sr >= loop_len:
+                p0_s = grid.first_s
+        p0 = int(round(p0_s * sr)) % max(1, loop_len)
+        a, b = s0 - h_in, s1 + h_out
+        piece = _read_looped(y, loop_len, p0 - h_in, b - a, join) * gain
+        env = np.ones(b - a, dtype=np.float32)
+        if h_in:
+            k = np.arange(2 * h_in)
+            env[: 2 * h_in] = np.sin(0.5 * np.pi * (k + 0.5) / (2 * h_in))
+        if h_out:
+            k = np.arange(2 * h_out)
+            env[-2 * h_out :] *= np.cos(0.5 * np.pi * (k + 0.5) / (2 * h_out))
+        if i == len(segs) - 1:
+            env *= _end_fade(b - a, sr, cfg, grid, p0 - h_in, loop_len)
+        if i == 0:
+            k = np.arange(min(len(env), int(0.01 * sr)))
+            env[: len(k)] *= (k + 0.5) / max(1, len(k))
+        out[a:b] += piece * env[:, None]
+    return out
+
+
+def _end_fade(
+    count: int, sr: int, cfg: MixConfig, grid: BeatGrid | None, start_pos: int, loop_len: int
+) -> np.ndarray:
+    """Fade to silence at the video's end, starting on a bar boundary when the grid is known."""
+    env = np.ones(count, dtype=np.float32)
+    fade = int(min(count, max(0.05 * sr, cfg.crossfade_s * sr)))
+    begin = count - fade
+    if grid is not None and count > 2:
+        # Track position (in seconds, within the loop) where the fade would begin.
+        pos = ((start_pos + begin) % loop_len) / sr
+        bar_start = grid.downbeat_at_or_before(pos)
+        shift = int(round((pos - bar_start) * sr))
+        if (
+            0 <= shift < count - begin + fade
+            and begin - shift >= 0
+            and fade + shift <= 2 * grid.bar_s * sr
+        ):
+            begin -= shift
+            fade += shift
+    k = np.arange(fade)
+    env[begin:] = np.cos(0.5 * np.pi * (k + 0.5) / fade).astype(np.float32)
+    return env
+
+
+# ----------------------------------------------------------------------------- loudness
+def _meter(sr: int) -> Any:
+    import pyloudnorm
+
+    return pyloudnorm.Meter(sr)
+
+
+def integrated_lufs(y: np.ndarray, sr: int) -> float:
+    if len(y) < int(0.4 * sr):
+        return -math.inf
+    return float(_meter(sr).integrated_loudness(np.asarray(y, dtype=np.float64)))
+
+
+def _track_gain(y: np.ndarray, sr: int, target: float) -> float:
+    lufs = integrated_lufs(y, sr)
+    if not math.isfinite(lufs):
+        return 1.0
+    return float(10 ** ((target - lufs) / 20))
+
+
+def true_peak(y: np.ndarray, oversample: int = 4) -> np.ndarray:
+    """Per-sample true-peak estimate (max over channels and the oversampled points), [n]."""
+    from scipy.signal import resample_poly
+
+    y = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
+    up = np.abs(resample_poly(y, oversample, 1, axis=0))[: len(y) * oversample]
+    return up.reshape(len(y), oversample, -1).max(axis=(1, 2))
+
+
+def limit(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
+    """Look-ahead true-peak limiter: a smooth gain that never lets a peak exceed the ceiling."""
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    ceiling = 10 ** (ceiling_db / 20)
+    out = np.asarray(y, dtype=np.float32)
+    for _ in range(4):
+        peaks = true_peak(out)
+        if peaks.max(initial=0.0) <= ceiling:
+            break
+        need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12)).astype(np.float32)
+        half = max(1, int(_LIMITER_WINDOW_S * sr))
+        # min over +-half, then a box of half+1: every averaged value is a minimum over a
+        # window containing the sample, so the smooth gain stays at or below what is needed.
+        g = uniform_filter1d(
+            minimum_filter1d(need, 2 * half + 1, mode="nearest"), half + 1, mode="nearest"
+        )
+        out = out * (np.minimum(g, need) * 0.999)[:, None]
+    return out
+
+
+def normalize(y: np.ndarray, sr: int, target_lufs: float, ceiling_db: float) -> np.ndarray:
+    """Gain to the integrated target, limit true peaks, and re-gain (the limiter costs loudness)."""
+    out = np.asarray(y, dtype=np.float32)
+    for _ in range(3):
+        lufs = integrated_lufs(out, sr)
+        if not math.isfinite(lufs):
+            return out
+        if abs(lufs - target_lufs) < 0.1 and true_peak(out).max(initial=0) <= 10 ** (
+            ceiling_db / 20
+        ):
+            break
+        out = limit(out * np.float32(10 ** ((target_lufs - lufs) / 20)), sr, ceiling_db)
+    return out
+
+
+# ----------------------------------------------------------------------------- ducking
+def speech_regions(audio: np.ndarray, sr: int) -> list[tuple[float, float]]:
+    """Speech (start_s, end_s) in the audio, found by silero-vad (its model ships in the package)."""
+    if len(audio) < sr // 4:
+        return []
+    try:
+        import torch
+        from silero_vad import get_speech_timestamps, load_silero_vad
+    except ImportError:
+        raise ResourceError(
+            "silero-vad is not installed (pip install silero-vad) for ducking"
+        ) from None
+    mono16 = _resample(np.asarray(audio, dtype=np.float32).mean(axis=1, keepdims=True), sr, 16000)[
+        :, 0
+    ]
+    model = load_silero_vad()
+    with torch.no_grad():
+        stamps = get_speech_timestamps(
+            torch.from_numpy(np.ascontiguousarray(mono16)), model, sampling_rate=16000
+        )
+    return [(s["start"] / 16000.0, s["end"] / 16000.0) for s in stamps]
+
+
+def duck_envelope(
+    n: int, sr: int, regions: list[tuple[float, float]], cfg: MixConfig
+) -> np.ndarray:
+    """Linear gain [n]: duck_db under speech, ramping down over attack_s before each region
+    (the audio is known in advance) and back up over release_s after it."""
+    depth = -abs(cfg.duck_db)
+    db = np.zeros(n, dtype=np.float64)
+    att, rel = max(1, int(cfg.duck_attack_s * sr)), max(1, int(cfg.duck_release_s * sr))
+    # Merge regions whose ramps would touch, so the music does not pump between words.
+    merged: list[list[float]] = []
+    for s, e in sorted(regions):
+        if merged and s - merged[-1][1] < cfg.duck_attack_s + cfg.duck_release_s:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    for s, e in merged:
+        a, b = int(round(s * sr)), int(round(e * sr))
+        shape = np.zeros(n)
+        lo, hi = max(0, a - att), min(n, b + rel)
+        idx = np.arange(lo, hi)
+        shape_part = np.ones(len(idx))
+        ramp_in = idx < a
+        shape_part[ramp_in] = (idx[ramp_in] - (a - att)) / att
+        ramp_out = idx >= b
+        shape_part[ramp_out] = 1 - (idx[ramp_out] - b) / rel
+        shape[lo:hi] = np.clip(shape_part, 0, 1)
+        db = np.minimum(db, depth * shape)
+    return (10 ** (db / 20)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- outputs
+def write_audio(path: str | os.PathLike[str], y: np.ndarray, sr: int) -> Path:
+    """WAV/FLAC (24-bit) or MP3 by extension, written atomically."""
+    import soundfile as sf
+
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in (".wav", ".flac", ".mp3"):
+        raise InputError(f"cannot write audio as {ext or 'no extension'}: use .wav, .flac or .mp3")
+    y = np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0)
+    with atomic_path(p) as tmp:
+        if ext == ".mp3":
+            sf.write(str(tmp), y, sr, format="MP3", subtype="MPEG_LAYER_III")
+        else:
+            sf.write(str(tmp), y, sr, subtype="PCM_24")
+    return p
+
+
+def _video_for(cue: CueSheet, video_path: str | os.PathLike[str] | None) -> Path | None:
+    if video_path is not None:
+        return Path(video_path)
+    p = Path(cue.video.path)
+    return p if p.is_file() else None
+
+
+def build_bed(
+    cue: CueSheet,
+    cfg: MixConfig,
+    *,
+    dialogue: np.ndarray | None = None,
+    level_lufs: float | None = None,
+) -> np.ndarray:
+    """The music bed at `level_lufs` (default: the target), ducked under speech in `dialogue`."""
+    sr = cfg.sample_rate
+    music = render_music(cue, cfg)
+    level = cfg.target_lufs if level_lufs is None else level_lufs
+    music = normalize(music, sr, level, cfg.true_peak_db)
+    if cfg.duck and dialogue is not None and np.abs(dialogue).max(initial=0) > 1e-4:
+        regions = speech_regions(dialogue, sr)
+        if regions:
+            music = music * duck_envelope(len(music), sr, regions, cfg)[:, None]
+    return music
+
+
+def write_bed(
+    cue: CueSheet,
+    path: str | os.PathLike[str],
+    cfg: MixConfig | None = None,
+    *,
+    video_path: str | os.PathLike[str] | None = None,
+) -> Path:
+    """The music alone, after ducking under the video's speech (if the video has audio)."""
+    cfg = cfg or MixConfig()
+    sr = cfg.sample_rate
+    n = int(round(cue.video.duration_s * sr))
+    video = _video_for(cue, video_path)
+    dialogue = video_audio(video, sr, n) if video is not None else None
+    bed = build_bed(cue, cfg, dialogue=dialogue)
+    return write_audio(path, bed, sr)
+
+
+def mix_arrays(
+    cue: CueSheet, cfg: MixConfig, dialogue: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mix, bed): the bed under the dialogue by music_gain_db, then the sum at the target."""
+    sr = cfg.sample_rate
+    if dialogue is None or np.abs(dialogue).max(initial=0) <= 1e-4:
+        bed = build_bed(cue, cfg)
+        return bed, bed
+    bed = build_bed(cue, cfg, dialogue=dialogue, level_lufs=cfg.target_lufs + cfg.music_gain_db)
+    dlg = normalize(dialogue, sr, cfg.target_lufs, cfg.true_peak_db)
+    mix = normalize(dlg + bed, sr, cfg.target_lufs, cfg.true_peak_db)
+    return mix, bed
+
+
+def write_mix(
+    cue: CueSheet,
+    path: str | os.PathLike[str],
+    cfg: MixConfig | None = None,
+    *,
+    video_path: str | os.PathLike[str] | None = None,
+) -> Path:
+    """The finished soundtrack: the video's own audio plus the ducked music, at the target loudness."""
+    cfg = cfg or MixConfig()
+    sr = cfg.sample_rate
+    n = int(round(cue.video.duration_s * sr))
+    video = _video_for(cue, video_path)
+    dialogue = video_audio(video, sr, n) if video is not None else None
+    mix, _ = mix_arrays(cue, cfg, dialogue)
+    return write_audio(path, mix, sr)
+
+
+def mux(
+    video_path: str | os.PathLike[str],
+    audio_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+) -> Path:
+    """The video with `audio_path` as its only audio; the video stream is copied, not re-encoded."""
+    video, audio, out = Path(video_path), Path(audio_path), Path(out_path)
+    for p in (video, audio):
+        if not p.is_file():
+            raise InputError(f"file not found: {p}")
+    codec = ["-c:a", "flac"] if out.suffix.lower() == ".mkv" else ["-c:a", "aac", "-b:a", "192k"]
+    with atomic_path(out) as tmp:
+        try:
+            proc = subprocess.run(
+                ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(video), "-i", str(audio),
+                 "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *codec, "-map_metadata", "0",
+                 str(tmp)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+        except FileNotFoundError:
+            raise ResourceError("ffmpeg is not installed (needed to write the video)") from None
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
+            raise InputError(f"cannot mux {video.name}: {last[:200]}")
+    return out
