@@ -1,0 +1,481 @@
+"""Placement: cue sheets + scene facts -> sound-strip, volume-keyframe and marker operations.
+
+Pure Python (standard library only): it never imports bpy, so it runs and is tested outside
+Blender. The add-on reads the scene into the frozen "facts" below, asks `plan()` what to
+build, and a thin layer (`apply.py`) carries the operations out through bpy.
+
+Time mapping. A cue sheet describes one source file: segment boundaries are source-video
+frames (`start_frame`, at the cue sheet's rational fps). Blender shows movie frame i of a
+strip at timeline frame `frame_start + i` (one source frame per timeline frame, whatever the
+scene rate), and the strip shows only [frame_final_start, frame_final_end). So a boundary
+lands at `frame_start + start_frame`, clipped to the visible range. Music itself plays in
+real time, so crossfade lengths and track in-points use the scene rate fps / fps_base.
+
+When several selected movie strips overlap in time, the one on the higher channel is the
+one the viewer sees, so it decides the music there.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+CUE_SCHEMA = "moodsic.cue/1"
+TAG = "moodsic"  # custom property on every strip Moodsic creates
+MAX_NAME = 63  # Blender's limit for strip names (bytes; we keep ASCII-safe lengths short)
+
+
+class PlacementError(Exception):
+    """One-line, user-facing reason why nothing can be placed (the scene is left as it was)."""
+
+
+# ----------------------------------------------------------------------------- facts in
+@dataclass(frozen=True)
+class MovieFacts:
+    """A movie strip as the placement sees it (all frames are timeline frames)."""
+
+    name: str
+    source_path: str  # absolute path of the movie file
+    frame_start: int  # timeline frame showing source frame 0
+    final_start: int  # first visible frame
+    final_end: int  # one past the last visible frame
+    channel: int
+    frame_duration: int  # untrimmed length in frames (= source frames)
+
+
+@dataclass(frozen=True)
+class SceneFacts:
+    fps: Fraction  # scene rate, fps / fps_base as a rational
+    frame_start: int
+    frame_end: int  # inclusive, as in Blender
+    user_channels: frozenset[int] = frozenset()  # channels holding any strip that is not Moodsic's
+    max_channel: int = 128
+
+
+@dataclass(frozen=True)
+class PlaceOptions:
+    crossfade_s: float = 2.0
+    edge_fade_s: float = 0.5  # fade at the start/end of a run of music with no neighbour
+    duck: bool = True
+    duck_db: float = -10.0
+    duck_attack_s: float = 0.15
+    duck_release_s: float = 0.6
+    target_lufs: float = -14.0
+    music_gain_db: float = -6.0  # music relative to the target when the clip has dialogue
+    min_span_s: float = 1.0  # a visible piece of a segment shorter than this joins its neighbour
+    max_volume: float = 8.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """One movie strip and the cue sheet of its source file."""
+
+    movie: MovieFacts
+    cue: Mapping[str, Any]
+    cue_path: str = ""
+    speech: tuple[tuple[float, float], ...] = ()  # dialogue in source seconds (for ducking)
+
+
+# ----------------------------------------------------------------------------- operations out
+@dataclass(frozen=True)
+class SoundOp:
+    name: str
+    filepath: str
+    channel: int
+    start: int  # first audible timeline frame
+    end: int  # one past the last audible frame
+    in_frame: int  # frames into the sound file at `start` (scene rate)
+    volume: float  # base volume (used when there are no keys)
+    keys: tuple[tuple[int, float], ...] = ()  # volume keyframes (frame, volume), sorted
+    tags: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MarkerOp:
+    name: str
+    frame: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    sounds: tuple[SoundOp, ...]
+    markers: tuple[MarkerOp, ...]
+    channels: tuple[int, int]
+
+    def for_segment(self, cue_path: str, segment: int) -> Plan:
+        """Only the operations of one segment of one cue sheet (for re-roll)."""
+        sounds = tuple(
+            s
+            for s in self.sounds
+            if s.tags.get("cue") == cue_path and s.tags.get("segment") == segment
+        )
+        return Plan(sounds=sounds, markers=(), channels=self.channels)
+
+
+# ----------------------------------------------------------------------------- helpers
+def scene_fps(fps: int, fps_base: float) -> Fraction:
+    """Blender's fps / fps_base as an exact rational (30 / 1.001 -> 30000/1001)."""
+    if fps <= 0 or fps_base <= 0:
+        raise PlacementError(f"scene frame rate {fps}/{fps_base} is not usable")
+    return (Fraction(fps) / Fraction(fps_base).limit_denominator(100000)).limit_denominator(100000)
+
+
+def frames_for(seconds: float, fps: Fraction) -> int:
+    return int(round(seconds * float(fps)))
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def cue_video_path(cue: Mapping[str, Any], cue_path: str = "") -> str:
+    path = str(cue["video"]["path"])
+    if not os.path.isabs(path) and cue_path:
+        path = os.path.join(os.path.dirname(os.path.abspath(cue_path)), path)
+    return path
+
+
+def check_cue(cue: Mapping[str, Any], movie: MovieFacts, cue_path: str = "") -> None:
+    """Refuse a cue sheet that is malformed or describes another video (path and length)."""
+    where = os.path.basename(cue_path) or "cue sheet"
+    if not isinstance(cue, Mapping) or cue.get("schema") != CUE_SCHEMA:
+        raise PlacementError(f"{where} is not a {CUE_SCHEMA} cue sheet")
+    try:
+        video = cue["video"]
+        frames = int(video["frames"])
+        fps = Fraction(int(video["fps"][0]), int(video["fps"][1]))
+        segments = list(cue["segments"])
+    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
+        raise PlacementError(f"{where} lacks video facts or segments") from None
+    if not segments:
+        raise PlacementError(f"{where} has no segments")
+    if not _same_file(cue_video_path(cue, cue_path), movie.source_path):
+        raise PlacementError(
+            f"{where} was made for {os.path.basename(str(video['path']))}, "
+            f"not {os.path.basename(movie.source_path)} (strip {movie.name})"
+        )
+    # Containers round frame counts differently; a couple of frames is the same video.
+    tolerance = max(2, int(math.ceil(float(fps) * 0.1)))
+    if abs(frames - movie.frame_duration) > tolerance:
+        raise PlacementError(
+            f"{where} describes {frames} frames but strip {movie.name} has "
+            f"{movie.frame_duration}: it is from another version of the video"
+        )
+    previous = 0
+    for i, seg in enumerate(segments):
+        try:
+            a, b = int(seg["start_frame"]), int(seg["end_frame"])
+        except (KeyError, TypeError, ValueError):
+            raise PlacementError(f"{where}: segment {i} lacks frames") from None
+        if a != previous or b <= a:
+            raise PlacementError(f"{where}: segments do not tile the video at segment {i}")
+        previous = b
+    if previous != frames:
+        raise PlacementError(f"{where}: segments end at frame {previous}, video has {frames}")
+
+
+def visible_ranges(movies: Sequence[MovieFacts]) -> list[tuple[int, int, int]]:
+    """(movie index, start, end) pieces where each movie is the topmost selected one, in time order."""
+    pieces: list[tuple[int, int, int]] = []
+    for i, m in enumerate(movies):
+        ranges = [(m.final_start, m.final_end)]
+        for j, other in enumerate(movies):
+            if j == i or other.channel < m.channel or (other.channel == m.channel and j < i):
+                continue
+            if other.channel == m.channel:  # same channel cannot overlap in Blender; keep order
+                continue
+            ranges = _subtract(ranges, other.final_start, other.final_end)
+        pieces.extend((i, a, b) for a, b in ranges if b > a)
+    pieces.sort(key=lambda p: (p[1], p[2]))
+    return pieces
+
+
+def _subtract(ranges: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in ranges:
+        if b <= s or a >= e:
+            out.append((s, e))
+            continue
+        if a > s:
+            out.append((s, a))
+        if b < e:
+            out.append((b, e))
+    return out
+
+
+def choose_channels(scene: SceneFacts) -> tuple[int, int]:
+    """The two lowest channels above every user strip; music alternates between them."""
+    top = max(scene.user_channels, default=0)
+    low = top + 1
+    if low + 1 > scene.max_channel:
+        raise PlacementError(
+            f"no free channels: your strips reach channel {top} of {scene.max_channel}, "
+            "Moodsic needs two channels above them"
+        )
+    return (low, low + 1)
+
+
+# ----------------------------------------------------------------------------- planning
+@dataclass
+class _Span:
+    job: int
+    segment: int
+    start: int
+    end: int
+    seg: Mapping[str, Any]
+    ext_left: int = 0
+    ext_right: int = 0
+    neighbour_left: bool = False
+    neighbour_right: bool = False
+
+
+def _spans(jobs: Sequence[Job], scene: SceneFacts, opts: PlaceOptions) -> list[_Span]:
+    min_len = max(1, frames_for(opts.min_span_s, scene.fps))
+    spans: list[_Span] = []
+    for mi, a, b in visible_ranges([j.movie for j in jobs]):
+        job = jobs[mi]
+        piece: list[_Span] = []
+        for si, seg in enumerate(job.cue["segments"]):
+            s = max(a, job.movie.frame_start + int(seg["start_frame"]))
+            e = min(b, job.movie.frame_start + int(seg["end_frame"]))
+            if e > s:
+                piece.append(_Span(mi, si, s, e, seg))
+        # A sliver of a segment left visible by a trim joins its neighbour in the same piece.
+        merged: list[_Span] = []
+        for sp in piece:
+            if merged and sp.end - sp.start < min_len:
+                merged[-1].end = sp.end
+            elif merged and merged[-1].end - merged[-1].start < min_len:
+                sp.start = merged[-1].start
+                merged[-1] = sp
+            else:
+                merged.append(sp)
+        spans.extend(merged)
+    spans.sort(key=lambda s: s.start)
+    return spans
+
+
+def _interp(points: Sequence[tuple[float, float]], x: float) -> float:
+    if not points:
+        return 1.0
+    if x <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        if x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return points[-1][1]
+
+
+def _dips(
+    intervals: Sequence[tuple[int, int]], depth: float, attack: int, release: int
+) -> list[list[tuple[float, float]]]:
+    return [[(s - attack, 1.0), (s, depth), (e, depth), (e + release, 1.0)] for s, e in intervals]
+
+
+def _keys(
+    start: int,
+    end: int,
+    gain: float,
+    fade_in: int,
+    fade_out: int,
+    dips: Sequence[Sequence[tuple[float, float]]],
+) -> tuple[tuple[int, float], ...]:
+    fade: list[tuple[float, float]] = []
+    if fade_in > 0:
+        fade += [(start, 0.0), (start + fade_in, 1.0)]
+    else:
+        fade += [(start, 1.0)]
+    if fade_out > 0:
+        fade += [(end - fade_out, 1.0), (end, 0.0)]
+    else:
+        fade += [(end, 1.0)]
+    fade.sort()
+    xs = {float(x) for x, _ in fade}
+    for d in dips:
+        xs.update(float(x) for x, _ in d if start <= x <= end)
+
+    def value(x: float) -> float:
+        duck = min((_interp(d, x) for d in dips), default=1.0)
+        return gain * _interp(fade, x) * duck
+
+    pts = [(int(round(x)), round(value(x), 6)) for x in sorted(xs)]
+    # Integer frames can collide; keep the first value at each frame.
+    uniq: list[tuple[int, float]] = []
+    for f, v in pts:
+        if not uniq or f != uniq[-1][0]:
+            uniq.append((f, v))
+    # Drop interior points on a straight line between their neighbours.
+    out: list[tuple[int, float]] = []
+    for i, (f, v) in enumerate(uniq):
+        if 0 < i < len(uniq) - 1:
+            (f0, v0), (f1, v1) = out[-1], uniq[i + 1]
+            expect = v0 + (v1 - v0) * (f - f0) / (f1 - f0)
+            if abs(expect - v) < 1e-6:
+                continue
+        out.append((f, v))
+    if all(abs(v - gain) < 1e-6 for _, v in out):
+        return ()
+    return tuple(out)
+
+
+def _gain(track_lufs: float | None, dialogue: bool, opts: PlaceOptions) -> float:
+    level = opts.target_lufs + (opts.music_gain_db if dialogue else 0.0)
+    if track_lufs is None or not math.isfinite(track_lufs):
+        db = opts.music_gain_db if dialogue else 0.0
+    else:
+        db = level - track_lufs
+    return max(0.0, min(opts.max_volume, 10.0 ** (db / 20.0)))
+
+
+def _name(track: Mapping[str, Any]) -> str:
+    title = str(track.get("title") or "").strip()
+    if not title:
+        title = os.path.splitext(os.path.basename(str(track.get("path", ""))))[0] or "music"
+    return title[:MAX_NAME]
+
+
+def plan(
+    jobs: Sequence[Job],
+    scene: SceneFacts,
+    opts: PlaceOptions | None = None,
+    *,
+    track_lufs: Mapping[str, float] | None = None,
+    track_duration_s: Mapping[str, float] | None = None,
+    channels: tuple[int, int] | None = None,
+) -> Plan:
+    """Everything Auto-score will add to the scene, computed before the scene is touched."""
+    opts = opts or PlaceOptions()
+    if not jobs:
+        raise PlacementError("no movie strip to score: select one or more movie strips")
+    for job in jobs:
+        check_cue(job.cue, job.movie, job.cue_path)
+    chans = channels or choose_channels(scene)
+    fps = scene.fps
+    spans = _spans(jobs, scene, opts)
+    if not spans:
+        raise PlacementError("the selected movie strips show nothing on the timeline")
+
+    xf = frames_for(opts.crossfade_s, fps)
+    edge = frames_for(opts.edge_fade_s, fps)
+    for left, right in zip(spans, spans[1:], strict=False):
+        if left.end == right.start:
+            ext = min(xf, left.end - left.start, right.end - right.start) // 2
+            left.ext_right = right.ext_left = ext
+            left.neighbour_right = right.neighbour_left = True
+
+    markers: list[MarkerOp] = []
+    sounds: list[SoundOp] = []
+    prev_mood: str | None = None
+    depth = 10.0 ** (opts.duck_db / 20.0)
+    attack = frames_for(opts.duck_attack_s, fps)
+    release = frames_for(opts.duck_release_s, fps)
+    lufs = track_lufs or {}
+    durations = track_duration_s or {}
+    for n, sp in enumerate(spans):
+        job = jobs[sp.job]
+        seg = sp.seg
+        mood = str(seg.get("mood", ""))
+        if mood != prev_mood:  # a marker at every mood change (and where music starts)
+            markers.append(MarkerOp(str(seg.get("mood_label") or mood), sp.start))
+        prev_mood = mood
+        track = seg.get("track")
+        if not track or not track.get("path"):
+            continue
+        path = str(track["path"])
+        start, end = sp.start - sp.ext_left, sp.end + sp.ext_right
+        in_frame = max(0, frames_for(float(track.get("in_s") or 0.0), fps) - sp.ext_left)
+        dur_s = durations.get(path, track.get("duration_s"))
+        length = frames_for(float(dur_s), fps) if dur_s else None
+        if length is not None and in_frame >= length:
+            in_frame = 0
+        fade_in = 2 * sp.ext_left if sp.neighbour_left else min(edge, (end - start) // 4)
+        fade_out = 2 * sp.ext_right if sp.neighbour_right else min(edge, (end - start) // 4)
+        mv = job.movie
+        speech = []
+        if opts.duck:
+            for s_s, e_s in job.speech:
+                src_fps = Fraction(int(job.cue["video"]["fps"][0]), int(job.cue["video"]["fps"][1]))
+                a = mv.frame_start + int(round(s_s * float(src_fps)))
+                b = mv.frame_start + int(round(e_s * float(src_fps)))
+                a, b = max(a, start), min(b, end)
+                if b > a:
+                    speech.append((a, b))
+        dips = _dips(speech, depth, attack, release)
+        gain = _gain(lufs.get(path), bool(job.speech), opts)
+        # Pieces: a track shorter than its span loops (restarting at its beginning).
+        cuts = [(start, in_frame)]
+        if length:
+            t, inn = start, in_frame
+            while t + (length - inn) < end:
+                t += length - inn
+                inn = 0
+                cuts.append((t, 0))
+        for k, (p_start, p_in) in enumerate(cuts):
+            p_end = cuts[k + 1][0] if k + 1 < len(cuts) else end
+            keys = _keys(
+                p_start,
+                p_end,
+                gain,
+                fade_in if k == 0 else 0,
+                fade_out if k == len(cuts) - 1 else 0,
+                dips,
+            )
+            sounds.append(
+                SoundOp(
+                    name=_name(track),
+                    filepath=path,
+                    channel=chans[n % 2],
+                    start=p_start,
+                    end=p_end,
+                    in_frame=p_in,
+                    volume=round(gain, 6),
+                    keys=keys,
+                    tags={
+                        TAG: 1,
+                        "segment": sp.segment,
+                        "piece": k,
+                        "mood": mood,
+                        "track_id": str(track.get("id", "")),
+                        "source": mv.name,
+                        "cue": job.cue_path,
+                        "span_start": sp.start,
+                        "span_end": sp.end,
+                    },
+                )
+            )
+    return Plan(sounds=tuple(sounds), markers=tuple(markers), channels=chans)
+
+
+def segment_at(plan_: Plan, frame: int) -> tuple[str, int] | None:
+    """(cue path, segment index) of the music heard at `frame` by its nominal span (re-roll)."""
+    for s in plan_.sounds:
+        if s.tags["span_start"] <= frame < s.tags["span_end"]:
+            return str(s.tags["cue"]), int(s.tags["segment"])
+    return None
+
+
+def replace_track(
+    cue: Mapping[str, Any], segment: int, new_cue: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`cue` with only segment `segment`'s track taken from `new_cue` (re-roll changes nothing else)."""
+    segments = [dict(s) for s in cue["segments"]]
+    new_segments = list(new_cue["segments"])
+    if not 0 <= segment < len(segments) or segment >= len(new_segments):
+        raise PlacementError(f"segment {segment} is not in the cue sheet")
+    if int(new_segments[segment]["start_frame"]) != int(segments[segment]["start_frame"]) or int(
+        new_segments[segment]["end_frame"]
+    ) != int(segments[segment]["end_frame"]):
+        raise PlacementError("the engine returned different segments; run Auto-score again")
+    segments[segment]["track"] = new_segments[segment].get("track")
+    out = dict(cue)
+    out["segments"] = segments
+    return out
