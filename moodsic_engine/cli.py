@@ -269,6 +269,19 @@ def bench_speed(
 # ---- section: library (issue 6) ----------------------------------------------------
 # ---- section: score-timeline (issue 7) -----------------------------------------------
 # ---- section: blender (issue 8) ----------------------------------------------------
+@blender_app.command("build-addon")
+def blender_build_addon(
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Folder for the zip.")
+    ] = None,
+) -> None:
+    """Build the Blender extension zip (install it from Blender's Preferences > Get Extensions)."""
+    from .blender_build import build_addon
+
+    with reporting(ProgressMode.none):
+        typer.echo(str(build_addon(output)))
+
+
 # ---- section: batch (issue 9) ------------------------------------------------------
 # ---- section: eval / train (issues 4, 10) -------------------------------------------
 
