@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import io
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -305,4 +307,29 @@ class RichBatchReporter:
         )
 
     def finish(self, result: BatchResult) -> None:
-        self._progress.stop()
+        self.close()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._progress.stop()
+            self._task = None
+
+
+@contextlib.contextmanager
+def batch_reporter(mode: str, emit: Any = None) -> Iterator[Any]:
+    """The reporter for a `--progress` mode: a bar on a terminal, plain lines on stderr when
+    it is not one (logs), JSON lines through `emit`, or nothing; the bar is always stopped."""
+    from .batch import NullReporter
+
+    if mode == "json":
+        yield JsonBatchReporter(emit)
+    elif mode == "bar" and sys.stderr.isatty():
+        rich = RichBatchReporter()
+        try:
+            yield rich
+        finally:
+            rich.close()
+    elif mode == "bar":
+        yield LineReporter()
+    else:
+        yield NullReporter()

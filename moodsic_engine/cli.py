@@ -283,6 +283,123 @@ def blender_build_addon(
 
 
 # ---- section: batch (issue 9) ------------------------------------------------------
+class BatchBackend(str, Enum):  # noqa: UP042 - same pattern as ProgressMode
+    local = "local"
+    ray = "ray"
+
+
+@app.command()
+def batch(
+    input: Annotated[
+        str, typer.Argument(help="A folder (recursive), a glob, a video, or a CSV/JSONL manifest.")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output folder (mirrors the input tree).")
+    ],
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Parallel workers (default: the CPU cores).")
+    ] = None,
+    backend: Annotated[
+        BatchBackend, typer.Option(help="local process pool, or Ray.")
+    ] = BatchBackend.local,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: start a local Ray).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds a clip may take before it is stopped.")
+    ] = None,
+    mix: Annotated[
+        bool, typer.Option(help="Also write each clip's mixdown (NAME.mix.wav).")
+    ] = False,
+    mux: Annotated[
+        bool, typer.Option(help="Also write each clip muxed with it (NAME.scored.mp4).")
+    ] = False,
+    library: Annotated[
+        str, typer.Option(help="builtin, a DEAM folder, a manifest or an audio folder.")
+    ] = "builtin",
+    experts: Annotated[str | None, typer.Option(help="Comma list from scene,face,grammar.")] = None,
+    sample_fps: Annotated[float | None, typer.Option(help="Samples per second.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for deterministic choices.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Skip clips whose outputs are complete and unchanged (--no-resume redoes all)."
+        ),
+    ] = True,
+    contact_sheet: Annotated[bool, typer.Option(help="Write contact_sheet.html.")] = True,
+    allow_outside: Annotated[
+        bool, typer.Option(help="Let a library manifest point outside its own folder.")
+    ] = False,
+    progress: ProgressOpt = ProgressMode.bar,
+) -> None:
+    """Score many clips: cue sheets (and mixes/muxes) under OUTDIR, batch.jsonl, batch.csv, a contact sheet.
+
+    Exit code 3 when the batch finished but some clips failed (see batch.jsonl for why).
+    """
+    from .batch import run_batch
+    from .batch_report import batch_reporter
+
+    names = tuple(n.strip() for n in experts.split(",") if n.strip()) if experts else None
+    with reporting(progress) as (_, json_out):
+        cfg = _load_config(config, seed=seed, experts=names, **{"sample.sample_fps": sample_fps})
+        with batch_reporter(progress.value, json_out.emit if json_out else None) as reporter:
+            result = run_batch(
+                input,
+                output,
+                config=cfg,
+                library=library,
+                weights_dir=weights_dir,
+                workers=workers,
+                backend=backend.value,
+                ray_address=ray_address,
+                timeout_s=timeout,
+                mix=mix,
+                mux=mux,
+                resume=resume,
+                allow_outside=allow_outside,
+                contact_sheet=contact_sheet,
+                reporter=reporter,
+            )
+        if json_out is not None:
+            json_out.emit(
+                "done",
+                summary=str(result.summary_jsonl),
+                csv=str(result.summary_csv),
+                contact_sheet=str(result.contact_sheet) if result.contact_sheet else None,
+                ok=result.count("ok"),
+                skipped=result.count("skipped"),
+                failed=result.count("failed"),
+            )
+        else:
+            for line in result.summary_lines():
+                info(progress, line)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+@bench_app.command("batch")
+def bench_batch(
+    clips: Annotated[int, typer.Option(min=2, help="Generated clips to score.")] = 20,
+    seconds: Annotated[float, typer.Option(help="Length of each generated clip.")] = 6.0,
+    experts: Annotated[str, typer.Option(help="Experts to run.")] = "grammar",
+    library: Annotated[str, typer.Option(help="Library to match against.")] = "builtin",
+    ray: Annotated[
+        bool, typer.Option(help="Also time the Ray backend against the local pool.")
+    ] = True,
+) -> None:
+    """Clips/min with 1 and 2 local workers, the speed-up, and Ray's per-clip overhead."""
+    from .batch_bench import batch_report
+
+    names = tuple(n.strip() for n in experts.split(",") if n.strip())
+    with reporting(ProgressMode.none):
+        for line in batch_report(
+            clips=clips, seconds=seconds, experts=names, library=library, ray=ray
+        ):
+            typer.echo(line)
+
+
 # ---- section: eval / train (issues 4, 10) -------------------------------------------
 
 
