@@ -16,6 +16,8 @@ a boundary sits exactly on the frame the cue sheet names.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -183,8 +185,6 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
 def _track_dict(track: TrackChoice | None) -> dict[str, Any] | None:
     if track is None:
         return None
-    import dataclasses
-
     return dataclasses.asdict(track)
 
 
@@ -202,6 +202,7 @@ def marker_meta(seg: Segment, index: int) -> dict[str, Any]:
         "start_frame": int(seg.start_frame),
         "end_frame": int(seg.end_frame),
         "track": _track_dict(seg.track),
+        "segment_json": json.dumps(dataclasses.asdict(seg), ensure_ascii=False, allow_nan=False),
     }
 
 
@@ -281,7 +282,16 @@ def cue_to_timeline(
     timeline.global_start_time = RT(0, rate)
     meta = cue.to_dict()
     meta.pop("segments")
-    meta.update({"layout": layout, "crossfade_s": xfade})
+    # OTIO's JSON writer may change a double's last digit, so the exact cue sheet also
+    # travels as JSON text (readable fields stay alongside for editors and scripts).
+    exact = json.dumps(meta, ensure_ascii=False, allow_nan=False)
+    meta = {
+        "schema": meta["schema"],
+        "video": meta["video"],
+        "layout": layout,
+        "crossfade_s": xfade,
+        "cue_json": exact,
+    }
     timeline.metadata[META] = meta
 
     vtrack = otio.schema.Track(name=VIDEO_TRACK, kind=otio.schema.TrackKind.Video)
@@ -439,6 +449,22 @@ def _music_at(timeline: otio.schema.Timeline, frame: int, rate: float) -> tuple[
     return None
 
 
+def _segment_fields(seg: dict[str, Any]) -> dict[str, Any]:
+    """A serialised Segment in marker-metadata names (exact values)."""
+    return {
+        "mood": seg["mood"],
+        "label": seg["mood_label"],
+        "valence": seg["valence"],
+        "arousal": seg["arousal"],
+        "confidence": seg["confidence"],
+        "start_s": seg["start_s"],
+        "end_s": seg["end_s"],
+        "start_frame": seg["start_frame"],
+        "end_frame": seg["end_frame"],
+        "track": seg["track"],
+    }
+
+
 def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = None) -> CueSheet:
     """Write a Timeline back as a cue sheet: segments from the mood markers (their record
     positions, so markers moved in an editor move the boundaries), tracks from the music
@@ -447,6 +473,8 @@ def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = 
     Raises CueSheetError when the timeline carries no Moodsic markers.
     """
     meta = moodsic_meta(timeline)
+    if meta.get("cue_json"):
+        meta = json.loads(meta["cue_json"])
     vtrack = _video_track(timeline)
     video = dict(meta.get("video") or {})
     if video.get("fps"):
@@ -483,6 +511,8 @@ def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = 
         raise CueSheetError(f"timeline {timeline.name!r}: the first mood marker is not at frame 0")
     segments = []
     for i, (at, m) in enumerate(markers):
+        if m.get("segment_json"):
+            m = {**m, **_segment_fields(json.loads(m["segment_json"]))}
         end = markers[i + 1][0] if i + 1 < len(markers) else int(video["frames"])
         start_s = m["start_s"] if m.get("start_frame") == at else seconds_of(at, fps)
         end_s = m["end_s"] if m.get("end_frame") == end else seconds_of(end, fps)
@@ -492,8 +522,8 @@ def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = 
         if found is not None:
             clip, media_frame = found
             clip_meta = moodsic_meta(clip).get("track")
-            if clip_meta:
-                track = dict(clip_meta)
+            if clip_meta and (track is None or clip_meta.get("id") != track.get("id")):
+                track = dict(clip_meta)  # an editor put another Moodsic track here
             if track is not None:
                 in_frame = media_frame - (mid - at)
                 if frames_at(track.get("in_s", 0.0), fps) != in_frame:
