@@ -25,7 +25,7 @@ class SampleConfig:
     short_side: int = 224  # working resolution of sampled frames
     skip_frames: bool = True  # let the decoder drop B-frames when sampling sparsely
     skip_ratio: float = 4.0  # skip only when video fps >= skip_ratio * sample_fps
-    cut_threshold: float = 0.30  # content change (0..1) that counts as a shot cut
+    cut_threshold: float = 0.22  # content change (0..1) that counts as a shot cut
     cut_min_gap_s: float = 0.5  # no two cuts closer than this
     decoder_threads: int = 2
     max_pixels: int = 8192 * 8192  # refuse absurd declared frame sizes before decoding
@@ -81,7 +81,7 @@ class FusionConfig:
 @dataclass(frozen=True)
 class StabilizeConfig:
     ema_alpha: float = 0.35  # per sample at the configured sample rate
-    gate: float = 0.10  # fused variance above this holds the last stable value
+    gate: float = 0.20  # mean fused variance above this holds the last stable value
     max_hold_s: float = 6.0  # after this long, follow the data again even if uncertain
 
 
@@ -111,6 +111,7 @@ class MixConfig:
     duck_attack_s: float = 0.15
     duck_release_s: float = 0.6
     music_gain_db: float = -6.0  # music bed relative to the target when mixed under dialogue
+    beat_align: bool = True  # loop/crossfade on the bar grid (sidecar or librosa beat tracking)
 
 
 @dataclass(frozen=True)

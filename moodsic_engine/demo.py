@@ -77,7 +77,7 @@ class _SceneRenderer:
             rgb = rgb + 0.15 * b[..., None]
         elif scene == "meadow":  # calm, soft, light
             b = self._blobs(t, 2, 0.08, 0.35, 3)
-            rgb = np.stack([0.55 + 0.1 * b, 0.75 + 0.1 * b - 0.1 * y, 0.55 + 0.15 * (1 - y)], -1)
+            rgb = np.stack([0.68 + 0.1 * b, 0.88 + 0.1 * b - 0.05 * y, 0.62 + 0.1 * (1 - y)], -1)
         elif scene == "portrait":  # a real face, slow push-in
             zoom = 1.0 + 0.15 * (t / 12.0)
             size = int(H * 0.95 * zoom)
@@ -97,7 +97,7 @@ class _SceneRenderer:
             shot = int(t / 2.0)
             noise = self.rng.random((H // 8, W // 8)).astype(np.float32)
             noise = np.kron(noise, np.ones((8, 8), np.float32))
-            flash = 0.6 if (k % 11) < 2 else 0.0
+            flash = 0.3 if (k % 11) < 2 else 0.0
             shift = (shot % 3) * 0.05
             rgb = np.stack(
                 [0.30 + 0.35 * noise + shift, 0.02 + 0.05 * noise, 0.03 + 0.04 * noise], -1

@@ -82,7 +82,7 @@ def _rate(stream) -> Fraction | None:  # noqa: ANN001
             rate = None
         if rate is not None and rate.numerator > 0 and rate.denominator > 0:
             fr = Fraction(rate.numerator, rate.denominator)
-            if 0 < fr <= 1000:
+            if 1 <= fr <= 1000:  # below 1 fps is a broken timescale, not footage
                 return fr
     return None
 
@@ -109,7 +109,7 @@ def _info(container, path: str, cfg: SampleConfig) -> VideoInfo:  # noqa: ANN001
     if not math.isfinite(duration) or duration < 0:
         duration = 0.0
     frames = int(stream.frames or 0) or int(round(duration * fps))
-    rotation = _stream_rotation(stream)
+    rotation = _first_frame_rotation(container, stream)
     if rotation % 180:
         width, height = height, width
     start = 0.0
@@ -128,14 +128,15 @@ def _info(container, path: str, cfg: SampleConfig) -> VideoInfo:  # noqa: ANN001
     )
 
 
-def _stream_rotation(stream) -> int:  # noqa: ANN001
-    for sd in getattr(stream, "side_data", {}) or {}:
-        try:
-            if "display" in str(sd).lower():
-                value = stream.side_data[sd]
-                return int(round(float(value))) % 360
-        except Exception:  # noqa: BLE001
-            return 0
+def _first_frame_rotation(container, stream) -> int:  # noqa: ANN001
+    """Display rotation (degrees counter-clockwise) read from the first decoded frame."""
+    import av
+
+    try:
+        for frame in container.decode(stream):
+            return int(round(float(getattr(frame, "rotation", 0) or 0))) % 360
+    except (av.FFmpegError, ValueError, OSError):
+        return 0
     return 0
 
 
@@ -176,21 +177,24 @@ def _plane_thumbs(frame) -> list[np.ndarray]:  # noqa: ANN001
 
 
 def _thumb_stats(frame) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
-    """Luma thumbnail (float 0..1) and normalised Y/U/V histograms."""
+    """Y/U/V thumbnails stacked (float 0..1, [3, h, w]) and normalised Y/U/V histograms."""
     planes = _plane_thumbs(frame)
-    luma = planes[0].astype(np.float32) / 255.0
+    h = min(p.shape[0] for p in planes)
+    w = min(p.shape[1] for p in planes)
+    thumbs = np.stack([p[:h, :w] for p in planes]).astype(np.float32) / 255.0
     hist = np.stack(
         [np.bincount((p // (256 // _HIST_BINS)).ravel(), minlength=_HIST_BINS) for p in planes]
     ).astype(np.float64)
     hist /= hist.sum(axis=1, keepdims=True)
-    return luma, hist
+    return thumbs, hist
 
 
 def cut_score(
-    luma_a: np.ndarray, hist_a: np.ndarray, luma_b: np.ndarray, hist_b: np.ndarray
+    thumb_a: np.ndarray, hist_a: np.ndarray, thumb_b: np.ndarray, hist_b: np.ndarray
 ) -> float:
-    """0..1 content change between two thumbnails: pixel change and colour-histogram change."""
-    pix = float(np.mean(np.abs(luma_a - luma_b)))
+    """0..1 content change between two frames: pixel change (luma and chroma) and histogram change."""
+    delta = np.abs(thumb_a - thumb_b).reshape(3, -1).mean(axis=1)
+    pix = float(delta[0] + 0.5 * (delta[1] + delta[2]))
     hist = float(np.abs(hist_a - hist_b).sum(axis=1).mean() / 2.0)
     return 0.5 * (min(1.0, 3.0 * pix) + hist)
 
@@ -323,7 +327,7 @@ class VideoSampler:
                         recent_scores.clear()
                     else:
                         gap_frames = max(1.0, (t - prev[1]) / frame_dur) if prev else 1.0
-                        motions.append(float(np.mean(np.abs(luma - prev_luma))) / gap_frames)
+                        motions.append(float(np.mean(np.abs(luma[0] - prev_luma[0]))) / gap_frames)
                         recent_scores.append(score)
                         del recent_scores[:-15]
                 prev_luma, prev_hist = luma, hist
@@ -339,7 +343,8 @@ class VideoSampler:
                 prev = (frame, t)
 
             if prev is not None and (last_used_t is None or prev[1] > last_used_t + 1e-9):
-                if prev[1] >= next_target - step / 2 or last_used_t is None:
+                # the last frame serves a target that still falls inside the clip
+                if next_target < prev[1] + frame_dur - 1e-9 or last_used_t is None:
                     take(prev[0], prev[1])
             if frames_buf:
                 yield flush()

@@ -78,7 +78,7 @@ class GrammarExpert:
             v=v_col,
             a=a,
             var_v=np.full(n, self.cfg.var_v),
-            var_a=self.cfg.var_a + 0.25 * spread,
+            var_a=self.cfg.var_a + 0.1 * spread,
             present=np.ones(n, dtype=bool),
         )
 
