@@ -261,3 +261,24 @@ def test_metrics_in_both_units() -> None:
     m = metrics(y + np.array([1 / 3, 0.0]), y)
     assert m["v_mae"] == pytest.approx(1.0) and m["a_mae"] == pytest.approx(0.0)
     assert m["v_mae_ref"] == pytest.approx(1 / 3) and m["rho_a"] == pytest.approx(1.0)
+
+
+def test_cli_train_scene(mini: dict[str, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from moodsic_engine.cli import app
+
+    args = [
+        "train", "scene", "--images", str(mini["images"]), "--annotations", str(mini["ann"]),
+        "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--epochs", "5",
+        "--scene-model", TINY_MODEL, "--scene-pretrained", str(mini["ckpt"]), "--progress", "json",
+    ]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    done = json.loads(res.stdout.strip().splitlines()[-1])
+    assert (
+        done["event"] == "done" and Path(done["head"]).is_file() and Path(done["report"]).is_file()
+    )
+    args[3], args[9] = str(tmp_path / "none"), str(tmp_path / "c2")  # no images, empty cache
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 1 and "--download" in bad.stderr and "Traceback" not in bad.output

@@ -107,7 +107,8 @@ def embed_dataset(
     cache_dir.mkdir(parents=True, exist_ok=True)
     slug = cache_slug(encoder_meta)
     rows, data, unreadable = _load(cache_dir, slug, encoder_meta, short_side)
-    missing = [p for p in rel_paths if not local_path(images_root, p).is_file()]
+    # Cached rows need no image on disk: heads can be retrained from the cache alone.
+    missing = [p for p in rel_paths if p not in rows and not local_path(images_root, p).is_file()]
     missing_set = set(missing)
     todo = [
         p
