@@ -148,3 +148,27 @@ def make_clip(path: Path, seconds: float = 4.0, hue: int = 0, size: str = "160x9
         check=True,
     )  # fmt: skip
     return path
+
+
+def counting_score(video, library, config, *, experts=None, progress=None):  # noqa: ANN001, ANN201
+    """The real pipeline, slowed by $MOODSIC_FAKE_SLEEP and logged to $MOODSIC_FAKE_LOG."""
+    from moodsic_engine.pipeline import score_video
+
+    time.sleep(float(os.environ.get("MOODSIC_FAKE_SLEEP", "0")))
+    kwargs = {"progress": progress} if progress is not None else {}
+    cue = score_video(video, library, config, experts=experts, **kwargs)
+    _log("MOODSIC_FAKE_LOG", f"{os.getpid()} {video}")
+    return cue
+
+
+def write_library_csv(path: Path) -> Path:
+    """A 12-track library spread over the V/A plane (no audio: enough for cue sheets)."""
+    rows = ["id,title,artist,valence,arousal"]
+    k = 0
+    for v in (-0.7, -0.2, 0.3, 0.8):
+        for a in (-0.6, 0.0, 0.6):
+            rows.append(f"t{k},Track {k},Test,{v},{a}")
+            k += 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
