@@ -64,14 +64,16 @@ class Library:
     clusters: MoodClusters
     kind: str = "custom"
     warnings: tuple[str, ...] = ()
-    va: np.ndarray = field(init=False, repr=False)
+    # [M, 2]; computed from the tracks unless given (huge synthetic catalogues pass it in).
+    va: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     track_cluster: np.ndarray = field(init=False, repr=False)
     _trees: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.va = np.array([[t.valence, t.arousal] for t in self.tracks], dtype=np.float64).reshape(
-            -1, 2
-        )
+        if self.va is None:
+            self.va = np.array(
+                [[t.valence, t.arousal] for t in self.tracks], dtype=np.float64
+            ).reshape(-1, 2)
         self.track_cluster = (
             self.clusters.predict(self.va) if len(self.va) else np.zeros(0, dtype=np.int64)
         )

@@ -28,6 +28,7 @@ _NAMES: dict[tuple[int, int], str] = {
 # A centroid this far from 0 (reference scale) counts as clearly positive/negative. DEAM's
 # song-level ratings sit mostly within +-0.5, so the threshold is modest.
 _CLASS_THRESHOLD = 0.1
+_FIT_SAMPLE = 10000
 _VAR_FLOOR = 1e-3  # standardised units; keeps a tight cluster from producing infinite densities
 
 
@@ -115,8 +116,12 @@ def fit_clusters(
     # A collapsed axis (every track equal) is not scaled up into noise.
     scale = np.where(spread > 1e-3, spread, 1.0)
     z = (x - center) / scale
+    if len(z) > _FIT_SAMPLE:
+        # A deterministic subsample fits as well as millions of points and keeps it fast.
+        pick = np.sort(np.random.default_rng(seed).choice(len(z), _FIT_SAMPLE, replace=False))
+        z = z[pick]
     distinct = len(np.unique(np.round(z, 6), axis=0))
-    k_hi = min(max_clusters, distinct, max(1, len(x) // 2))
+    k_hi = min(max_clusters, distinct, max(1, len(z) // 2))
     k_lo = min(max(1, min_clusters), k_hi)
     if distinct < 2 or np.all(spread <= 1e-3):
         k_lo = k_hi = 1
@@ -129,7 +134,7 @@ def fit_clusters(
                 n_components=k,
                 covariance_type="diag",
                 random_state=seed,
-                n_init=2,
+                n_init=2 if len(z) <= 2000 else 1,
                 reg_covar=1e-4,
             ).fit(z)
             bic = gmm.bic(z)

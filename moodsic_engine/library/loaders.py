@@ -149,12 +149,26 @@ def _cached(
         }
     )
     for cand in candidates:
+        if not _writable_dir(cand.parent):
+            continue
         try:
             write_text_atomic(cand, payload)
             break
         except OSError:
             continue
     return lib
+
+
+def _writable_dir(folder: Path) -> bool:
+    """Missing (will be created) or writable, judged by mode bits too: root may write into a
+    folder marked read-only, but a read-only data folder should stay untouched."""
+    try:
+        st = folder.stat()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return bool(st.st_mode & 0o200) and os.access(folder, os.W_OK)
 
 
 # ----------------------------------------------------------------------------- builtin
