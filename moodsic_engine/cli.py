@@ -306,6 +306,87 @@ def bench_library_cmd(
 
 
 # ---- section: score-timeline (issue 7) -----------------------------------------------
+@app.command("score-timeline")
+def score_timeline_cmd(
+    edit: Annotated[
+        Path,
+        typer.Argument(help="Edit to score: any format OTIO reads (.otio, .fcpxml, .edl, ...)."),
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Scored timeline (format from the suffix).")
+    ],
+    library: Annotated[
+        str, typer.Option(help="builtin, a DEAM folder, a manifest or an audio folder.")
+    ] = "builtin",
+    strict: Annotated[bool, typer.Option(help="Fail if any clip's media cannot be read.")] = False,
+    experts: Annotated[str | None, typer.Option(help="Comma list from scene,face,grammar.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for deterministic choices.")] = None,
+    weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="Frame rate of an EDL (EDLs do not carry one).")
+    ] = None,
+    layout: Annotated[
+        str, typer.Option(help="alternate (two overlapping music tracks) or single.")
+    ] = "alternate",
+    cue: Annotated[
+        Path | None, typer.Option(help="Also write the edit's cue sheet (record time) here.")
+    ] = None,
+    allow_outside: Annotated[
+        bool, typer.Option(help="Let a library manifest point outside its own folder.")
+    ] = False,
+    progress: ProgressOpt = ProgressMode.bar,
+) -> None:
+    """Score an existing edit: music tracks and mood markers added to a copy of the timeline."""
+    names = tuple(n.strip() for n in experts.split(",") if n.strip()) if experts else None
+    with reporting(progress) as (report, json_out):
+        from .errors import InputError
+
+        if output.resolve() == edit.resolve() or (
+            cue is not None and cue.resolve() == edit.resolve()
+        ):
+            raise InputError("the output would overwrite the input edit; choose another -o path")
+        from otio_adapter.edit_io import read_edit, write_timeline
+        from otio_adapter.score import score_timeline_report
+
+        from .library import load_library
+
+        cfg = _load_config(config, seed=seed, experts=names)
+        timeline = read_edit(edit, rate=rate)
+        lib = load_library(library, match_config=cfg.match, allow_outside=allow_outside)
+        scored, result = score_timeline_report(
+            timeline,
+            lib,
+            cfg,
+            weights_dir=weights_dir,
+            strict=strict,
+            base_dir=edit.resolve().parent,
+            layout=layout,
+            progress=report,
+        )
+        write_timeline(scored, output)
+        if cue is not None:
+            result.cue.to_json(cue)
+        for line in result.missing_lines():
+            info(progress, f"not scored: {line}")
+        if json_out is not None:
+            json_out.emit(
+                "done",
+                timeline=str(output),
+                cue=str(cue) if cue else None,
+                missing=[c.name for c in result.missing],
+            )
+        else:
+            scored_n = len(result.clips) - len(result.missing)
+            info(
+                progress,
+                f"scored {scored_n} of {len(result.clips)} clips; {len(result.cue.segments)} mood segments",
+            )
+            info(progress, f"timeline: {output}")
+            if cue is not None:
+                info(progress, f"cue sheet: {cue}")
+
+
 # ---- section: blender (issue 8) ----------------------------------------------------
 @blender_app.command("build-addon")
 def blender_build_addon(

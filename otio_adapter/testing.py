@@ -114,3 +114,81 @@ def make_cue(
         "summary": {},
     }
     return CueSheet.from_dict(data)
+
+
+def write_video(
+    path: str | Path,
+    seconds: float,
+    *,
+    colour: str | None = None,
+    fps: str = "25",
+    size: str = "160x96",
+) -> Path:
+    """A small H.264 clip from ffmpeg's lavfi: a moving test pattern, or a flat colour."""
+    import subprocess
+
+    source = (
+        f"color=c={colour}:s={size}:r={fps}:d={seconds}"
+        if colour
+        else f"testsrc2=s={size}:r={fps}:d={seconds}"
+    )
+    path = Path(path)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-c:v", "libx264",
+         "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )  # fmt: skip
+    return path
+
+
+def small_library(folder: str | Path, *, per_quadrant: int = 3, seconds: float = 30.0):  # noqa: ANN201
+    """A Library of sine tracks spread over the four V/A quadrants (audio written to folder)."""
+    from moodsic_engine.library import Track, library_from_tracks
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    tracks = []
+    for q, (sv, sa) in enumerate(((1, 1), (1, -1), (-1, 1), (-1, -1))):
+        for k in range(per_quadrant):
+            tid = f"q{q}k{k}"
+            path = write_tone(folder / f"{tid}.wav", 200.0 + 40 * (q * per_quadrant + k), seconds)
+            v, a = sv * rng.uniform(0.3, 0.8), sa * rng.uniform(0.3, 0.8)
+            tracks.append(
+                Track(tid, f"Tone {tid}", "tests", str(path.resolve()), seconds, float(v), float(a))
+            )
+    return library_from_tracks(tracks, name="tones", root=folder)
+
+
+def make_edit(
+    items: Sequence[tuple[str | Path | None, int, int]],
+    *,
+    fps: Fraction = Fraction(25),
+    name: str = "edit",
+):  # noqa: ANN201
+    """A Timeline with one video track: (path, source start frame, frames) per item.
+
+    A None path makes a gap of that many frames.
+    """
+    import opentimelineio as otio
+
+    rate = fps.numerator / fps.denominator
+    rt = otio.opentime.RationalTime
+    tr = otio.opentime.TimeRange
+    timeline = otio.schema.Timeline(name=name)
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for path, start, frames in items:
+        if path is None:
+            track.append(otio.schema.Gap(source_range=tr(rt(0, rate), rt(frames, rate))))
+            continue
+        track.append(
+            otio.schema.Clip(
+                name=Path(path).name,
+                media_reference=otio.schema.ExternalReference(target_url=str(path)),
+                source_range=tr(rt(start, rate), rt(frames, rate)),
+            )
+        )
+    timeline.tracks.append(track)
+    return timeline

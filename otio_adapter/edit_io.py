@@ -1,0 +1,72 @@
+"""Reading an edit in any format OTIO reads, and writing a timeline atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import opentimelineio as otio
+
+from moodsic_engine.errors import InputError
+from moodsic_engine.fileio import atomic_path
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> otio.schema.Timeline:
+    """Read an edit (.otio, .otioz, .fcpxml, .edl, .moodsic.json, ...) as one Timeline.
+
+    `rate` is passed to readers that need it (CMX 3600 EDLs carry no frame rate).
+    Raises InputError with one line when the file cannot be read.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"edit not found: {p}")
+    if p.is_dir() and p.suffix != ".otiod":
+        raise InputError(f"edit path is a folder: {p}")
+    try:
+        adapter = otio.adapters.from_filepath(str(p))
+    except Exception as exc:
+        raise InputError(
+            f"{p.name}: no OTIO adapter reads this format ({_one_line(exc)})"
+        ) from None
+    kwargs = {}
+    if rate is not None and adapter.name == "cmx_3600":
+        kwargs["rate"] = rate
+    try:
+        result = adapter.read_from_file(str(p), **kwargs)
+    except InputError:
+        raise
+    except Exception as exc:  # adapters raise anything from ValueError to OTIOError
+        raise InputError(f"{p.name}: cannot be read as {adapter.name}: {_one_line(exc)}") from None
+    if isinstance(result, otio.schema.SerializableCollection):
+        timelines = list(result.find_children(descended_from_type=otio.schema.Timeline))
+        if len(timelines) != 1:
+            raise InputError(f"{p.name} holds {len(timelines)} timelines; expected one")
+        result = timelines[0]
+    if not isinstance(result, otio.schema.Timeline):
+        raise InputError(f"{p.name} is not a timeline (found {type(result).__name__})")
+    return result
+
+
+def write_timeline(timeline: otio.schema.Timeline, path: str | os.PathLike[str]) -> Path:
+    """Write in the format the suffix names; complete or absent, never half-written."""
+    target = Path(path)
+    try:
+        adapter = otio.adapters.from_filepath(str(target))
+    except Exception as exc:
+        raise InputError(
+            f"{target.name}: no OTIO adapter writes this format ({_one_line(exc)})"
+        ) from None
+    with atomic_path(target) as tmp:
+        tmp.unlink()  # bundle writers (otioz) refuse to overwrite the placeholder
+        try:
+            adapter.write_to_file(timeline, str(tmp))
+        except Exception as exc:
+            raise InputError(
+                f"{target.name}: cannot be written as {adapter.name}: {_one_line(exc)}"
+            ) from None
+    return target

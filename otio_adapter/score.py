@@ -1,0 +1,385 @@
+"""Score an existing edit: analyse the used source range of every clip on the main video track,
+join the V/A series in record time, stabilize and segment across the whole edit (boundaries
+snap to the edit's own cuts), match tracks, and add the music tracks and mood markers to a
+copy of the timeline. The input timeline is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import opentimelineio as otio
+
+from moodsic_engine.config import Config
+from moodsic_engine.cue import CueSheet, VideoRef
+from moodsic_engine.errors import InputError, MoodsicError
+from moodsic_engine.progress import ProgressFn, no_progress
+
+from .timeline import META, cue_to_timeline, fps_from_rate, rate_of, to_frames
+
+if TYPE_CHECKING:
+    from moodsic_engine.experts import LoadedExperts
+    from moodsic_engine.library import Library
+    from moodsic_engine.pipeline import Analysis
+
+
+@dataclass(frozen=True)
+class EditClip:
+    """One clip of the main video track: where it sits in the edit and what it shows."""
+
+    index: int  # position among the track's children
+    name: str
+    rec_start: int  # record frames at the edit rate
+    rec_end: int
+    src_start_s: float  # seconds inside the media file
+    src_end_s: float
+    path: Path | None  # None: no usable media reference
+    problem: str = ""  # why it cannot be scored ("" when it can)
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    """What scoring did: the edit's cue sheet (record time) and the clips it could not read."""
+
+    cue: CueSheet
+    clips: tuple[EditClip, ...]
+    missing: tuple[EditClip, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def missing_lines(self) -> list[str]:
+        return [f"{c.name} (item {c.index}): {c.problem}" for c in self.missing]
+
+
+# ----------------------------------------------------------------------------- reading the edit
+def _timecode(frames: int, rate: float) -> str:
+    try:
+        return otio.opentime.to_timecode(otio.opentime.RationalTime(frames, rate), rate)
+    except Exception:  # rates without a timecode form
+        return f"frame {frames}"
+
+
+def media_path(ref: Any, base_dir: Path | None) -> Path | None:
+    """The local file a media reference points at (file:// URL or plain path), if any."""
+    url = getattr(ref, "target_url", None)
+    if not url:
+        return None
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        path = Path(unquote(parsed.path))
+    elif parsed.scheme and len(parsed.scheme) > 1:
+        return None  # http:// and friends: not a local file
+    else:
+        path = Path(url)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+def edit_rate(timeline: otio.schema.Timeline, track: otio.schema.Track) -> Fraction:
+    """The edit's frame rate: its global start time's, else its first clip's."""
+    if timeline.global_start_time is not None and timeline.global_start_time.rate > 1:
+        return fps_from_rate(timeline.global_start_time.rate)
+    for item in track:
+        if isinstance(item, otio.core.Item) and item.source_range is not None:
+            return fps_from_rate(item.source_range.duration.rate)
+        if isinstance(item, otio.schema.Clip):
+            return fps_from_rate(item.trimmed_range().duration.rate)
+    raise InputError(f"timeline {timeline.name!r}: cannot tell its frame rate (empty main track)")
+
+
+def main_video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
+    if not isinstance(timeline, otio.schema.Timeline):
+        raise InputError(f"expected an OTIO Timeline, got {type(timeline).__name__}")
+    for track in timeline.tracks:
+        if isinstance(track, otio.schema.Track) and track.kind == otio.schema.TrackKind.Video:
+            return track
+        if isinstance(track, otio.schema.Stack):
+            raise InputError(
+                f"timeline {timeline.name!r}: a nested stack ({track.name or 'unnamed'}) sits "
+                "among the tracks; flatten the edit first"
+            )
+    raise InputError(f"timeline {timeline.name!r} has no video track")
+
+
+def edit_clips(
+    timeline: otio.schema.Timeline, *, base_dir: Path | None = None
+) -> tuple[list[EditClip], Fraction, int]:
+    """The main track's clips, its rate, and its duration in frames.
+
+    Gaps stay silent gaps (no pictures to score); transitions are allowed (each clip is scored
+    over its own trimmed range, the cut being the transition's centre); nested stacks or tracks
+    are refused.
+    """
+    track = main_video_track(timeline)
+    fps = edit_rate(timeline, track)
+    rate = rate_of(fps)
+    clips: list[EditClip] = []
+    for i, item in enumerate(track):
+        if isinstance(item, otio.schema.Transition | otio.schema.Gap):
+            continue
+        rng = item.range_in_parent()
+        start = to_frames(rng.start_time, rate)
+        end = start + to_frames(rng.duration, rate)
+        if isinstance(item, otio.schema.Stack | otio.schema.Track):
+            raise InputError(
+                f"timeline {timeline.name!r}: nested {type(item).__name__.lower()} "
+                f"{item.name or 'unnamed'!r} at {_timecode(start, rate)} on the main track; "
+                "flatten the edit first"
+            )
+        if not isinstance(item, otio.schema.Clip):
+            raise InputError(
+                f"timeline {timeline.name!r}: unsupported item {type(item).__name__} at "
+                f"{_timecode(start, rate)}"
+            )
+        name = item.name or f"clip {i}"
+        ref = item.media_reference
+        problem = ""
+        path = None
+        src = item.trimmed_range()
+        offset = otio.opentime.RationalTime(0, src.start_time.rate)
+        available = getattr(ref, "available_range", None)
+        if available is not None:
+            offset = available.start_time  # media with a start timecode
+        src_start = (src.start_time - offset).to_seconds()
+        src_end = src_start + src.duration.to_seconds()
+        if isinstance(ref, otio.schema.GeneratorReference):
+            problem = (
+                f"generator reference ({ref.generator_kind or 'unknown kind'}), no media to watch"
+            )
+        elif ref is None or ref.is_missing_reference:
+            problem = "missing media reference"
+        elif isinstance(ref, otio.schema.ImageSequenceReference):
+            problem = "image sequences are not supported"
+        else:
+            path = media_path(ref, base_dir)
+            if path is None:
+                problem = f"not a local file: {getattr(ref, 'target_url', '')}"
+            elif not path.is_file():
+                problem = f"media not found: {path}"
+        if end > start:
+            clips.append(EditClip(i, name, start, end, src_start, src_end, path, problem))
+    frames = to_frames(track.duration(), rate)
+    total = to_frames(timeline.tracks.duration(), rate)
+    return clips, fps, max(frames, total)
+
+
+# ----------------------------------------------------------------------------- joining
+def _join_series(parts: list[tuple[Analysis, float]]) -> tuple[Any, ...]:
+    """Concatenate the experts' series of every clip, times shifted into record time."""
+    names = [s.name for s in parts[0][0].series]
+    out = []
+    for k, name in enumerate(names):
+        pieces = [(a.series[k], shift) for a, shift in parts]
+        first = pieces[0][0]
+        faces = None
+        if all(p.faces is not None for p, _ in pieces):
+            faces = np.concatenate([p.faces for p, _ in pieces])
+        out.append(
+            dataclasses.replace(
+                first,
+                name=name,
+                t=np.concatenate([p.t + shift for p, shift in pieces]),
+                v=np.concatenate([p.v for p, _ in pieces]),
+                a=np.concatenate([p.a for p, _ in pieces]),
+                var_v=np.concatenate([p.var_v for p, _ in pieces]),
+                var_a=np.concatenate([p.var_a for p, _ in pieces]),
+                present=np.concatenate([p.present for p, _ in pieces]),
+                faces=faces,
+            )
+        )
+    return tuple(out)
+
+
+def _keep_range(a: Analysis, clip: EditClip) -> np.ndarray:
+    return (a.t >= clip.src_start_s - 1e-9) & (a.t < clip.src_end_s)
+
+
+def _clip_analysis(a: Analysis, clip: EditClip) -> Analysis:
+    """Only the samples inside the clip's used range (the sampler may overrun by a sample)."""
+    keep = _keep_range(a, clip)
+    series = tuple(
+        dataclasses.replace(
+            s,
+            t=s.t[keep],
+            v=s.v[keep],
+            a=s.a[keep],
+            var_v=s.var_v[keep],
+            var_a=s.var_a[keep],
+            present=s.present[keep],
+            faces=s.faces[keep] if s.faces is not None else None,
+        )
+        for s in a.series
+    )
+    return dataclasses.replace(
+        a,
+        t=a.t[keep],
+        series=series,
+        fused_va=a.fused_va[keep],
+        fused_var=a.fused_var[keep],
+        stable_va=a.stable_va[keep],
+        held=a.held[keep],
+    )
+
+
+# ----------------------------------------------------------------------------- scoring
+def score_timeline_report(
+    timeline: otio.schema.Timeline,
+    library: Library | str | os.PathLike[str] | None = None,
+    config: Config | None = None,
+    *,
+    experts: LoadedExperts | None = None,
+    weights_dir: str | os.PathLike[str] | None = None,
+    strict: bool = False,
+    base_dir: str | os.PathLike[str] | None = None,
+    layout: str = "alternate",
+    progress: ProgressFn = no_progress,
+) -> tuple[otio.schema.Timeline, ScoreReport]:
+    """Score `timeline`; return the scored copy and a report (missing media listed there).
+
+    With `strict`, any clip that cannot be read is an error instead.
+    """
+    from moodsic_engine.experts import load_experts
+    from moodsic_engine.library import Library, load_library
+    from moodsic_engine.pipeline import Analysis, analyze_video, build_cue
+    from moodsic_engine.stabilize import stabilize
+    from moodsic_engine.weights import resolve_weights_dir
+
+    config = config or Config()
+    base = Path(base_dir) if base_dir is not None else None
+    clips, fps, frames = edit_clips(timeline, base_dir=base)
+    if not clips:
+        raise InputError(f"timeline {timeline.name!r}: the main video track has no clips")
+    usable = [c for c in clips if not c.problem]
+    missing = [c for c in clips if c.problem]
+    if strict and missing:
+        raise InputError(
+            f"{len(missing)} clip(s) cannot be read: "
+            + "; ".join(f"{c.name}: {c.problem}" for c in missing)
+        )
+    if not isinstance(library, Library):
+        library = load_library(
+            str(library) if library is not None else "builtin", match_config=config.match
+        )
+    if experts is None and usable:
+        experts = load_experts(config, resolve_weights_dir(weights_dir))
+
+    parts: list[tuple[Analysis, float]] = []
+    scored: list[EditClip] = []
+    for n, clip in enumerate(usable):
+        progress("clips", n, len(usable))
+        try:
+            a = analyze_video(
+                clip.path, experts, config, start_s=clip.src_start_s, end_s=clip.src_end_s
+            )
+        except MoodsicError as exc:
+            if strict:
+                raise InputError(f"clip {clip.name}: {exc}") from None
+            missing.append(dataclasses.replace(clip, problem=f"unreadable: {exc}"))
+            continue
+        a = _clip_analysis(a, clip)
+        if len(a.t) == 0:
+            missing.append(dataclasses.replace(clip, problem="no frames in the used range"))
+            continue
+        rec_start_s = float(Fraction(clip.rec_start) / fps)
+        parts.append((a, rec_start_s - clip.src_start_s))
+        scored.append(clip)
+    progress("clips", len(usable), len(usable))
+    if not parts:
+        raise InputError(
+            f"timeline {timeline.name!r}: no clip could be scored ("
+            + "; ".join(f"{c.name}: {c.problem}" for c in missing)
+            + ")"
+        )
+
+    series = _join_series(parts)
+    t = np.concatenate([a.t + shift for a, shift in parts])
+    fused_va = np.concatenate([a.fused_va for a, _ in parts])
+    fused_var = np.concatenate([a.fused_var for a, _ in parts])
+    order = np.argsort(t, kind="stable")  # clips are in record order; this only guards it
+    t, fused_va, fused_var = t[order], fused_va[order], fused_var[order]
+    series = tuple(
+        dataclasses.replace(
+            s,
+            t=s.t[order],
+            v=s.v[order],
+            a=s.a[order],
+            var_v=s.var_v[order],
+            var_a=s.var_a[order],
+            present=s.present[order],
+            faces=s.faces[order] if s.faces is not None else None,
+        )
+        for s in series
+    )
+    # One EMA across the whole edit: the mood carries over cuts, as a viewer's does.
+    stable_va, held = stabilize(t, fused_va, fused_var, config.stabilize, config.sample.sample_fps)
+    cuts = sorted(
+        {float(Fraction(c.rec_start) / fps) for c in clips if c.rec_start > 0}
+        | {float(Fraction(c.rec_end) / fps) for c in clips if c.rec_end < frames}
+    )
+    edit_ref = VideoRef(
+        path=timeline.name or "edit",
+        duration_s=float(Fraction(frames) / fps),
+        fps=fps,
+        frames=frames,
+        has_audio=False,
+    )
+    first = parts[0][0]
+    joined = Analysis(
+        video=edit_ref,
+        t=t,
+        series=series,
+        fused_va=fused_va,
+        fused_var=fused_var,
+        stable_va=stable_va,
+        held=held,
+        cuts=tuple(cuts),
+        unavailable=dict(first.unavailable),
+        modes=dict(first.modes),
+    )
+    progress("segment", 0, 1)
+    cue = build_cue(joined, library, config)
+    progress("segment", 1, 1)
+    summary = dict(cue.summary)
+    summary["edit"] = {
+        "clips": len(clips),
+        "scored": [c.name for c in scored],
+        "missing": [{"name": c.name, "item": c.index, "problem": c.problem} for c in missing],
+    }
+    cue = dataclasses.replace(cue, summary=summary)
+
+    scored_tl = add_score(timeline, cue, layout=layout)
+    notes = tuple(f"{c.name}: {c.problem}" for c in missing)
+    return scored_tl, ScoreReport(cue=cue, clips=tuple(clips), missing=tuple(missing), notes=notes)
+
+
+def add_score(
+    timeline: otio.schema.Timeline, cue: CueSheet, *, layout: str = "alternate"
+) -> otio.schema.Timeline:
+    """A deep copy of `timeline` with the cue's music tracks and mood markers added."""
+    scored = copy.deepcopy(timeline)
+    music = cue_to_timeline(cue, layout=layout)
+    for track in list(music.tracks)[1:]:  # the first is the cue's own video track
+        scored.tracks.append(copy.deepcopy(track))
+    for marker in list(music.tracks.markers):
+        scored.tracks.markers.append(copy.deepcopy(marker))
+    scored.metadata[META] = copy.deepcopy(music.metadata[META])
+    return scored
+
+
+def score_timeline(
+    timeline: otio.schema.Timeline,
+    library: Library | str | os.PathLike[str] | None = None,
+    config: Config | None = None,
+    **kwargs: Any,
+) -> otio.schema.Timeline:
+    """The scored copy of `timeline` (see `score_timeline_report` for the keyword arguments)."""
+    scored, _ = score_timeline_report(timeline, library, config, **kwargs)
+    return scored
