@@ -249,13 +249,10 @@ def build_from_state_dict(
     a checkpoint for a different head is refused with a clear message.
     """
     clean = strip_prefix(state)
-    found = infer_n_expression(clean)
-    if found is None and n_expression is None:
-        raise ResourceError(f"{source} is not an EmoNet checkpoint: no key emo_fc_2.3.weight")
-    model = EmoNet(n_expression=n_expression or found or 8)
+    # Without the last layer the class count is unknown; 8 lets the check name what is missing.
+    model = EmoNet(n_expression=n_expression or infer_n_expression(clean) or 8)
     check_state_dict(model, clean, source)
-    tensors = {k: v for k, v in clean.items()}
-    model.load_state_dict(tensors, strict=False)  # strictness was checked above, with names
+    model.load_state_dict(clean, strict=False)  # strictness was checked above, with names
     return model.eval()
 
 

@@ -330,6 +330,15 @@ class LandmarkModel:
         prob = 1.0 / (1.0 + math.exp(-float(np.ravel(presence)[0])))
         return points, prob
 
+    def refine(self, rgb: np.ndarray, face: Face) -> tuple[Face, float]:
+        """The face with its eye centres taken from the mesh (BlazeFace's eye keypoints are
+        off by several degrees of roll), and the mesh's face-presence probability."""
+        points, prob = self.landmarks(rgb, face)
+        back = cv2.invertAffineTransform(alignment_matrix(face, LANDMARK_SIZE, LANDMARK_CROP_SCALE))
+        eyes = transform_points(back, np.array([eye_centres(points)]).reshape(2, 2))
+        right, left = (float(eyes[0, 0]), float(eyes[0, 1])), (float(eyes[1, 0]), float(eyes[1, 1]))
+        return Face(face.box, face.confidence, right, left, face.score), prob
+
 
 # Face-mesh indices used by the geometric estimate.
 MOUTH_RIGHT, MOUTH_LEFT = 61, 291
@@ -343,11 +352,21 @@ R_BROW, L_BROW = 105, 334
 NEUTRAL = {"curve": 0.02, "width": 0.85, "open": 0.03, "eye": 0.15, "brow": 0.27}
 
 
-def geometry_features(points: np.ndarray) -> dict[str, float]:
-    """Expression features from eyes-level mesh points (y down), in inter-ocular units."""
+def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(subject's right eye, left eye) centres from mesh points, from the eye corners."""
     p = np.asarray(points, dtype=np.float64)[:, :2]
-    r_eye = (p[R_EYE_OUT] + p[R_EYE_IN]) / 2
-    l_eye = (p[L_EYE_IN] + p[L_EYE_OUT]) / 2
+    return (p[R_EYE_OUT] + p[R_EYE_IN]) / 2, (p[L_EYE_IN] + p[L_EYE_OUT]) / 2
+
+
+def geometry_features(points: np.ndarray) -> dict[str, float]:
+    """Expression features from mesh points (y down), in inter-ocular units. The points are
+    first rotated so the eyes are level, so head roll does not read as a smile."""
+    p = np.asarray(points, dtype=np.float64)[:, :2]
+    r_eye, l_eye = eye_centres(p)
+    roll = math.atan2(l_eye[1] - r_eye[1], l_eye[0] - r_eye[0])
+    c, s = math.cos(-roll), math.sin(-roll)
+    p = (p - r_eye) @ np.array([[c, s], [-s, c]])
+    r_eye, l_eye = eye_centres(p)
     iod = max(1e-6, float(np.linalg.norm(l_eye - r_eye)))
     mouth_mid_y = (p[LIP_UPPER_IN, 1] + p[LIP_LOWER_IN, 1]) / 2
     corners_y = (p[MOUTH_RIGHT, 1] + p[MOUTH_LEFT, 1]) / 2
