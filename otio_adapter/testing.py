@@ -163,14 +163,13 @@ def small_library(folder: str | Path, *, per_quadrant: int = 3, seconds: float =
 
 
 def make_edit(
-    items: Sequence[tuple[str | Path | None, int, int]],
+    items: Sequence[tuple[str | Path | None, int, int] | tuple[str | Path | None, int, int, int]],
     *,
     fps: Fraction = Fraction(25),
     name: str = "edit",
 ):  # noqa: ANN201
-    """A Timeline with one video track: (path, source start frame, frames) per item.
-
-    A None path makes a gap of that many frames.
+    """A Timeline with one video track: (path, source start frame, frames[, media frames])
+    per item. A None path makes a gap of that many frames.
     """
     import opentimelineio as otio
 
@@ -179,14 +178,17 @@ def make_edit(
     tr = otio.opentime.TimeRange
     timeline = otio.schema.Timeline(name=name)
     track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
-    for path, start, frames in items:
+    for path, start, frames, *available in items:
+        avail = tr(rt(0, rate), rt(available[0], rate)) if available else None
         if path is None:
             track.append(otio.schema.Gap(source_range=tr(rt(0, rate), rt(frames, rate))))
             continue
         track.append(
             otio.schema.Clip(
                 name=Path(path).name,
-                media_reference=otio.schema.ExternalReference(target_url=str(path)),
+                media_reference=otio.schema.ExternalReference(
+                    target_url=str(path), available_range=avail
+                ),
                 source_range=tr(rt(start, rate), rt(frames, rate)),
             )
         )
