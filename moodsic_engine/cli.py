@@ -401,6 +401,25 @@ def blender_build_addon(
         typer.echo(str(build_addon(output)))
 
 
+@blender_app.command("speech")
+def blender_speech(
+    video: Annotated[Path, typer.Argument(help="Video whose own audio is searched for speech.")],
+    progress: ProgressOpt = ProgressMode.bar,
+) -> None:
+    """Where the video's audio has speech (the add-on ducks the music there)."""
+    from .blender_build import dialogue_regions
+
+    with reporting(progress) as (report, json_out):
+        report("speech", 0, 1)
+        regions = dialogue_regions(video)
+        report("speech", 1, 1)
+        if json_out is not None:
+            json_out.emit("done", speech=[list(r) for r in regions])
+        else:
+            for a, b in regions:
+                info(progress, f"{a:8.2f} {b:8.2f}")
+
+
 # ---- section: batch (issue 9) ------------------------------------------------------
 class BatchBackend(str, Enum):  # noqa: UP042 - same pattern as ProgressMode
     local = "local"
