@@ -1,8 +1,12 @@
-"""Build the Blender extension zip from `blender_addon/` (`moodsic blender build-addon`).
+"""Engine-side helpers for the Blender add-on: the extension zip and dialogue regions.
+
+`moodsic blender build-addon` builds the extension zip from `blender_addon/`;
+`moodsic blender speech VIDEO` reports where the video's own audio has speech, so the
+add-on can key the music's volume down under dialogue (Blender cannot run silero-vad).
 
 The zip has the same layout as Blender's own `blender_ext.py build`: the manifest and the
 add-on's files at the top level, caches and hidden files left out. It needs no Blender.
-Install it with Edit > Preferences > Get Extensions > Install from Disk, or headless with
+The zip is installed with Edit > Preferences > Get Extensions > Install from Disk, or headless with
 `bpy.ops.extensions.package_install_files(filepath=ZIP, repo="user_default")`.
 """
 
@@ -94,3 +98,20 @@ def build_addon(
             info.external_attr = 0o644 << 16
             zf.writestr(info, path.read_bytes())
     return target
+
+
+def dialogue_regions(
+    video: str | os.PathLike[str], *, sample_rate: int = 16000
+) -> list[tuple[float, float]]:
+    """Speech (start_s, end_s) in the video's own audio; [] when it has no audio track."""
+    from .mix import speech_regions, video_audio
+    from .video import probe_video
+
+    info = probe_video(video)
+    if not info.has_audio:
+        return []
+    n = int(round(info.duration_s * sample_rate))
+    audio = video_audio(video, sample_rate, n)
+    if audio is None or float(abs(audio).max(initial=0.0)) < 1e-4:
+        return []
+    return [(round(a, 3), round(b, 3)) for a, b in speech_regions(audio, sample_rate)]
