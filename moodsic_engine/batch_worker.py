@@ -11,6 +11,7 @@ recorded as failed and a fresh worker takes the place of the old one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import os
@@ -50,12 +51,6 @@ def resolve(ref: str) -> Callable[..., Any]:
     return obj
 
 
-def limit_threads(threads: int) -> None:
-    """Keep each worker to its share of the cores (call before numpy/torch are imported)."""
-    for name in _THREAD_ENV:
-        os.environ[name] = str(threads)
-
-
 def apply_torch_threads(threads: int) -> None:
     """Torch reads OMP_NUM_THREADS at import; set it again in case it was imported earlier.
     Only when torch is already loaded: a grammar-only worker never imports it."""
@@ -82,7 +77,6 @@ class WorkerContext:
         t0 = time.perf_counter()
         self.experts(spec.config, spec.weights_dir, spec.fns.load_experts)
         self.library(spec.library, spec.config, spec.allow_outside, spec.fns.load_library)
-        apply_torch_threads(self.threads)
         return time.perf_counter() - t0
 
     def experts(self, config: Any, weights_dir: str | None, loader: str) -> Any:
@@ -92,14 +86,15 @@ class WorkerContext:
                 loader,
                 weights_dir,
                 list(config.experts),
-                *(getattr(config, s).__dict__ for s in ("scene", "face", "grammar")),
+                *(getattr(config, s).__dict__ for s in ("scene", "face", "grammar", "runtime")),
             ],
             sort_keys=True,
             default=str,
         )
         if key not in self._experts:
             self._experts[key] = resolve(loader)(config, Path(weights_dir) if weights_dir else None)
-            apply_torch_threads(self.threads)
+            if config.runtime.torch_threads <= 0:  # an explicit setting is the user's to keep
+                apply_torch_threads(self.threads)
         return self._experts[key]
 
     def library(self, spec: str, config: Any, allow_outside: bool, loader: str) -> Any:
@@ -111,6 +106,13 @@ class WorkerContext:
                 spec, match_config=config.match, allow_outside=allow_outside
             )
         return self._libraries[key]
+
+
+def _share_of_cores(config: Any, threads: int) -> Any:
+    """The config with decoder threads capped at this worker's share of the cores."""
+    if config.sample.decoder_threads <= threads:
+        return config
+    return config.replace(**{"sample.decoder_threads": threads})
 
 
 def process_clip(task: ClipTask, ctx: WorkerContext) -> dict[str, Any]:
@@ -125,9 +127,17 @@ def process_clip(task: ClipTask, ctx: WorkerContext) -> dict[str, Any]:
     try:
         experts = ctx.experts(task.config, task.weights_dir, task.fns.load_experts)
         library = ctx.library(task.library, task.config, task.allow_outside, task.fns.load_library)
+        run_config = _share_of_cores(task.config, ctx.threads)
         cue = resolve(task.fns.score)(
-            task.video, library, task.config, experts=experts, progress=no_progress
+            task.video, library, run_config, experts=experts, progress=no_progress
         )
+        if (
+            run_config is not task.config
+            and isinstance(cue.engine, dict)
+            and "config" in cue.engine
+        ):
+            # Thread counts do not change results: record the configuration as asked.
+            cue = dataclasses.replace(cue, engine={**cue.engine, "config": task.config.to_dict()})
         cue.to_json(task.cue_path)
         outputs = {"cue": task.cue_path}
         if task.mix_path or task.mux_path:

@@ -1,0 +1,125 @@
+"""`moodsic bench batch`: clips/min with 1 and 2 local workers, the speed-up, and the
+per-clip overhead of the Ray backend against the local pool, on the same generated clips.
+
+Rates count only the scoring phase (after every worker has loaded its models), so the
+numbers compare the pools, not model loading; startup times are printed separately.
+Timings on a shared machine move with its load: read them as ratios within one run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .batch import BatchResult, default_workers, run_batch
+from .config import Config
+from .errors import ResourceError
+
+_SOURCES = ("testsrc2", "smptebars", "rgbtestsrc", "testsrc")
+
+
+def make_clips(folder: Path, n: int, seconds: float, size: str = "320x180") -> list[Path]:
+    """`n` distinct synthetic clips: test patterns with different hues, some with cuts."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise ResourceError("ffmpeg is needed to generate the benchmark clips")
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i in range(n):
+        path = folder / f"clip{i:03d}.mp4"
+        src = _SOURCES[i % len(_SOURCES)]
+        half = seconds / 2
+        # Two shots per clip (a cut in the middle) with different tints.
+        graph = (
+            f"{src}=size={size}:rate=25:duration={half},hue=h={(i * 37) % 360}[a];"
+            f"{_SOURCES[(i + 1) % len(_SOURCES)]}=size={size}:rate=25:duration={half},"
+            f"hue=h={(i * 53 + 90) % 360}:s={0.5 + (i % 3) / 2}[b];[a][b]concat=n=2:v=1:a=0"
+        )
+        subprocess.run(
+            [
+                ffmpeg, "-v", "error", "-y", "-filter_complex", graph,
+                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path),
+            ],
+            check=True,
+        )  # fmt: skip
+        clips.append(path)
+    return clips
+
+
+def _rate(r: BatchResult) -> float:
+    return r.count("ok") / r.scoring_s * 60.0 if r.scoring_s > 0 else float("nan")
+
+
+def _line(label: str, r: BatchResult) -> str:
+    per_clip = [x["seconds"] for x in r.records if x["status"] == "ok" and x["seconds"] is not None]
+    mean = sum(per_clip) / len(per_clip) if per_clip else float("nan")
+    return (
+        f"{label:<17}{_rate(r):7.1f} clips/min  (scoring {r.scoring_s:.1f} s, startup "
+        f"{r.startup_s:.1f} s, {mean:.2f} s per clip inside a worker)"
+    )
+
+
+def batch_report(
+    *,
+    clips: int = 20,
+    seconds: float = 6.0,
+    experts: tuple[str, ...] = ("grammar",),
+    library: str = "builtin",
+    ray: bool = True,
+) -> Iterator[str]:
+    config = Config(experts=experts)
+    with tempfile.TemporaryDirectory(prefix="moodsic-bench-batch-") as tmp:
+        root = Path(tmp)
+        make_clips(root / "clips", clips, seconds)
+        yield (
+            f"batch bench: {clips} clips of {seconds:g} s (320x180, 25 fps), experts "
+            f"{','.join(experts)}, library {library}, {default_workers()} CPU core(s) available"
+        )
+
+        def run(name: str, workers: int, backend: str = "local") -> BatchResult:
+            result = run_batch(
+                root / "clips",
+                root / name,
+                config=config,
+                library=library,
+                workers=workers,
+                backend=backend,
+                resume=False,
+                contact_sheet=False,
+            )
+            if result.failed:
+                first = result.failed[0]
+                raise ResourceError(f"benchmark clip failed: {first['input']}: {first['error']}")
+            return result
+
+        # An untimed pass fills caches (built-in library audio, decoder warm-up).
+        run("warmup", 1)
+        one = run("w1", 1)
+        yield _line("local, 1 worker:", one)
+        two = run("w2", 2)
+        yield _line("local, 2 workers:", two)
+        speedup = _rate(two) / _rate(one)
+        yield f"speed-up, 2 vs 1 workers: {speedup:.2f}x (target >= 1.7x on 2 cores)"
+        yield (
+            f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other processes "
+            "competing for the cores lower the speed-up"
+        )
+        if not ray:
+            return
+        try:
+            import ray as _ray  # noqa: F401
+        except ImportError:
+            yield 'ray: not installed (pip install "moodsic[ray]")'
+            return
+        on_ray = run("ray2", 2, backend="ray")
+        yield _line("ray, 2 workers:", on_ray)
+        overhead_ms = (on_ray.scoring_s - two.scoring_s) * 2 / clips * 1000.0
+        yield (
+            f"ray per-clip overhead vs the local pool: {overhead_ms:+.0f} ms of worker time per clip "
+            f"({_rate(on_ray) / _rate(two):.2f}x the local rate); startup "
+            f"{on_ray.startup_s - two.startup_s:+.1f} s (starting Ray and its actors)"
+        )
