@@ -65,11 +65,13 @@ def test_offline_without_weights_is_unavailable_fast(
 ) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(scene, "cached_checkpoint", lambda cfg, cache_dir=None: None)
+    import open_clip  # noqa: F401 - the first import alone takes seconds; time only the check
+
     t0 = time.perf_counter()
     av = scene.probe(Config(), tmp_path)
     with pytest.raises(ExpertUnavailable) as err:
         scene.load(Config(), tmp_path)
-    assert time.perf_counter() - t0 < 3.0
+    assert time.perf_counter() - t0 < 5.0  # no hub retries (those take ~50 s)
     assert not av.ready
     assert "\n" not in av.reason and "ViT-B-32/laion2b_s34b_b79k" in av.reason
     assert "moodsic weights fetch scene" in av.reason and "HF_HUB_OFFLINE" in av.reason
@@ -262,3 +264,38 @@ def test_benchmark_prints_ratios(tiny: tuple[Path, Path]) -> None:
     ratio = float(lines[1].split(": ")[-1].split("x")[0])
     naive_ratio = float(lines[2].split(": ")[-1].split("x")[0])
     assert ratio > 0 and naive_ratio < 1.0  # re-running the encoder per pass is slower
+
+
+def test_fetch_unreachable_host_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(scene, "cached_checkpoint", lambda cfg, cache_dir=None: None)
+
+    def refuse(*a: object, **k: object) -> None:
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    t0 = time.perf_counter()
+    with pytest.raises(ResourceError, match="cannot reach huggingface.co") as err:
+        scene.fetch(Config(), tmp_path, echo=lambda s: None)
+    assert time.perf_counter() - t0 < 5.0 and "--scene-pretrained" in str(err.value)
+
+
+def test_pipeline_runs_scene_with_grammar(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    from media import lavfi_video
+
+    from moodsic_engine.experts import load_experts
+    from moodsic_engine.pipeline import analyze_video
+
+    video = lavfi_video(tmp_path / "clip.mp4", seconds=3.0)
+    cfg = _cfg(tiny[1])
+    experts = load_experts(cfg, tiny[0], names=("scene", "grammar"))
+    analysis = analyze_video(video, experts, cfg)
+    assert analysis.modes["scene"] == "zero-shot"
+    s = next(x for x in analysis.series if x.name == "scene")
+    assert len(s.v) == len(analysis.t) >= 5 and s.present.all()
+    assert np.all(np.isfinite(analysis.fused_va))
+    # without weights the pipeline carries on with the other experts and says why
+    rest = load_experts(Config(), tmp_path / "none")
+    assert "scene" in rest.unavailable and "scene" not in rest.names

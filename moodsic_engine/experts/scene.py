@@ -663,6 +663,21 @@ def fetch(
         raise ResourceError(
             f"scene: cannot fetch {ref.describe()}: HF_HUB_OFFLINE=1 is set; unset it and run again while online"
         )
+    # One quick connection test first: the hub client retries for ~50 s when offline.
+    import socket
+    from urllib.parse import urlparse
+
+    if ref.pretrained_cfg.get("hf_hub"):
+        host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname
+    else:
+        host = urlparse(ref.pretrained_cfg.get("url", "")).hostname
+    try:
+        socket.create_connection((host or "huggingface.co", 443), timeout=5).close()
+    except OSError as exc:
+        raise ResourceError(
+            f"scene: cannot reach {host} to fetch {ref.describe()} ({exc.strerror or exc}); "
+            "connect and run again, or pass --scene-pretrained /path/to/checkpoint"
+        ) from None
     source, size = _remote_size(ref.pretrained_cfg)
     if ref.pretrained_cfg.get("hf_hub"):
         from huggingface_hub import constants
