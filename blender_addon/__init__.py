@@ -108,7 +108,7 @@ class _EngineOperator:
     def execute(self, context):
         try:
             prepared = self.prepare(context)
-            batch = ScoreBatch(prepared.engine, prepared.requests)
+            batch = ScoreBatch(prepared.engine, prepared.requests, speech=prepared.want_speech)
             batch.wait(timeout=ENGINE_TIMEOUT_S)
             if batch.error:
                 raise EngineError(batch.error)
@@ -123,7 +123,9 @@ class _EngineOperator:
             return self.execute(context)
         try:
             self._prepared = self.prepare(context)
-            self._batch = ScoreBatch(self._prepared.engine, self._prepared.requests)
+            self._batch = ScoreBatch(
+                self._prepared.engine, self._prepared.requests, speech=self._prepared.want_speech
+            )
         except (PlacementError, EngineError) as exc:
             return self._fail(str(exc))
         wm = context.window_manager
@@ -191,7 +193,11 @@ class SEQUENCER_OT_moodsic_auto_score(_EngineOperator, bpy.types.Operator):
 
     def finish(self, context, prepared, batch):
         prepared.cue_paths.update(batch.cues)
-        return core.finish_auto(context, prepared)
+        prepared.speech.update(batch.speech)
+        message = core.finish_auto(context, prepared)
+        for warning in batch.warnings:
+            self.report({"WARNING"}, f"Moodsic: {warning}")
+        return message
 
 
 class SEQUENCER_OT_moodsic_reroll(_EngineOperator, bpy.types.Operator):

@@ -46,6 +46,8 @@ class Prepared:
     cue_paths: dict[str, str] = field(default_factory=dict)  # video -> cue sheet
     mode: str = "SELECTED"
     reroll: tuple[str, int] | None = None  # (cue path, segment) for re-roll
+    want_speech: bool = False  # ask the engine where the dialogue is (for ducking)
+    speech: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # video -> s
 
 
 # ----------------------------------------------------------------------------- settings
@@ -143,7 +145,8 @@ def prepare_auto(context: Any, mode: str = "SELECTED") -> Prepared:
     config = write_config(settings)
     videos = list(dict.fromkeys(m.source_path for m in movies))
     requests = [_request(settings, v, config) for v in videos]
-    return Prepared(scene.name, movies, requests, engine, options_from(settings), mode=mode)
+    opts = options_from(settings)
+    return Prepared(scene.name, movies, requests, engine, opts, mode=mode, want_speech=opts.duck)
 
 
 def _load_cue(path: str) -> dict[str, Any]:
@@ -201,7 +204,9 @@ def build_jobs(prepared: Prepared) -> list[Job]:
     for movie in prepared.movies:
         cue_path = prepared.cue_paths[movie.source_path]
         cue = _load_cue(cue_path)
-        jobs.append(Job(movie=movie, cue=cue, cue_path=cue_path, speech=_speech(cue)))
+        found = prepared.speech.get(movie.source_path)
+        speech = tuple(map(tuple, found)) if found is not None else _speech(cue)
+        jobs.append(Job(movie=movie, cue=cue, cue_path=cue_path, speech=speech))
     return jobs
 
 
@@ -232,6 +237,7 @@ def finish_auto(context: Any, prepared: Prepared) -> str:
             "video": j.movie.source_path,
             "cue": j.cue_path,
             "movie": _movie_dict(j.movie) if prepared.mode == "EDIT" else None,
+            "speech": [list(x) for x in j.speech],
         }
         for j in jobs
     ]
@@ -294,6 +300,9 @@ def prepare_reroll(context: Any) -> Prepared:
         PlaceOptions(**state.get("options", {})),
         cue_paths={m.source_path: c for m, c in movies},
         mode=state.get("mode", "SELECTED"),
+        speech={
+            e["video"]: [tuple(x) for x in e.get("speech", [])] for e in state.get("jobs", [])
+        },
     )
     the_plan, _ = current_plan(scene, prepared, state)
     found = segment_at(the_plan, int(scene.frame_current))

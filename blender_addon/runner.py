@@ -268,26 +268,51 @@ def experts_status(engine: str, *, timeout: float = 60.0) -> list[dict[str, Any]
     return [r for r in rows if isinstance(r, dict)]
 
 
-class ScoreBatch:
-    """Several engine runs one after another (one per source video), polled by a timer."""
+def speech_args(engine: str, video: str) -> list[str]:
+    return [engine, "blender", "speech", video, "--progress", "json"]
 
-    def __init__(self, engine: str, requests: Sequence[ScoreRequest]) -> None:
+
+def _has_audio(cue_path: str) -> bool:
+    """False only when the cue sheet says the video has no audio track."""
+    try:
+        with open(cue_path, encoding="utf-8") as fh:
+            return json.load(fh).get("video", {}).get("has_audio", True) is not False
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return True
+
+
+class ScoreBatch:
+    """Engine runs one after another (scoring each source video, then finding its dialogue
+    when ducking is on), polled by a timer or waited for."""
+
+    def __init__(
+        self, engine: str, requests: Sequence[ScoreRequest], *, speech: bool = False
+    ) -> None:
         self.engine = engine
         self.requests = list(requests)
-        self.index = 0
+        self.want_speech = speech
         self.cues: dict[str, str] = {}  # video path -> cue sheet path
+        self.speech: dict[str, list[tuple[float, float]]] = {}  # video path -> dialogue (s)
+        self.warnings: list[str] = []
         self.error: str | None = None
         self.cancelled = False
+        self._steps: list[tuple[str, ScoreRequest]] = [("score", r) for r in self.requests]
+        self._done_steps = 0
         self.run: EngineRun | None = None
+        self._step: tuple[str, ScoreRequest] | None = None
         self._start_next()
 
     def _start_next(self) -> None:
-        if self.index < len(self.requests):
-            self.run = EngineRun(
-                score_args(self.engine, self.requests[self.index]), env=engine_env()
-            )
+        if self._done_steps < len(self._steps):
+            self._step = self._steps[self._done_steps]
+            kind, req = self._step
+            if kind == "score":
+                args = score_args(self.engine, req)
+            else:
+                args = speech_args(self.engine, req.video)
+            self.run = EngineRun(args, env=engine_env())
         else:
-            self.run = None
+            self.run, self._step = None, None
 
     @property
     def finished(self) -> bool:
@@ -299,36 +324,53 @@ class ScoreBatch:
             return True
         if not self.run.poll():
             return False
-        req = self.requests[self.index]
-        if self.run.error:
-            self.error = f"{os.path.basename(req.video)}: {self.run.error}"
-            self.run = None
-            return True
-        self.cues[req.video] = self.run.cue_path()
-        self.index += 1
+        assert self._step is not None
+        kind, req = self._step
+        name = os.path.basename(req.video)
+        if kind == "score":
+            if self.run.error:
+                self.error = f"{name}: {self.run.error}"
+                self.run = None
+                return True
+            cue = self.run.cue_path()
+            self.cues[req.video] = cue
+            if self.want_speech and _has_audio(cue):
+                self._steps.insert(self._done_steps + 1, ("speech", req))
+        else:
+            # Ducking is a refinement: without it the music is still placed.
+            result = self.run.result or {}
+            if self.run.error or not isinstance(result.get("speech"), list):
+                why = self.run.error or "no answer"
+                self.warnings.append(f"{name}: no dialogue ducking ({why})")
+            else:
+                self.speech[req.video] = [
+                    (float(a), float(b)) for a, b in result["speech"] if float(b) > float(a)
+                ]
+        self._done_steps += 1
         self._start_next()
         return self.run is None
 
     @property
     def fraction(self) -> float:
-        n = max(1, len(self.requests))
+        n = max(1, len(self._steps))
         inner = 0.0
         if self.run is not None:
             p = self.run.progress
             # The engine's stages are not known in advance: each one fills half of what is left.
             k = max(0, len(p.stages_seen) - 1)
             inner = 1.0 - 0.5**k + 0.5 ** (k + 1) * p.fraction if p.stages_seen else 0.0
-        return min(1.0, (self.index + inner) / n)
+        return min(1.0, (self._done_steps + inner) / n)
 
     @property
     def status(self) -> str:
-        n = len(self.requests)
-        if self.run is None:
+        if self.run is None or self._step is None:
             return "Moodsic: done"
         p = self.run.progress
-        name = os.path.basename(self.requests[self.index].video)
+        kind, req = self._step
+        what = "scoring" if kind == "score" else "finding dialogue in"
         stage = f"{p.stage} {p.done}/{p.total}" if p.stage else "starting"
-        return f"Moodsic: {name} ({self.index + 1}/{n}) {stage} - Esc to cancel"
+        step = f"{self._done_steps + 1}/{len(self._steps)}"
+        return f"Moodsic: {what} {os.path.basename(req.video)} ({step}) {stage} - Esc to cancel"
 
     def cancel(self) -> None:
         self.cancelled = True

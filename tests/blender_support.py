@@ -99,6 +99,13 @@ def main(argv):
         print(json.dumps([{"name": "grammar", "ready": True, "uses": "film grammar", "reason": ""},
                           {"name": "face", "ready": False, "uses": "", "reason": "no EmoNet weights"}]))
         return 0
+    if argv[:2] == ["blender", "speech"]:
+        emit(event="progress", stage="speech", done=1, total=1)
+        spans = []
+        if os.environ.get("FAKE_ENGINE_SPEECH"):
+            spans = [[float(x) for x in os.environ["FAKE_ENGINE_SPEECH"].split("-")]]
+        emit(event="done", speech=spans)
+        return 0
     if not argv or argv[0] != "score":
         print("moodsic: error: usage", file=sys.stderr)
         return 2
@@ -128,6 +135,7 @@ def main(argv):
             fh.write(str(child.pid))
         emit(event="progress", stage="perceive", done=0, total=10)
         time.sleep(600)
+    video = os.environ.get("FAKE_ENGINE_VIDEO", video)  # simulate a sheet for another video
     frames, num, den = probe(video)
     for stage in ("sample", "perceive"):
         for k in range(3):
@@ -154,9 +162,6 @@ def main(argv):
                      "fps": [num, den], "frames": frames},
            "engine": {"version": "fake", "experts": ["grammar"], "config": {}},
            "samples": [], "cuts": [], "segments": segments, "summary": {}}
-    if os.environ.get("FAKE_ENGINE_SPEECH"):
-        a, b = (float(x) for x in os.environ["FAKE_ENGINE_SPEECH"].split("-"))
-        cue["summary"]["speech"] = [[a, b]]
     out = opts["-o"]
     with open(out + ".tmp", "w") as fh:
         json.dump(cue, fh)
@@ -201,6 +206,7 @@ def run_blender_script(
     inp.write_text(json.dumps(payload))
     env = dict(os.environ)
     env["BLENDER_USER_RESOURCES"] = str(tmp / "blender-user")
+    env["TMPDIR"] = str(tmp)  # the add-on keeps cue sheets of unsaved files in the temp folder
     done = subprocess.run(
         [python, str(src), str(inp), str(out)],
         capture_output=True,

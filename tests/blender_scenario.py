@@ -1,0 +1,179 @@
+"""Runs INSIDE Blender's Python (bpy from PyPI) for tests/test_blender_addon.py.
+
+argv: payload.json result.json. Installs the built extension into a fresh user folder
+(BLENDER_USER_RESOURCES), builds a scene, drives the operators exactly as the buttons do
+(in background mode they run synchronously) and writes what it saw as JSON; the test
+makes the assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+import bpy
+
+payload = json.loads(open(sys.argv[1]).read())
+out_path = sys.argv[2]
+result: dict = {"version": bpy.app.version_string, "errors": {}}
+
+
+def strips_all(scene):
+    ed = scene.sequence_editor
+    coll = ed.strips_all if hasattr(ed, "strips_all") else ed.sequences_all
+    return list(coll)
+
+
+def top(scene):
+    ed = scene.sequence_editor
+    return ed.strips if hasattr(ed, "strips") else ed.sequences
+
+
+def fcurves(scene):
+    ad = scene.animation_data
+    if ad is None or ad.action is None:
+        return []
+    if hasattr(ad.action, "fcurves"):
+        return list(ad.action.fcurves)
+    from bpy_extras import anim_utils
+
+    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    return [] if bag is None else list(bag.fcurves)
+
+
+def describe(scene):
+    curves = {fc.data_path: fc for fc in fcurves(scene)}
+    rows = []
+    for s in sorted(strips_all(scene), key=lambda s: (s.channel, s.frame_final_start)):
+        row = {
+            "name": s.name,
+            "type": s.type,
+            "channel": s.channel,
+            "frame_start": s.frame_start,
+            "final_start": s.frame_final_start,
+            "final_end": s.frame_final_end,
+            "moodsic": bool(s.get("moodsic", 0)),
+            "segment": s.get("segment"),
+            "track_id": s.get("track_id"),
+        }
+        if s.type == "SOUND":
+            row["path"] = bpy.path.abspath(s.sound.filepath)
+            row["volume"] = s.volume
+            fc = curves.get(s.path_from_id("volume"))
+            row["keys"] = (
+                []
+                if fc is None
+                else [[k.co[0], k.co[1], k.interpolation] for k in fc.keyframe_points]
+            )
+        rows.append(row)
+    markers = sorted([m.name, m.frame] for m in scene.timeline_markers)
+    return {
+        "strips": rows,
+        "markers": markers,
+        "state": scene.get("moodsic_state"),
+        "fcurves": sorted(curves),
+    }
+
+
+def attempt(name, fn):
+    """Run an operator that must fail; record its message and whether the scene changed."""
+    scene = bpy.context.scene
+    before = describe(scene)
+    try:
+        fn()
+    except RuntimeError as exc:
+        result["errors"][name] = {"message": str(exc), "unchanged": describe(scene) == before}
+        return
+    result["errors"][name] = {"message": None, "unchanged": describe(scene) == before}
+
+
+try:
+    # --- install the extension like a user would (Install from Disk), then enable it
+    bpy.ops.extensions.package_install_files(
+        filepath=payload["zip"], repo="user_default", enable_on_install=True
+    )
+    module = "bl_ext.user_default.moodsic"
+    result["enabled"] = module in bpy.context.preferences.addons
+    prefs = bpy.context.preferences.addons[module].preferences
+    prefs.engine_path = payload["engine"]
+    result["operators"] = [
+        hasattr(bpy.ops.sequencer, n)
+        for n in ("moodsic_auto_score", "moodsic_reroll", "moodsic_clear", "moodsic_export_otio")
+    ]
+    result["undo"] = "UNDO" in bpy.types.SEQUENCER_OT_moodsic_auto_score.bl_options
+
+    # --- the user's edit: a movie strip offset in the timeline with its start trimmed
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = payload["fps"], payload["fps_base"]
+    scene.frame_start, scene.frame_end = 1, payload["frame_end"]
+    ed = scene.sequence_editor_create()
+    movie = top(scene).new_movie("clip", payload["video"], 2, payload["movie_start"])
+    movie.frame_offset_start = payload["trim"]
+    user_sound = top(scene).new_sound("user voice", payload["user_sound"], 1, 1)
+    user_sound.volume = 0.0  # the user's own strip, silent so the mixdown measures the music
+    settings = scene.moodsic
+    settings.library_kind = "PATH"
+    settings.library_path = payload["library"]
+    settings.experts = "grammar"
+
+    # --- bad input: nothing changes, and the report says why in one line
+    for s in strips_all(scene):
+        s.select = False
+    attempt("no_selection", lambda: bpy.ops.sequencer.moodsic_auto_score())
+    movie.select = True
+    prefs.engine_path = "/nonexistent/moodsic"
+    attempt("no_engine", lambda: bpy.ops.sequencer.moodsic_auto_score())
+    prefs.engine_path = payload["engine"]
+    os.environ["FAKE_ENGINE_FAIL"] = "the library has no tracks"
+    attempt("engine_fails", lambda: bpy.ops.sequencer.moodsic_auto_score())
+    del os.environ["FAKE_ENGINE_FAIL"]
+    os.environ["FAKE_ENGINE_VIDEO"] = payload["other_video"]
+    attempt("foreign_cue", lambda: bpy.ops.sequencer.moodsic_auto_score())
+    del os.environ["FAKE_ENGINE_VIDEO"]
+    blocker = top(scene).new_sound("blocker", payload["user_sound"], 128, 2000)
+    attempt("channels_full", lambda: bpy.ops.sequencer.moodsic_auto_score())
+    top(scene).remove(blocker)
+    missing = top(scene).new_movie("gone", payload["doomed_video"], 5, 900)
+    missing.select = True
+    os.remove(payload["doomed_video"])
+    attempt("missing_file", lambda: bpy.ops.sequencer.moodsic_auto_score())
+    top(scene).remove(missing)
+    movie.select = True
+    result["user_before"] = [s for s in describe(scene)["strips"] if not s["moodsic"]]
+
+    # --- Auto-score: the same operator the button runs (synchronous in background mode)
+    os.environ["FAKE_ENGINE_SPEECH"] = payload["speech"]
+    result["auto"] = sorted(bpy.ops.sequencer.moodsic_auto_score())
+    result["after_auto"] = describe(scene)
+    # Running it again replaces Moodsic's strips, never the user's
+    bpy.ops.sequencer.moodsic_auto_score()
+    result["after_auto2"] = describe(scene)
+
+    bpy.ops.sound.mixdown(
+        filepath=payload["mixdown"], container="WAV", codec="PCM", format="S16", mixrate=48000
+    )
+
+    # --- Re-roll the segment under the playhead
+    scene.frame_current = payload["reroll_frame"]
+    result["reroll"] = sorted(bpy.ops.sequencer.moodsic_reroll())
+    result["after_reroll"] = describe(scene)
+
+    # --- Export OTIO
+    result["otio"] = sorted(bpy.ops.sequencer.moodsic_export_otio(filepath=payload["otio"]))
+
+    # --- save, reload: still there
+    bpy.ops.wm.save_as_mainfile(filepath=payload["blend"])
+    bpy.ops.wm.open_mainfile(filepath=payload["blend"])
+    scene = bpy.context.scene
+    result["after_reload"] = describe(scene)
+
+    # --- Clear removes only Moodsic's strips and markers
+    result["clear"] = sorted(bpy.ops.sequencer.moodsic_clear())
+    result["after_clear"] = describe(scene)
+except Exception:
+    result["exception"] = traceback.format_exc()
+
+with open(out_path, "w") as fh:
+    json.dump(result, fh, default=str)
