@@ -226,7 +226,15 @@ def discover(spec: str | os.PathLike[str], *, exclude: Path | None = None) -> li
     path = Path(text).expanduser()
     if path.is_dir():
         root = path.resolve()
-        found = [p for p in _walk(root, exclude) if p.suffix.lower() in VIDEO_EXTENSIONS]
+        in_place = exclude is not None and exclude == root
+        # Writing into the input folder itself: leave its subfolders in, but never take a
+        # previous batch's muxed videos for new input.
+        found = [
+            p
+            for p in _walk(root, None if in_place else exclude)
+            if p.suffix.lower() in VIDEO_EXTENSIONS
+            and not (in_place and p.name.endswith(MUX_SUFFIX))
+        ]
         if not found:
             raise InputError(f"no video files found in {path}")
         return _mirror(root, [ClipInput(path=p, rel="") for p in found])
@@ -332,7 +340,7 @@ def _read_manifest(path: Path) -> list[ClipInput]:
                 path=clip_path,
                 rel=Path(rel).as_posix() if rel else "",
                 overrides=overrides,
-                library=str(row["library"]) if row.get("library") not in (None, "") else None,
+                library=_manifest_library(row.get("library"), base),
                 mix=_as_bool(row.get("mix"), where, "mix"),
                 mux=_as_bool(row.get("mux"), where, "mux"),
                 where=where,
@@ -351,6 +359,17 @@ def _read_manifest(path: Path) -> list[ClipInput]:
             )
         seen[c.rel] = c.where
     return clips
+
+
+def _manifest_library(value: Any, base: Path) -> str | None:
+    """A per-clip library: a name like "builtin", or a path relative to the manifest."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    candidate = Path(os.path.expanduser(text))
+    if not candidate.is_absolute() and (base / candidate).exists():
+        return str(base / candidate)
+    return text
 
 
 def _manifest_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -515,6 +534,7 @@ def plan_batch(
     outdir = outdir.resolve()
     weights_id = _fingerprint(str(resolve_weights_dir(weights_dir)))
     lib_ids: dict[str, Any] = {}
+    hashes = _hash_all([c.path for c in clips])
     tasks: list[ClipTask] = []
     records: list[dict[str, Any] | None] = []
     for index, clip in enumerate(clips):
@@ -530,12 +550,10 @@ def plan_batch(
             reason = "video not found" if not clip.path.exists() else "not a file"
             records.append(_record(base, "failed", error=f"{reason}: {clip.path}"))
             continue
-        try:
-            input_hash = file_sha256(clip.path)
-        except OSError as exc:
-            records.append(
-                _record(base, "failed", error=f"cannot read {clip.path}: {exc.strerror or exc}")
-            )
+        input_hash = hashes[index]
+        if not isinstance(input_hash, str):
+            reason = getattr(input_hash, "strerror", None) or str(input_hash or "vanished")
+            records.append(_record(base, "failed", error=f"cannot read {clip.path}: {reason}"))
             continue
         task = ClipTask(
             index=index,
@@ -570,6 +588,22 @@ def plan_batch(
             tasks.append(task)
     warm = WarmSpec(config, library, weights_dir, allow_outside, fns)
     return Plan(tasks, records, warm)
+
+
+def _hash_all(paths: list[Path]) -> list[str | OSError | None]:
+    """Content hashes of the existing files, a few at a time (hashlib releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(p: Path) -> str | OSError | None:
+        if not p.is_file():
+            return None
+        try:
+            return file_sha256(p)
+        except OSError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(one, paths))
 
 
 def _record(base: dict[str, Any], status: str, **fields: Any) -> dict[str, Any]:
@@ -694,9 +728,7 @@ def run_batch(
     with _sigterm_as_interrupt():
         try:
             if plan.tasks:
-                n_workers = min(
-                    workers or default_workers_for(backend, ray_address), len(plan.tasks)
-                )
+                n_workers = min(workers or default_workers(), len(plan.tasks))
                 if backend == "local":
                     from .batch_worker import run_local
 
@@ -742,10 +774,6 @@ def run_batch(
     if interrupted:
         raise KeyboardInterrupt
     return result
-
-
-def default_workers_for(backend: str, ray_address: str | None) -> int:
-    return default_workers()
 
 
 class _Clock:

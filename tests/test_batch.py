@@ -68,6 +68,13 @@ def test_discover_folder_mirrors_tree(tmp_path: Path, clip_bank: list[Path]) -> 
     clips = discover(root, exclude=(root / "out").resolve())
     rels = sorted(c.rel for c in clips)
     assert rels == ["a/c0.mov", "a/c0.mp4", "a/c1", "b/deep/c2", "b/truncated", "c3", "empty"]
+    shutil.copy(clip_bank[0], root / "a" / "c1.scored.mp4")
+    in_place = discover(root, exclude=root.resolve())  # -o the input folder itself
+    assert "a/c1.scored" not in {c.rel for c in in_place} and "out/old.scored" not in {
+        c.rel for c in in_place
+    }
+    assert {"a/c1", "b/deep/c2"} <= {c.rel for c in in_place}
+    (root / "a" / "c1.scored.mp4").unlink()
     globbed = discover(str(root / "a" / "*.mp4"))
     assert sorted(c.rel for c in globbed) == ["c0", "c1"]
     recursive = discover(str(root / "**" / "c*.mp4"))
