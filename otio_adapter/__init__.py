@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "ScoreReport",
+    "add_score",
+    "read_edit",
+    "write_timeline",
     "cue_to_timeline",
     "music_track_timeline",
     "score_timeline",
@@ -36,10 +39,14 @@ _LAZY = {
     "score_timeline": ("otio_adapter.score", "score_timeline"),
     "score_timeline_report": ("otio_adapter.score", "score_timeline_report"),
     "ScoreReport": ("otio_adapter.score", "ScoreReport"),
+    "add_score": ("otio_adapter.score", "add_score"),
+    "read_edit": ("otio_adapter.edit_io", "read_edit"),
+    "write_timeline": ("otio_adapter.edit_io", "write_timeline"),
 }
 
 if TYPE_CHECKING:
-    from .score import ScoreReport, score_timeline, score_timeline_report
+    from .edit_io import read_edit, write_timeline
+    from .score import ScoreReport, add_score, score_timeline, score_timeline_report
     from .timeline import cue_to_timeline, music_track_timeline, timeline_to_cue
 
 

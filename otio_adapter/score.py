@@ -23,7 +23,15 @@ from moodsic_engine.cue import CueSheet, VideoRef
 from moodsic_engine.errors import InputError, MoodsicError
 from moodsic_engine.progress import ProgressFn, no_progress
 
-from .timeline import META, cue_to_timeline, fps_from_rate, rate_of, to_frames
+from .timeline import (
+    META,
+    cue_to_timeline,
+    fps_from_rate,
+    is_moodsic_music,
+    moodsic_meta,
+    rate_of,
+    to_frames,
+)
 
 if TYPE_CHECKING:
     from moodsic_engine.experts import LoadedExperts
@@ -273,11 +281,27 @@ def score_timeline_report(
 
     parts: list[tuple[Analysis, float]] = []
     scored: list[EditClip] = []
+    # One "perceive" bar over the whole edit: samples expected per clip at the sample rate.
+    expected = [
+        max(1, round((c.src_end_s - c.src_start_s) * config.sample.sample_fps)) for c in usable
+    ]
+    total = sum(expected)
     for n, clip in enumerate(usable):
         progress("clips", n, len(usable))
+        before = sum(expected[:n])
+
+        def clip_progress(stage: str, done: int, _total: int, before: int = before) -> None:
+            if stage == "perceive":
+                progress("perceive", min(total, before + done), total)
+
         try:
             a = analyze_video(
-                clip.path, experts, config, start_s=clip.src_start_s, end_s=clip.src_end_s
+                clip.path,
+                experts,
+                config,
+                start_s=clip.src_start_s,
+                end_s=clip.src_end_s,
+                progress=clip_progress,
             )
         except MoodsicError as exc:
             if strict:
@@ -363,8 +387,18 @@ def score_timeline_report(
 def add_score(
     timeline: otio.schema.Timeline, cue: CueSheet, *, layout: str = "alternate"
 ) -> otio.schema.Timeline:
-    """A deep copy of `timeline` with the cue's music tracks and mood markers added."""
+    """A deep copy of `timeline` with the cue's music tracks and mood markers added.
+
+    Music tracks and mood markers of an earlier Moodsic run are replaced, not stacked up;
+    everything else in the timeline is kept as it is.
+    """
     scored = copy.deepcopy(timeline)
+    for i in reversed(range(len(scored.tracks))):
+        if is_moodsic_music(scored.tracks[i]):
+            del scored.tracks[i]
+    for i in reversed(range(len(scored.tracks.markers))):
+        if moodsic_meta(scored.tracks.markers[i]):
+            del scored.tracks.markers[i]
     music = cue_to_timeline(cue, layout=layout)
     for track in list(music.tracks)[1:]:  # the first is the cue's own video track
         scored.tracks.append(copy.deepcopy(track))

@@ -376,9 +376,11 @@ def music_track_timeline(
 
     CMX 3600 writes only the first track and wants it to be a video track, so the copy is
     relabelled `kind` (default Video); its clips still point at the audio files. The
-    timeline's mood markers are copied to the new timeline's stack.
+    timeline's mood markers are copied to the new timeline's stack. Fades against silence
+    (the alternate layout's transitions next to gaps) are left out: an EDL dissolves between
+    two events only.
     """
-    music = [t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Audio]
+    music = music_tracks(timeline)
     if not music:
         raise CueSheetError("timeline has no music track")
     if not 0 <= index < len(music):
@@ -387,10 +389,35 @@ def music_track_timeline(
     out.global_start_time = copy.deepcopy(timeline.global_start_time)
     track = copy.deepcopy(music[index])
     track.kind = kind
+    for i in reversed(range(len(track))):
+        item = track[i]
+        if isinstance(item, otio.schema.Transition):
+            before = track[i - 1] if i > 0 else None
+            after = track[i + 1] if i + 1 < len(track) else None
+            if not isinstance(before, otio.schema.Clip) or not isinstance(after, otio.schema.Clip):
+                del track[i]
     out.tracks.append(track)
     for marker in timeline.tracks.markers:
         out.tracks.markers.append(copy.deepcopy(marker))
     return out
+
+
+def is_moodsic_music(track: Any) -> bool:
+    return isinstance(track, otio.schema.Track) and any(
+        moodsic_meta(c).get("role") == "music" for c in track.find_clips(shallow_search=True)
+    )
+
+
+def music_tracks(timeline: otio.schema.Timeline) -> list[otio.schema.Track]:
+    """Moodsic's music tracks (by clip metadata); else every audio track (metadata lost)."""
+    ours = [t for t in timeline.tracks if is_moodsic_music(t)]
+    if ours:
+        return ours
+    return [
+        t
+        for t in timeline.tracks
+        if isinstance(t, otio.schema.Track) and t.kind == otio.schema.TrackKind.Audio
+    ]
 
 
 # --------------------------------------------------------------------------- timeline -> cue
@@ -438,9 +465,7 @@ def _stack_markers(timeline: otio.schema.Timeline, rate: float) -> list[tuple[in
 
 def _music_at(timeline: otio.schema.Timeline, frame: int, rate: float) -> tuple[Any, int] | None:
     """The music clip playing at record `frame`, and the media frame it plays there."""
-    for track in timeline.tracks:
-        if not isinstance(track, otio.schema.Track) or track.kind != otio.schema.TrackKind.Audio:
-            continue
+    for track in music_tracks(timeline):
         for clip in track.find_clips(shallow_search=True):
             start, end = _record_range(clip, rate)
             if start <= frame < end and clip.source_range is not None:

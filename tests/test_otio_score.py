@@ -234,3 +234,28 @@ def test_cli_scores_otio_fcpxml_and_edl_edits(media, tmp_path: Path) -> None:  #
     assert res.returncode == 1 and res.stderr.count("\n") == 1 and "junk.otio" in res.stderr
     res = _moodsic("score-timeline", "edit.xyz", "-o", "j.otio", *common, cwd=tmp_path)
     assert res.returncode == 1 and "not found" in res.stderr
+
+
+def test_rescoring_replaces_earlier_music_and_keeps_the_rest(media, cfg) -> None:  # noqa: ANN001
+    from otio_adapter import add_score
+
+    edit = _edit(media)
+    note = otio.schema.Marker(name="editor note", marked_range=TR(RT(10, 25), RT(0, 25)))
+    edit.tracks.markers.append(note)
+    dialogue = otio.schema.Track(name="Dialogue", kind="Audio")
+    dialogue.append(otio.schema.Gap(source_range=TR(RT(0, 25), RT(300, 25))))
+    edit.tracks.append(dialogue)
+    events: list[tuple[str, int, int]] = []
+    scored, report = score_timeline_report(
+        edit, media["lib"], cfg, progress=lambda s, d, t: events.append((s, d, t))
+    )
+    assert [t.name for t in scored.tracks] == ["V1", "Dialogue", "Music A", "Music B"]
+    perceive = [(d, t) for s, d, t in events if s == "perceive"]
+    assert perceive and all(b[0] >= a[0] for a, b in zip(perceive, perceive[1:], strict=False))
+    assert perceive[-1][0] == perceive[-1][1] == 24  # 12 s at 2 samples/s, one bar for the edit
+
+    again = add_score(scored, report.cue, layout="single")
+    assert [t.name for t in again.tracks] == ["V1", "Dialogue", "Music"]
+    names = [m.name for m in again.tracks.markers]
+    assert names.count("editor note") == 1 and len(names) == 1 + len(report.cue.segments)
+    assert timeline_to_cue(again).segments == report.cue.segments

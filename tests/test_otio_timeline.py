@@ -483,3 +483,20 @@ def test_timeline_without_moodsic_markers_is_not_a_cue_sheet(tmp_path: Path) -> 
     with pytest.raises(CueSheetError, match="no Moodsic mood markers"):
         otio.adapters.write_to_file(tl, str(tmp_path / "x.moodsic.json"))
     assert not (tmp_path / "x.moodsic.json").exists()
+
+
+def test_edl_of_alternate_layout_tracks(tmp_path: Path) -> None:
+    cue = make_cue(tmp_path, boundaries_s=(0.0, 6.0, 12.0, 18.0), duration_s=24.0)
+    tl = cue_to_timeline(cue, base_dir=tmp_path)  # alternate: fades against gaps
+    for k, want in ((0, [0, 2]), (1, [1, 3])):
+        edl = tmp_path / f"music{k}.edl"
+        otio.adapters.write_to_file(music_track_timeline(tl, k), str(edl))
+        clips = list(otio.adapters.read_from_file(str(edl), rate=25).tracks[0].find_clips())
+        assert [c.name for c in clips] == [f"Tone {i}" for i in want]
+        assert [to_frames(c.source_range.duration, 25) for c in clips] == [
+            cue.segments[i].end_frame
+            - cue.segments[i].start_frame
+            + (25 if i else 0)
+            + (25 if i < 3 else 0)
+            for i in want
+        ]
