@@ -26,6 +26,7 @@ class ScoreResult:
         ran = ", ".join(f"{n} ({modes.get(n, 'trained')})" for n in cue.engine.get("experts", []))
         lines.append(f"experts: {ran}")
         for name, why in cue.engine.get("unavailable", {}).items():
+            why = why.removeprefix(f"{name}:").strip()
             lines.append(f"  not run: {name}: {why}")
         if "face_coverage" in cue.summary:
             lines.append(f"face coverage: {cue.summary['face_coverage']:.0%}")

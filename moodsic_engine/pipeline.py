@@ -87,6 +87,7 @@ def analyze_video(
             parts[expert.name].append(expert.predict(batch))
         done += len(batch)
         progress("perceive", done, max(total, done))
+    progress("perceive", done, done)  # the estimate may be off by one; finish at 100 %
     t = np.concatenate(times) if times else np.zeros(0)
     if len(t) == 0:
         raise VideoError(f"{Path(video).name}: no frames in the requested range")

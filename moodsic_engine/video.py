@@ -227,7 +227,7 @@ class VideoSampler:
     def expected_samples(self) -> int:
         end = self.end_limit if self.end_limit is not None else self.info.duration_s
         span = max(0.0, end - self.start_s)
-        return max(1, int(math.floor(span * self.cfg.sample_fps)) + 1)
+        return max(1, int(math.ceil(span * self.cfg.sample_fps - 1e-9)))  # targets k/fps < end
 
     def __iter__(self) -> Iterator[FrameBatch]:
         import av

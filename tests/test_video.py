@@ -2,8 +2,8 @@ import struct
 
 import numpy as np
 import pytest
-
 from media import FFMPEG, frame_pts, lavfi_video, pipe_video, run, scene_frames
+
 from moodsic_engine.config import SampleConfig
 from moodsic_engine.errors import VideoError
 from moodsic_engine.video import probe_video, sample_video
