@@ -286,3 +286,92 @@ def test_cli_build_addon(tmp_path):
     )
     zip_path = Path(done.stdout.strip())
     assert zip_path.parent == tmp_path and zipfile.is_zipfile(zip_path)
+
+
+def test_batch_asks_for_dialogue_after_scoring(media, tmp_path, monkeypatch):
+    d, video = media
+    exe = fake_engine(tmp_path)
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_ENGINE_LOG", str(log))
+    monkeypatch.setenv("FAKE_ENGINE_SPEECH", "1.5-2.5")
+    req = R.ScoreRequest(video=str(video), cue=str(tmp_path / "a.json"), library=str(d / "lib"))
+    batch = R.ScoreBatch(str(exe), [req], speech=True)
+    batch.wait(timeout=60)
+    assert batch.error is None and batch.warnings == []
+    assert batch.speech == {str(video): [(1.5, 2.5)]}
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c[:2] for c in calls] == [["score", str(video)], ["blender", "speech"]]
+    # Without ducking, no second run.
+    log.unlink()
+    R.ScoreBatch(str(exe), [req], speech=False).wait(timeout=60)
+    assert len(log.read_text().splitlines()) == 1
+
+
+def test_failed_dialogue_search_is_a_warning_not_a_failure(media, tmp_path):
+    d, video = media
+    engine = tmp_path / "old-moodsic"
+    real = fake_engine(tmp_path / "real")
+    # An engine without `blender speech` (exit 2, usage) still scores.
+    engine.write_text(
+        f"#!/bin/sh\nif [ \"$1\" = blender ]; then echo 'Usage: no such command' >&2; exit 2; fi\n"
+        f'exec "{real}" "$@"\n'
+    )
+    engine.chmod(0o755)
+    req = R.ScoreRequest(video=str(video), cue=str(tmp_path / "a.json"), library=str(d / "lib"))
+    batch = R.ScoreBatch(str(engine), [req], speech=True)
+    batch.wait(timeout=60)
+    assert batch.error is None
+    assert str(video) in batch.cues and batch.speech == {}
+    assert len(batch.warnings) == 1 and "no dialogue ducking" in batch.warnings[0]
+
+
+@pytest.mark.slow
+def test_real_engine_cue_places_through_the_add_on_planner(tmp_path):
+    """`moodsic score` end to end (grammar expert, built-in library) -> placement plan."""
+    import shutil
+
+    P = addon_module("placement")
+    moodsic = shutil.which("moodsic")
+    assert moodsic, "the moodsic command is not installed"
+    video = make_video(tmp_path / "clip.mp4", seconds=24.0)
+    req = R.ScoreRequest(
+        video=str(video), cue=str(tmp_path / "clip.json"), experts="grammar", sample_fps=2.0
+    )
+    batch = R.ScoreBatch(moodsic, [req], speech=True)
+    batch.wait(timeout=600)
+    assert batch.error is None, batch.error
+    assert batch.speech == {}  # no audio track: not even asked
+    cue = json.loads(Path(batch.cues[str(video)]).read_text())
+    assert cue["video"]["frames"] == 720 and cue["video"]["fps"] == [30000, 1001]
+    movie = P.MovieFacts("clip", str(video), 50, 60, 770, 1, 720)
+    scene = P.SceneFacts(Fraction(30000, 1001), 1, 800, frozenset({1}))
+    plan = P.plan([P.Job(movie, cue, str(tmp_path / "clip.json"))], scene)
+    assert plan.sounds and all(Path(s.filepath).is_file() for s in plan.sounds)
+    assert plan.sounds[0].start == 60 and plan.sounds[-1].end == 770
+    assert len(plan.markers) >= 1 and plan.markers[0].frame == 60
+
+
+@pytest.mark.slow
+def test_real_engine_finds_dialogue(tmp_path):
+    import shutil
+    import subprocess
+
+    speech = tmp_path / "speech.wav"
+    subprocess.run(
+        ["espeak-ng", "-w", str(speech), "This is a test of the dialogue detector, speaking now."],
+        check=True,
+    )
+    video = tmp_path / "talk.mp4"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=25:duration=8",
+         "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono:d=2", "-i", str(speech),
+         "-filter_complex", "[1][2]concat=n=2:v=0:a=1[a]", "-map", "0:v", "-map", "[a]",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-t", "8", str(video)],
+        check=True,
+    )  # fmt: skip
+    run = R.EngineRun(R.speech_args(shutil.which("moodsic"), str(video)), env=R.engine_env())
+    run.wait(timeout=300)
+    assert run.error is None, run.error
+    spans = run.result["speech"]
+    assert spans and 1.7 < spans[0][0] < 2.6  # speech starts after the 2 s of silence
+    assert spans[-1][1] <= 8.0
