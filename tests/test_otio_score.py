@@ -259,3 +259,29 @@ def test_rescoring_replaces_earlier_music_and_keeps_the_rest(media, cfg) -> None
     names = [m.name for m in again.tracks.markers]
     assert names.count("editor note") == 1 and len(names) == 1 + len(report.cue.segments)
     assert timeline_to_cue(again).segments == report.cue.segments
+
+
+def test_real_cue_sheet_round_trips_through_otio(media, cfg) -> None:  # noqa: ANN001
+    from moodsic_engine.cue import CueSheet
+    from moodsic_engine.pipeline import score_video
+    from otio_adapter import cue_to_timeline
+
+    cue = score_video(media["b"], media["lib"], cfg)
+    for layout in ("alternate", "single"):
+        text = otio.adapters.write_to_string(cue_to_timeline(cue, layout=layout), "otio_json")
+        back = timeline_to_cue(otio.adapters.read_from_string(text, "otio_json"))
+        assert back.to_dict() == CueSheet.from_dict(cue.to_dict()).to_dict()
+
+
+def test_missing_reference_clip_is_listed(media, cfg) -> None:  # noqa: ANN001
+    edit = _edit(media)
+    edit.tracks[0].append(
+        otio.schema.Clip(
+            name="offline",
+            media_reference=otio.schema.MissingReference(),
+            source_range=TR(RT(0, 25), RT(25, 25)),
+        )
+    )
+    _, report = score_timeline_report(edit, media["lib"], cfg)
+    assert [(c.name, c.problem) for c in report.missing] == [("offline", "missing media reference")]
+    assert report.cue.video.frames == 325

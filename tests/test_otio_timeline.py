@@ -500,3 +500,16 @@ def test_edl_of_alternate_layout_tracks(tmp_path: Path) -> None:
             + (25 if i < 3 else 0)
             for i in want
         ]
+
+
+def test_segment_without_music_is_a_gap(tmp_path: Path) -> None:
+    data = make_cue(tmp_path).to_dict()
+    data["segments"][1]["track"] = None
+    cue = CueSheet.from_dict(data)
+    for layout in ("alternate", "single"):
+        tl = cue_to_timeline(cue, layout=layout, base_dir=tmp_path)
+        clips = _music_clips(tl)
+        assert [c.name for c in clips] == ["Tone 0", "Tone 2", "Tone 3"]
+        assert all(_rec(c, 25.0)[0] >= cue.segments[2].start_frame - 25 for c in clips[1:])
+        assert _rec(clips[0], 25.0)[1] == cue.segments[0].end_frame  # no crossfade into silence
+        assert timeline_to_cue(tl).to_dict() == cue.to_dict()
