@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -513,3 +514,44 @@ def test_segment_without_music_is_a_gap(tmp_path: Path) -> None:
         assert all(_rec(c, 25.0)[0] >= cue.segments[2].start_frame - 25 for c in clips[1:])
         assert _rec(clips[0], 25.0)[1] == cue.segments[0].end_frame  # no crossfade into silence
         assert timeline_to_cue(tl).to_dict() == cue.to_dict()
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_plugin(tmp_path: Path) -> None:
+    """A built wheel carries the manifest and the entry point: OTIO finds the adapter there."""
+    repo = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("moodsic_engine", "otio_adapter"):
+        shutil.copytree(repo / name, src / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        if (repo / name).exists():
+            shutil.copy(repo / name, src / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "w")],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    (wheel,) = (tmp_path / "w").glob("moodsic-*.whl")
+    target = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    cue = make_cue(tmp_path / "cue").to_json(tmp_path / "cue" / "clip.moodsic.json")
+    probe = (
+        "import sys, opentimelineio as otio\n"
+        "assert 'moodsic' in otio.adapters.available_adapter_names()\n"
+        "print(otio.adapters.from_name('moodsic').module().__file__)\n"
+        f"tl = otio.adapters.read_from_file({str(cue)!r})\n"
+        "print(len(tl.tracks), len(tl.tracks.markers))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,  # not the repo: the package must come from the wheel
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    where, counts = out.stdout.split()[0], out.stdout.split()[1:]
+    assert Path(where).is_relative_to(target)
+    assert counts == ["3", "4"]
