@@ -260,7 +260,7 @@ class LineReporter:
 class RichBatchReporter:
     """A single bar for the whole batch, with clips/s and ETA, on stderr."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -278,7 +278,7 @@ class RichBatchReporter:
             TextColumn("ETA {task.fields[eta]}"),
             TimeElapsedColumn(),
             TextColumn("{task.fields[failed]}"),
-            console=Console(stderr=True),
+            console=console or Console(stderr=True),
         )
         self._task: Any = None
         self._failed = 0

@@ -257,3 +257,29 @@ def test_missing_manifest_clip_and_fatal_load(
     monkeypatch.setenv("MOODSIC_FAKE_LOAD_FAIL", "1")
     with pytest.raises(ExpertUnavailable, match="fake expert needs weights"):
         run_batch(d / "list.jsonl", tmp_path / "out2", workers=2, fns=FNS)
+
+
+def test_line_and_bar_reporters(
+    tmp_path: Path, clip_bank: list[Path], logs: tuple[Path, Path]
+) -> None:
+    from rich.console import Console
+
+    from moodsic_engine.batch_report import LineReporter, RichBatchReporter
+
+    root = tmp_path / "in"
+    root.mkdir()
+    shutil.copy(clip_bank[0], root / "good.mp4")
+    (root / "bad.mp4").write_bytes(b"")
+    buf = io.StringIO()
+    run_batch(root, tmp_path / "out", workers=1, fns=FNS, reporter=LineReporter(buf))
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "batch: 2 clips, 0 unchanged, 2 to score"
+    assert any(x.startswith("[2/2] ") and "clips/s, ETA 00:00" in x for x in lines)
+    assert any("bad failed: video file is empty" in x for x in lines)
+
+    screen = io.StringIO()
+    bar = RichBatchReporter(Console(file=screen, force_terminal=True, width=120))
+    result = run_batch(root, tmp_path / "out2", workers=1, fns=FNS, reporter=bar)
+    shown = screen.getvalue()
+    assert "2/2" in shown and "clips/s" in shown and "1 failed" in shown
+    assert result.count("ok") == 1
