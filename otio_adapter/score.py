@@ -127,6 +127,16 @@ def edit_clips(
     are refused.
     """
     track = main_video_track(timeline)
+    for i, item in enumerate(track):
+        if isinstance(item, otio.schema.Transition):
+            continue
+        try:
+            item.trimmed_range()
+        except Exception as exc:  # neither a source range nor an available range
+            raise InputError(
+                f"timeline {timeline.name!r}: item {item.name or i!r} on the main track has no "
+                f"usable range ({' '.join(str(exc).split())[:120]})"
+            ) from None
     fps = edit_rate(timeline, track)
     rate = rate_of(fps)
     clips: list[EditClip] = []

@@ -149,6 +149,16 @@ def test_bad_edits_are_refused_clearly(media, cfg) -> None:  # noqa: ANN001
     with pytest.raises(InputError, match="nested stack 'compound'.*flatten"):
         score_timeline(nested, media["lib"], cfg)
 
+    rangeless = otio.schema.Timeline(name="r")
+    rangeless.tracks.append(otio.schema.Track(kind="Video"))
+    rangeless.tracks[0].append(
+        otio.schema.Clip(
+            name="noclue", media_reference=otio.schema.ExternalReference(target_url="/x.mp4")
+        )
+    )
+    with pytest.raises(InputError, match="'noclue' on the main track has no usable range"):
+        score_timeline(rangeless, media["lib"], cfg)
+
     empty = make_edit([(None, 0, 50)])
     with pytest.raises(InputError, match="no clips"):
         score_timeline(empty, media["lib"], cfg)
