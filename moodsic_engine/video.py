@@ -338,6 +338,11 @@ class VideoSampler:
                     else:
                         take(frame, t)
                     next_target += step
+                    if t - next_target > step:
+                        # A timestamp jump (hours, years): every target left inside the gap
+                        # maps to a frame already taken, so go to the last one directly
+                        # instead of looping once per target (time bounded by frames, not gap).
+                        next_target += math.floor((t - next_target) / step) * step
                     if len(frames_buf) >= self.batch_size:
                         yield flush()
                 prev = (frame, t)
