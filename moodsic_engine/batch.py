@@ -58,7 +58,7 @@ from typing import Any, Protocol
 
 from . import __version__
 from .config import Config
-from .errors import InputError, MoodsicError
+from .errors import InputError
 from .fileio import resolve_inside
 
 VIDEO_EXTENSIONS = frozenset(
@@ -205,8 +205,11 @@ class BatchResult:
             lines.append(
                 f"{rate:.1f} clips/min on {self.workers} {self.backend} worker(s) (startup {self.startup_s:.1f} s)"
             )
-        for r in self.failed:
+        failed = self.failed
+        for r in failed[:20]:
             lines.append(f"  failed: {r['input']}: {r.get('error') or r['status']}")
+        if len(failed) > 20:
+            lines.append(f"  ... and {len(failed) - 20} more (see {SUMMARY_JSONL})")
         lines.append(f"summary: {self.summary_jsonl}")
         if self.contact_sheet:
             lines.append(f"contact sheet: {self.contact_sheet}")
@@ -474,6 +477,8 @@ def _fingerprint(spec: str | None) -> Any:
     """A cheap identity for a library or weights location: content for a file, a listing for a folder."""
     if not spec:
         return None
+    if spec == "builtin":  # a name, even if a folder of that name happens to be here
+        return {"name": spec, "version": __version__}
     p = Path(spec).expanduser()
     if p.is_file():
         return {"file": str(p.resolve()), "sha256": file_sha256(p)}
@@ -534,11 +539,13 @@ def plan_batch(
     outdir = outdir.resolve()
     weights_id = _fingerprint(str(resolve_weights_dir(weights_dir)))
     lib_ids: dict[str, Any] = {}
+    # Bad manifest options fail before any file is hashed.
+    configs = [apply_overrides(config, c.overrides, c.where or str(c.path)) for c in clips]
     hashes = _hash_all([c.path for c in clips])
     tasks: list[ClipTask] = []
     records: list[dict[str, Any] | None] = []
     for index, clip in enumerate(clips):
-        cfg = apply_overrides(config, clip.overrides, clip.where or str(clip.path))
+        cfg = configs[index]
         lib = clip.library or library
         if lib not in lib_ids:
             lib_ids[lib] = _fingerprint(lib)
@@ -685,6 +692,8 @@ def run_batch(
     reporter = reporter or NullReporter()
     if backend not in ("local", "ray"):
         raise InputError(f"unknown backend {backend!r} (choose local or ray)")
+    if ray_address and backend != "ray":
+        raise InputError("--ray-address needs --backend ray")
     if workers is not None and workers < 1:
         raise InputError("--workers must be at least 1")
     if timeout_s is not None and timeout_s <= 0:
@@ -856,7 +865,6 @@ __all__ = [
     "ClipInput",
     "ClipTask",
     "EngineFns",
-    "MoodsicError",
     "NullReporter",
     "WarmSpec",
     "apply_overrides",
