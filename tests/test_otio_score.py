@@ -295,3 +295,18 @@ def test_missing_reference_clip_is_listed(media, cfg) -> None:  # noqa: ANN001
     _, report = score_timeline_report(edit, media["lib"], cfg)
     assert [(c.name, c.problem) for c in report.missing] == [("offline", "missing media reference")]
     assert report.cue.video.frames == 325
+
+
+def test_ntsc_rate_edit_keeps_cuts_on_its_frame_grid(media, cfg) -> None:  # noqa: ANN001
+    fps = Fraction(30000, 1001)
+    edit = make_edit([(media["a"], 30, 120), (media["b"], 60, 150), (media["a"], 180, 90)], fps=fps)
+    scored, report = score_timeline_report(edit, media["lib"], cfg)
+    cue = report.cue
+    assert cue.video.fps == fps and cue.video.frames == 360
+    assert cue.cuts == (float(Fraction(120) / fps), float(Fraction(270) / fps))
+    assert {s.start_frame for s in cue.segments[1:]} <= {120, 270}
+    rate = 30000 / 1001
+    assert [to_frames(m.marked_range.start_time, rate) for m in scored.tracks.markers] == [
+        s.start_frame for s in cue.segments
+    ]
+    assert all(m.marked_range.start_time.rate == rate for m in scored.tracks.markers)
