@@ -75,7 +75,7 @@ def features(y: np.ndarray, sr: int = _SR) -> dict[str, float]:
     tempo, _ = librosa.beat.beat_track(y=y, sr=sr)
     tempo = float(np.atleast_1d(tempo)[0])
     onsets = librosa.onset.onset_detect(y=y, sr=sr, units="time")
-    chroma = librosa.feature.chroma_stft(y=y, sr=sr)
+    chroma = librosa.feature.chroma_cqt(y=y, sr=sr)  # steadier key estimates than STFT
     centroid = float(np.mean(librosa.feature.spectral_centroid(y=y, sr=sr)))
     rms = librosa.feature.rms(y=y)[0]
     rms_db = float(20 * np.log10(np.mean(rms) + 1e-9))
@@ -88,16 +88,30 @@ def features(y: np.ndarray, sr: int = _SR) -> dict[str, float]:
     }
 
 
+def _fold_tempo(bpm: float) -> float:
+    """Beat trackers halve or double tempos; fold into the range listeners tap in."""
+    if not bpm or not math.isfinite(bpm):
+        return 100.0
+    while bpm < 60:
+        bpm *= 2
+    while bpm > 180:
+        bpm /= 2
+    return bpm
+
+
 def va_from_features(f: dict[str, float]) -> tuple[float, float]:
-    tempo = f["tempo_bpm"] or 100.0
+    tempo = _fold_tempo(f["tempo_bpm"])
     arousal = math.tanh(
         0.8 * (tempo - 105) / 35
         + 0.6 * (f["onset_rate"] - 2.5) / 2.0
         + 0.5 * (f["centroid_hz"] - 1800) / 1200
         + 0.3 * (f["rms_db"] + 22) / 8
     )
+    # Modal music leans slightly "major" in key-profile correlation, hence the small offset.
     valence = math.tanh(
-        2.5 * f["mode"] + 0.3 * (tempo - 100) / 40 + 0.3 * (f["centroid_hz"] - 1800) / 1500
+        3.5 * (f["mode"] - 0.03)
+        + 0.15 * (tempo - 100) / 40
+        + 0.2 * (f["centroid_hz"] - 1500) / 1500
     )
     return 0.9 * valence, 0.9 * arousal
 

@@ -359,7 +359,11 @@ def load_manifest(
                 if isinstance(_pick(r, "id"), float) and float(_pick(r, "id")).is_integer():
                     tid = str(int(_pick(r, "id")))
                 if tid in seen:
-                    raise ValueError(f"duplicate id {tid!r}")
+                    if _pick(r, "id") is not None:
+                        raise ValueError(f"duplicate id {tid!r}")
+                    base_id, n = tid, 2  # derived from a file name: make it unique
+                    while tid in seen:
+                        tid, n = f"{base_id}-{n}", n + 1
                 seen.add(tid)
                 tracks.append(
                     Track(
