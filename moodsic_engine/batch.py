@@ -266,6 +266,30 @@ def discover(spec: str | os.PathLike[str], *, exclude: Path | None = None) -> li
     raise InputError(f"input not found: {path}")
 
 
+def discover_many(
+    specs: list[str | os.PathLike[str]], *, exclude: Path | None = None
+) -> list[ClipInput]:
+    """Several INPUTs (what a shell makes of `clips/*.mp4`): folders, globs or videos, mirrored
+    under their common folder. A manifest must come alone."""
+    if len(specs) == 1:
+        return discover(specs[0], exclude=exclude)
+    if not specs:
+        raise InputError("no input given")
+    found: dict[Path, None] = {}
+    for spec in specs:
+        if Path(spec).suffix.lower() in MANIFEST_EXTENSIONS and Path(spec).is_file():
+            raise InputError(f"a manifest ({spec}) must be the only input")
+        for clip in discover(spec, exclude=exclude):
+            found.setdefault(clip.path, None)
+    paths = list(found)
+    root = Path(os.path.commonpath([p.parent for p in paths]))
+    for spec in specs:  # a folder argument keeps its own name as the root, as when given alone
+        p = Path(spec).expanduser()
+        if p.is_dir() and all(q.is_relative_to(p.resolve()) for q in paths):
+            root = p.resolve()
+    return _mirror(root, [ClipInput(path=p, rel="") for p in paths])
+
+
 def _walk(root: Path, exclude: Path | None) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
@@ -661,7 +685,7 @@ def default_workers() -> int:
 
 
 def run_batch(
-    input: str | os.PathLike[str],
+    input: str | os.PathLike[str] | list[str | os.PathLike[str]],
     outdir: str | os.PathLike[str],
     *,
     config: Config | None = None,
@@ -701,7 +725,8 @@ def run_batch(
     out = Path(outdir).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise InputError(f"output folder is a file: {out}")
-    clips = discover(input, exclude=out)
+    specs = list(input) if isinstance(input, list | tuple) else [input]
+    clips = discover_many(specs, exclude=out)
     plan = plan_batch(
         clips,
         out,

@@ -222,9 +222,8 @@ def _track(track: Any) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------- worker process
 def worker_main(conn: Connection) -> None:
     """A worker process: receive the warm-up spec, load once, then score what the parent sends."""
-    signal.signal(
-        signal.SIGINT, signal.SIG_IGN
-    )  # Ctrl-C reaches the whole group; the parent decides
+    # Ctrl-C reaches the whole process group; the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def on_term(signum: int, frame: Any) -> None:  # noqa: ARG001
         raise WorkerStopped

@@ -429,7 +429,8 @@ class BatchBackend(str, Enum):  # noqa: UP042 - same pattern as ProgressMode
 @app.command()
 def batch(
     input: Annotated[
-        str, typer.Argument(help="A folder (recursive), a glob, a video, or a CSV/JSONL manifest.")
+        list[str],
+        typer.Argument(help="Folders (recursive), globs or videos, or one CSV/JSONL manifest."),
     ],
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Output folder (mirrors the input tree).")
@@ -597,6 +598,112 @@ def train_scene_cmd(
             for line in result.summary_lines():
                 info(progress, line)
 
+
+@eval_app.command("veatic")
+def eval_veatic_cmd(
+    root: Annotated[Path, typer.Option(help="VEATIC folder (videos/, rating_averaged/).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Report folder.")] = Path(
+        "veatic-report"
+    ),
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N videos.")] = None,
+    videos: Annotated[str | None, typer.Option(help="Comma list of video ids.")] = None,
+    experts: Annotated[str | None, typer.Option(help="Comma list from scene,face,grammar.")] = None,
+    sample_fps: Annotated[float | None, typer.Option(help="Samples per second.")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Expert-output cache (default: REPORT_DIR/cache).")
+    ] = None,
+    plots: Annotated[bool, typer.Option(help="Write a plot per video.")] = True,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+    progress: ProgressOpt = ProgressMode.bar,
+) -> None:
+    """Per-frame and clip-mean accuracy on VEATIC for each expert, the fusion and the stable score."""
+    from .eval.veatic import evaluate_veatic
+    from .weights import resolve_weights_dir
+
+    names = tuple(n.strip() for n in experts.split(",") if n.strip()) if experts else None
+    ids = [v.strip() for v in videos.split(",") if v.strip()] if videos else None
+    with reporting(progress) as (report, json_out):
+        cfg = _load_config(config, experts=names, **{"sample.sample_fps": sample_fps})
+        result = evaluate_veatic(
+            root, output, cfg, weights_dir=resolve_weights_dir(weights_dir), videos=ids,
+            limit=limit, cache_dir=cache_dir, plots=plots, progress=report,
+        )  # fmt: skip
+        if json_out is not None:
+            json_out.emit("done", report=str(result.summary_md), data=str(result.report_json))
+        else:
+            for line in result.summary_lines():
+                info(progress, line)
+
+
+@eval_app.command("findingemo")
+def eval_findingemo_cmd(
+    images: Annotated[Path, typer.Option(help="Folder of FindingEmo images.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Report folder.")] = Path(
+        "findingemo-report"
+    ),
+    experts: Annotated[str, typer.Option(help="Comma list from scene,face.")] = "scene,face",
+    head: Annotated[
+        Path | None, typer.Option(help="Trained scene head (default: installed).")
+    ] = None,
+    annotations: Annotated[
+        Path | None, typer.Option(help="FindingEmo annotation CSV (default: findingemo-light's).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=2, help="At most N test images (face).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache folder.")] = None,
+    emonet: Annotated[Path | None, typer.Option(help="EmoNet checkpoint (emonet_8.pth).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+    progress: ProgressOpt = ProgressMode.bar,
+) -> None:
+    """Scene head and face expert on the FindingEmo test split (same images), beside reference figures."""
+    from .eval.findingemo_face import run_findingemo_eval
+    from .weights import resolve_weights_dir
+
+    names = tuple(n.strip() for n in experts.split(",") if n.strip())
+    unknown = sorted(set(names) - {"scene", "face"})
+    if unknown or not names:
+        _err(f"--experts takes scene and/or face, not {', '.join(unknown) or 'nothing'}")
+        raise typer.Exit(2)
+    with reporting(progress) as (report, json_out):
+        cfg = _load_config(config, **{"face.emonet": str(emonet) if emonet else None})
+        result = run_findingemo_eval(
+            images, output, cfg, experts=names, head=head, annotations=annotations,
+            weights_dir=resolve_weights_dir(weights_dir), cache_dir=cache_dir, limit=limit,
+            progress=report,
+        )  # fmt: skip
+        if json_out is not None:
+            json_out.emit("done", **{k: str(v) for k, v in result.reports.items()})
+        else:
+            for line in result.lines:
+                info(progress, line)
+
+
+@bench_app.command("stability")
+def bench_stability(
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Folder for the report, best TOML and plot."),
+    ] = Path("stability-report"),
+    clips: Annotated[int, typer.Option(min=1, help="Synthetic clips.")] = 8,
+    seconds: Annotated[float, typer.Option(min=30.0, help="Length of each clip.")] = 180.0,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic clips.")] = 0,
+    jitter: Annotated[float, typer.Option(min=0.0, help="Scale of the expert noise.")] = 1.0,
+    grid: Annotated[bool, typer.Option(help="Run the grid search over the settings.")] = True,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML config (our settings).")
+    ] = None,
+) -> None:
+    """Boundary precision/recall/F1, spurious switches and lag: our settings vs the naive ones."""
+    from .eval.stability import run_stability
+
+    with reporting(ProgressMode.none):
+        cfg = _load_config(config)
+        result = run_stability(
+            cfg, clips=clips, seconds=seconds, seed=seed, jitter=jitter, grid=grid, out_dir=output
+        )
+        for line in result.lines:
+            typer.echo(line)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ from moodsic_engine.batch import (
     EngineFns,
     apply_overrides,
     discover,
+    discover_many,
     run_batch,
 )
 from moodsic_engine.batch_report import JsonBatchReporter
@@ -79,6 +80,8 @@ def test_discover_folder_mirrors_tree(tmp_path: Path, clip_bank: list[Path]) -> 
     assert sorted(c.rel for c in globbed) == ["c0", "c1"]
     recursive = discover(str(root / "**" / "c*.mp4"))
     assert sorted(c.rel for c in recursive) == ["a/c0", "a/c1", "b/deep/c2"]
+    several = discover_many([root / "a" / "c1.mp4", root / "b", str(root / "a" / "c1.*")])
+    assert sorted(c.rel for c in several) == ["a/c1", "b/deep/c2", "b/truncated"]
     with pytest.raises(InputError, match="no video files"):
         discover(root / "b" / "deep" / "nothing*.mp4")
     with pytest.raises(InputError, match="not found"):
