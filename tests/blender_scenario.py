@@ -60,8 +60,9 @@ def describe(scene):
         }
         if s.type == "SOUND":
             row["path"] = bpy.path.abspath(s.sound.filepath)
-            row["volume"] = s.volume
             fc = curves.get(s.path_from_id("volume"))
+            if fc is None:  # with keys, `volume` is whatever the current frame evaluates to
+                row["volume"] = s.volume
             row["keys"] = (
                 []
                 if fc is None
@@ -172,6 +173,21 @@ try:
     # --- Clear removes only Moodsic's strips and markers
     result["clear"] = sorted(bpy.ops.sequencer.moodsic_clear())
     result["after_clear"] = describe(scene)
+
+    # --- "The edit": render the scene range and score what the viewer sees
+    r = scene.render
+    r.resolution_x, r.resolution_y = 320, 176
+    render_before = [r.filepath, r.image_settings.file_format, r.resolution_percentage]
+    result["edit"] = sorted(bpy.ops.sequencer.moodsic_auto_score(source="EDIT"))
+    result["after_edit"] = describe(scene)
+    result["render_restored"] = render_before == [
+        r.filepath,
+        r.image_settings.file_format,
+        r.resolution_percentage,
+    ]
+    scene.frame_current = payload["edit_reroll_frame"]
+    result["edit_reroll"] = sorted(bpy.ops.sequencer.moodsic_reroll())
+    result["after_edit_reroll"] = describe(scene)
 except Exception:
     result["exception"] = traceback.format_exc()
 

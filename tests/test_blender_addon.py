@@ -57,6 +57,7 @@ def run(blender_py, tmp_path_factory):
         "movie_start": MOVIE_START,
         "trim": TRIM,
         "reroll_frame": 400,
+        "edit_reroll_frame": 100,
         "speech": "8-9",  # dialogue at source 8..9 s -> timeline 340..370 (inside segment 1)
         "mixdown": str(tmp / "mix.wav"),
         "otio": str(tmp / "scored.otio"),
@@ -227,3 +228,20 @@ def test_clear_removes_only_moodsic(run):
     assert after["markers"] == []
     assert after["state"] is None
     assert not any("strips_all" in p or "sequences_all" in p for p in after["fcurves"])
+
+
+def test_scoring_the_rendered_edit_maps_onto_the_scene_range(run):
+    assert run["edit"] == ["FINISHED"]
+    assert run["render_restored"] is True
+    strips = sorted(music(run["after_edit"]), key=lambda s: s["final_start"])
+    # 760 rendered frames (scene 1..760) cut in thirds by the fake engine: 253 and 506.
+    got = [(s["final_start"], s["final_end"], s["channel"]) for s in strips]
+    assert got == [(1, 254 + 30, 3), (254 - 30, 507 + 30, 4), (507 - 30, 761, 3)]
+    assert [m[1] for m in sorted(run["after_edit"]["markers"], key=lambda m: m[1])] == [1, 254, 507]
+    assert [s for s in run["after_edit"]["strips"] if not s["moodsic"]] == run["user_before"]
+    # Re-roll works on the rendered edit too: only the first segment's strip changes.
+    assert run["edit_reroll"] == ["FINISHED"]
+    before = {json.dumps(s, sort_keys=True) for s in music(run["after_edit"])}
+    after = {json.dumps(s, sort_keys=True) for s in music(run["after_edit_reroll"])}
+    assert len(before - after) == 1 and len(after - before) == 1
+    assert json.loads((after - before).pop())["segment"] == 0
