@@ -13,6 +13,7 @@ from test_batch_fakes import FAKES, make_clip
 from moodsic_engine.batch import (
     EngineFns,
     apply_overrides,
+    default_workers,
     discover,
     discover_many,
     run_batch,
@@ -152,6 +153,9 @@ def test_bad_clips_reported_good_ones_scored(
     loads = _lines(load_log)
     assert len([x for x in loads if x.startswith("experts")]) == 2
     assert len({x.split()[1] for x in loads}) == 2
+    # ... with its share of the cores for numpy/torch thread pools.
+    share = str(max(1, default_workers() // 2))
+    assert [x.split()[2] for x in loads if x.startswith("experts")] == [share, share]
     assert len(_lines(score_log)) == 4
     # Summaries: one JSON line and one CSV row per clip, in input order.
     rows = [json.loads(x) for x in (out / "batch.jsonl").read_text().splitlines()]

@@ -40,7 +40,7 @@ def _log(var: str, text: str) -> None:
 
 
 def fake_load_experts(config, weights_dir=None):  # noqa: ANN001, ANN201
-    _log("MOODSIC_FAKE_LOADLOG", f"experts {os.getpid()}")
+    _log("MOODSIC_FAKE_LOADLOG", f"experts {os.getpid()} {os.environ.get('OMP_NUM_THREADS')}")
     if os.environ.get("MOODSIC_FAKE_LOAD_FAIL"):
         from moodsic_engine.errors import ExpertUnavailable
 
