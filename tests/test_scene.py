@@ -299,3 +299,21 @@ def test_pipeline_runs_scene_with_grammar(tiny: tuple[Path, Path], tmp_path: Pat
     # without weights the pipeline carries on with the other experts and says why
     rest = load_experts(Config(), tmp_path / "none")
     assert "scene" in rest.unavailable and "scene" not in rest.names
+
+
+@pytest.mark.slow
+def test_mobileclip_reparameterization_keeps_outputs() -> None:
+    import timm
+
+    # MobileCLIP2-S0's image tower (open_clip builds it through timm as fastvit_mci0)
+    tower = timm.create_model("fastvit_mci0", pretrained=False, num_classes=0).eval()
+    x = torch.randn(2, 3, 128, 128)
+    n_before = sum(p.numel() for p in tower.parameters())
+    with torch.no_grad():
+        before = tower(x)
+        visual = scene.reparameterize(tower)
+        after = visual(x)
+    assert sum(p.numel() for p in visual.parameters()) < n_before  # branches were folded
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
+    tiny_visual = torch.nn.Linear(2, 2)
+    assert scene.reparameterize(tiny_visual) is tiny_visual

@@ -288,6 +288,16 @@ class ClipEncoder:
             return self.model.encode_text(tokens, normalize=True).float()
 
 
+def reparameterize(visual: Any) -> Any:
+    """Fold MobileOne/FastViT training branches into single convolutions (MobileCLIP):
+    same outputs, ~1.6x faster on CPU. A no-op for towers without such blocks."""
+    if not any(hasattr(m, "reparameterize") for m in visual.modules()):
+        return visual
+    from timm.utils import reparameterize_model
+
+    return reparameterize_model(visual)
+
+
 def build_encoder(
     ref: EncoderRef, precision: str = "fp32", *, with_text: bool = True
 ) -> ClipEncoder:
@@ -311,6 +321,7 @@ def build_encoder(
         raise ExpertUnavailable(
             f"scene: cannot load CLIP weights {ref.describe()}: {text[:200]}"
         ) from None
+    model.visual = reparameterize(model.visual.eval())
     tokenizer = None
     if with_text:
         try:
