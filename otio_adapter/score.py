@@ -325,7 +325,9 @@ def score_timeline_report(
         rec_start_s = float(Fraction(clip.rec_start) / fps)
         parts.append((a, rec_start_s - clip.src_start_s))
         scored.append(clip)
+    progress("perceive", total, total)
     progress("clips", len(usable), len(usable))
+    missing.sort(key=lambda c: c.index)
     if not parts:
         raise InputError(
             f"timeline {timeline.name!r}: no clip could be scored ("
