@@ -91,6 +91,27 @@ def media_path(ref: Any, base_dir: Path | None) -> Path | None:
     return path
 
 
+def media_timecode_s(path: Path) -> float:
+    """The start timecode a media file carries (tmcd track or tag), in seconds; 0 if none."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            tags = [dict(container.metadata)] + [dict(s.metadata) for s in container.streams]
+            video = container.streams.video[0] if container.streams.video else None
+            rate = float(video.average_rate) if video is not None and video.average_rate else 0.0
+    except Exception:  # unreadable files are reported when they are analysed
+        return 0.0
+    for tag in tags:
+        tc = tag.get("timecode")
+        if tc and rate > 0:
+            try:
+                return otio.opentime.from_timecode(tc, rate).to_seconds()
+            except Exception:  # a malformed tag: treat as no timecode
+                return 0.0
+    return 0.0
+
+
 def edit_rate(timeline: otio.schema.Timeline, track: otio.schema.Track) -> Fraction:
     """The edit's frame rate: its global start time's, else its first clip's."""
     if timeline.global_start_time is not None and timeline.global_start_time.rate > 1:
@@ -182,6 +203,12 @@ def edit_clips(
                 problem = f"not a local file: {getattr(ref, 'target_url', '')}"
             elif not path.is_file():
                 problem = f"media not found: {path}"
+            elif available is None:
+                # EDL-style source times are the media's own timecode (01:00:00:00 and on)
+                tc = media_timecode_s(path)
+                if tc > 0 and src_start >= tc - 1e-6:
+                    src_start -= tc
+                    src_end -= tc
         if end > start:
             clips.append(EditClip(i, name, start, end, src_start, src_end, path, problem))
     frames = to_frames(track.duration(), rate)

@@ -310,3 +310,28 @@ def test_ntsc_rate_edit_keeps_cuts_on_its_frame_grid(media, cfg) -> None:  # noq
         s.start_frame for s in cue.segments
     ]
     assert all(m.marked_range.start_time.rate == rate for m in scored.tracks.markers)
+
+
+def test_source_timecode_of_media_is_honoured(media, cfg, monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
+    import moodsic_engine.pipeline as pipeline
+
+    tc = tmp_path / "tc.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=160x96:r=25:d=6",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+         "-timecode", "01:00:00:00", str(tc)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    calls = []
+    real = pipeline.analyze_video
+
+    def spy(path, experts, config, *, start_s=0.0, end_s=None, progress=None):  # noqa: ANN001, ANN202
+        calls.append((start_s, end_s))
+        return real(path, experts, config, start_s=start_s, end_s=end_s)
+
+    monkeypatch.setattr(pipeline, "analyze_video", spy)
+    # as an EDL gives it: source in at 01:00:01:00, no available range on the reference
+    edit = make_edit([(tc, 3601 * 25, 100), (media["b"], 0, 50)])
+    _, report = score_timeline_report(edit, media["lib"], cfg)
+    assert report.missing == ()
+    assert calls == [(1.0, 5.0), (0.0, 2.0)]
