@@ -121,7 +121,8 @@ def fit_clusters(
         pick = np.sort(np.random.default_rng(seed).choice(len(z), _FIT_SAMPLE, replace=False))
         z = z[pick]
     distinct = len(np.unique(np.round(z, 6), axis=0))
-    k_hi = min(max_clusters, distinct, max(1, len(z) // 2))
+    # Roughly three tracks per component at least, unless the caller asks for more clusters.
+    k_hi = min(max_clusters, distinct, max(1, len(z) // 3, min(min_clusters, len(z) // 2)))
     k_lo = min(max(1, min_clusters), k_hi)
     if distinct < 2 or np.all(spread <= 1e-3):
         k_lo = k_hi = 1

@@ -29,7 +29,7 @@ from ..fileio import resolve_inside, write_text_atomic
 from . import Library, Track, library_from_tracks
 from .clusters import MoodClusters
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 INDEX_NAME = ".moodsic-index.json"
 AUDIO_EXTS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif", ".m4a", ".opus"}
 _STATIC_GLOB = "static_annotations_averaged_songs_*.csv"
