@@ -115,9 +115,19 @@ try:
     user_sound = top(scene).new_sound("user voice", payload["user_sound"], 1, 1)
     user_sound.volume = 0.0  # the user's own strip, silent so the mixdown measures the music
     settings = scene.moodsic
+    settings.experts = "grammar"
+    if payload.get("real"):
+        # The real engine: built-in library, grammar expert; just score and describe.
+        settings.library_kind = "BUILTIN"
+        movie.select = True
+        result["auto"] = sorted(bpy.ops.sequencer.moodsic_auto_score())
+        result["after_auto"] = describe(scene)
+        bpy.ops.sound.mixdown(
+            filepath=payload["mixdown"], container="WAV", codec="PCM", format="S16", mixrate=48000
+        )
+        raise SystemExit
     settings.library_kind = "PATH"
     settings.library_path = payload["library"]
-    settings.experts = "grammar"
 
     # --- bad input: nothing changes, and the report says why in one line
     for s in strips_all(scene):
@@ -188,6 +198,8 @@ try:
     scene.frame_current = payload["edit_reroll_frame"]
     result["edit_reroll"] = sorted(bpy.ops.sequencer.moodsic_reroll())
     result["after_edit_reroll"] = describe(scene)
+except SystemExit:
+    pass
 except Exception:
     result["exception"] = traceback.format_exc()
 

@@ -245,3 +245,48 @@ def test_scoring_the_rendered_edit_maps_onto_the_scene_range(run):
     after = {json.dumps(s, sort_keys=True) for s in music(run["after_edit_reroll"])}
     assert len(before - after) == 1 and len(after - before) == 1
     assert json.loads((after - before).pop())["segment"] == 0
+
+
+def test_real_engine_in_blender(blender_py, tmp_path):
+    """The add-on driving the real `moodsic score` (grammar expert, built-in library)."""
+    import shutil
+
+    from moodsic_engine.blender_build import build_addon
+
+    engine = shutil.which("moodsic")
+    assert engine, "the moodsic command is not installed"
+    video = make_video(tmp_path / "clip.mp4", seconds=30.0)
+    payload = {
+        "real": True,
+        "zip": str(build_addon(tmp_path / "dist")),
+        "engine": engine,
+        "video": str(video),
+        "user_sound": str(write_tone(tmp_path / "voice.wav", 150.0, 2.0)),
+        "fps": 30,
+        "fps_base": 1.001,
+        "frame_end": 1000,
+        "movie_start": MOVIE_START,
+        "trim": TRIM,
+        "mixdown": str(tmp_path / "mix.wav"),
+    }
+    result = run_blender_script(
+        blender_py, (REPO / "tests" / "blender_scenario.py").read_text(), payload, tmp_path
+    )
+    assert "exception" not in result, result.get("exception")
+    assert result["auto"] == ["FINISHED"]
+    strips = sorted(music(result["after_auto"]), key=lambda s: s["final_start"])
+    assert strips, "no music placed"
+    assert strips[0]["final_start"] == MOVIE_START + TRIM
+    assert strips[-1]["final_end"] == MOVIE_START + 900  # 30 s at 29.97 = 900 frames
+    assert all(Path(s["path"]).is_file() for s in strips)
+    assert {s["channel"] for s in strips} <= {3, 4}
+    labels = [m[0] for m in result["after_auto"]["markers"]]
+    assert labels and all(label.strip() for label in labels)
+    with wave.open(payload["mixdown"]) as w:
+        x = np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768.0
+        rate = w.getframerate() * w.getnchannels()
+    a, b = (
+        int((MOVIE_START + TRIM + 30) / float(FPS) * rate),
+        int((MOVIE_START + 870) / float(FPS) * rate),
+    )
+    assert float(np.sqrt(np.mean(x[a:b] ** 2))) > 0.01
