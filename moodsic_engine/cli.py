@@ -553,7 +553,7 @@ def train_scene_cmd(
     download_rate: Annotated[float, typer.Option(help="Download requests per second.")] = 2.0,
     limit: Annotated[int | None, typer.Option(help="Use a seeded subset of this many images.")] = None,
     ablation: Annotated[
-        str | None, typer.Option(help="Comma list of MODEL:PRETRAINED encoders; one table for all.")
+        str | None, typer.Option(help="Comma list of MODEL:PRETRAINED encoders, or 'default'; one table.")
     ] = None,
     install: Annotated[bool, typer.Option(help="Copy the head into the weights folder.")] = False,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs (early stopping decides).")] = None,

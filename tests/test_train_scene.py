@@ -282,3 +282,15 @@ def test_cli_train_scene(mini: dict[str, Path], tmp_path: Path) -> None:
     args[3], args[9] = str(tmp_path / "none"), str(tmp_path / "c2")  # no images, empty cache
     bad = CliRunner().invoke(app, args)
     assert bad.exit_code == 1 and "--download" in bad.stderr and "Traceback" not in bad.output
+
+
+def test_parse_encoders() -> None:
+    from moodsic_engine.train.run import DEFAULT_ABLATION, parse_encoders
+
+    assert parse_encoders("ViT-B-32:openai, MobileCLIP2-S0:/w/m.pt") == [
+        ("ViT-B-32", "openai"),
+        ("MobileCLIP2-S0", "/w/m.pt"),
+    ]
+    assert parse_encoders("default") == list(DEFAULT_ABLATION)
+    with pytest.raises(InputError, match="MODEL:PRETRAINED"):
+        parse_encoders("ViT-B-32")

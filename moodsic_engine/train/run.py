@@ -219,8 +219,20 @@ def train_scene(
     return SceneTrainResult(head_path, md, js, ours, rows, trained.train_loss, installed)
 
 
+DEFAULT_ABLATION: tuple[tuple[str, str], ...] = (
+    ("ViT-B-32", "openai"),  # the reference figures' encoder
+    ("ViT-B-32", "laion2b_s34b_b79k"),  # the engine's default
+    ("ViT-B-16", "laion2b_s34b_b88k"),
+    ("MobileCLIP2-S0", "dfndr2b"),
+    ("MobileCLIP-S1", "datacompdr"),
+)
+
+
 def parse_encoders(spec: str) -> list[tuple[str, str]]:
-    """'ViT-B-32:laion2b_s34b_b79k,MobileCLIP2-S0:dfndr2b' -> [(model, pretrained), ...]."""
+    """'ViT-B-32:laion2b_s34b_b79k,MobileCLIP2-S0:dfndr2b' -> [(model, pretrained), ...];
+    'default' -> DEFAULT_ABLATION."""
+    if spec.strip() == "default":
+        return list(DEFAULT_ABLATION)
     out = []
     for item in spec.split(","):
         item = item.strip()
