@@ -157,8 +157,29 @@ def time_pipeline(
     return PipelineTiming(t2 - t0, stages, analysis.video.duration_s, len(analysis.t))
 
 
+def _reset_peak_rss() -> bool:
+    """Linux: reset this process's peak RSS (VmHWM), so loading does not mask scoring."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _vm_hwm_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def _rss_child(video: str, names: tuple[str, ...], weights_dir: str | None) -> dict[str, Any]:
-    """Run in a fresh interpreter: score the clip, report seconds and peak RSS."""
+    """Run in a fresh interpreter: score the clip, report seconds and peak RSS while scoring."""
+    import gc
+
     from .experts import load_experts
     from .library import load_library
     from .pipeline import score_video
@@ -166,10 +187,19 @@ def _rss_child(video: str, names: tuple[str, ...], weights_dir: str | None) -> d
     config = Config(experts=names)
     library = load_library("builtin", match_config=config.match)
     experts = load_experts(config, Path(weights_dir) if weights_dir else None)
-    before = peak_rss_mb()
+    gc.collect()
+    reset = _reset_peak_rss()
+    before = _vm_hwm_mb() if reset else peak_rss_mb()
     t0 = time.perf_counter()
     score_video(video, library, config, experts=experts)
-    return {"seconds": time.perf_counter() - t0, "rss_mb": peak_rss_mb(), "rss_before_mb": before}
+    seconds = time.perf_counter() - t0
+    peak = _vm_hwm_mb() if reset else None
+    return {
+        "seconds": seconds,
+        "rss_mb": peak if peak is not None else peak_rss_mb(),
+        "rss_before_mb": before,
+        "process_peak_mb": peak_rss_mb(),
+    }
 
 
 def measure_rss(
@@ -281,9 +311,9 @@ def _memory_lines(tmp: Path, names: tuple[str, ...], wdir: Path | None) -> list[
     a = measure_rss(short, names, wdir)
     b = measure_rss(long, names, wdir)
     diff = b["rss_mb"] - a["rss_mb"]
-    ok = "ok" if abs(diff) <= MEMORY_TARGET_MB else "OVER TARGET"
+    ok = "ok" if diff <= MEMORY_TARGET_MB else "OVER TARGET"
     return [
-        f"memory [{'+'.join(names)}]: peak RSS 1-min clip {a['rss_mb']:.0f} MB ({a['seconds']:.1f} s), "
+        f"memory [{'+'.join(names)}]: peak RSS while scoring (models loaded before) 1-min clip {a['rss_mb']:.0f} MB ({a['seconds']:.1f} s), "
         f"10-min clip {b['rss_mb']:.0f} MB ({b['seconds']:.1f} s); "
         f"difference {diff:+.0f} MB (target within {MEMORY_TARGET_MB:.0f} MB: {ok})",
     ]
