@@ -146,6 +146,11 @@ try:
     blocker = top(scene).new_sound("blocker", payload["user_sound"], 128, 2000)
     attempt("channels_full", lambda: bpy.ops.sequencer.moodsic_auto_score())
     top(scene).remove(blocker)
+    os.environ["FAKE_ENGINE_TRACK"] = "/nonexistent/music.wav"
+    attempt("music_missing", lambda: bpy.ops.sequencer.moodsic_auto_score())
+    del os.environ["FAKE_ENGINE_TRACK"]
+    result["check_engine"] = sorted(bpy.ops.sequencer.moodsic_check_engine())
+    result["experts_info"] = json.loads(scene.moodsic.experts_info)
     missing = top(scene).new_movie("gone", payload["doomed_video"], 5, 900)
     missing.select = True
     os.remove(payload["doomed_video"])

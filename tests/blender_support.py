@@ -154,7 +154,7 @@ def main(argv):
             "start_frame": bounds[s], "end_frame": bounds[s + 1],
             "mood": slug, "mood_label": label, "valence": v, "arousal": a, "confidence": 0.8,
             "track": {"id": os.path.basename(path), "title": os.path.splitext(os.path.basename(path))[0],
-                      "artist": "test", "path": os.path.abspath(path), "valence": v, "arousal": a,
+                      "artist": "test", "path": os.environ.get("FAKE_ENGINE_TRACK", os.path.abspath(path)), "valence": v, "arousal": a,
                       "in_s": float(os.environ.get("FAKE_ENGINE_IN_S", "0")), "duration_s": dur,
                       "rank": reroll.get(s, 0)}})
     cue = {"schema": "moodsic.cue/1",

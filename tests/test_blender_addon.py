@@ -92,6 +92,12 @@ def test_extension_installs_and_registers(run):
     assert run["undo"] is True
 
 
+def test_panel_lists_the_engines_experts(run):
+    assert run["check_engine"] == ["FINISHED"]
+    rows = run["experts_info"]["experts"]
+    assert [(r["name"], r["ready"]) for r in rows] == [("grammar", True), ("face", False)]
+
+
 def test_auto_score_places_strips_at_the_expected_frames_and_channels(run):
     assert run["auto"] == ["FINISHED"]
     strips = sorted(music(run["after_auto"]), key=lambda s: s["final_start"])
@@ -161,6 +167,7 @@ def test_bad_input_reports_and_leaves_the_scene_unchanged(run):
         "foreign_cue": "was made for other.mp4",
         "channels_full": "no free channels",
         "missing_file": "file is missing",
+        "music_missing": "music file is missing: /nonexistent/music.wav",
     }
     for name, text in expect.items():
         assert errors[name]["message"] is not None, name
