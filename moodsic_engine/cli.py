@@ -527,6 +527,9 @@ def bench_batch(
     ray: Annotated[
         bool, typer.Option(help="Also time the Ray backend against the local pool.")
     ] = True,
+    repeat: Annotated[
+        int, typer.Option(min=1, help="Runs per configuration; the fastest one counts.")
+    ] = 3,
 ) -> None:
     """Clips/min with 1 and 2 local workers, the speed-up, and Ray's per-clip overhead."""
     from .batch_bench import batch_report
@@ -534,7 +537,7 @@ def bench_batch(
     names = tuple(n.strip() for n in experts.split(",") if n.strip())
     with reporting(ProgressMode.none):
         for line in batch_report(
-            clips=clips, seconds=seconds, experts=names, library=library, ray=ray
+            clips=clips, seconds=seconds, experts=names, library=library, ray=ray, repeat=repeat
         ):
             typer.echo(line)
 
