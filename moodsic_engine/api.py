@@ -40,13 +40,20 @@ class ScoreResult:
         return lines
 
 
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+        raise InputError(f"cannot resolve {path}: symlink loop") from None
+
+
 def _check_outputs(video: Path, outputs: dict[str, Path | None]) -> None:
-    src = video.resolve()
+    src = _resolved(video)
     seen: dict[Path, str] = {}
     for name, p in outputs.items():
         if p is None:
             continue
-        rp = Path(p).resolve()
+        rp = _resolved(Path(p))
         if rp == src:
             raise InputError(f"--{name} would overwrite the input video {video}")
         if rp in seen:
