@@ -99,9 +99,8 @@ class _SceneRenderer:
             noise = np.kron(noise, np.ones((8, 8), np.float32))
             flash = 0.3 if (k % 11) < 2 else 0.0
             shift = (shot % 3) * 0.05
-            rgb = np.stack(
-                [0.30 + 0.35 * noise + shift, 0.02 + 0.05 * noise, 0.03 + 0.04 * noise], -1
-            )
+            grey = 0.03 + 0.07 * noise
+            rgb = np.stack([grey + 0.06 + 0.10 * noise + shift, grey, grey], -1)
             rgb = rgb + flash * np.array([0.6, 0.3, 0.3], np.float32)
         return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
 
