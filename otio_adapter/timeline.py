@@ -135,18 +135,22 @@ def place_segments(
     out: list[Placement] = []
     for i, seg in enumerate(segments):
         src_in = frames_at(seg.track.in_s, fps) if seg.track is not None else 0
+        total = _track_frames(seg.track, fps, base_dir) if seg.track is not None else None
+        if total:
+            src_in %= total  # an in point past the end wraps, as the mixdown's loop does
         head = tail = 0
         if seg.track is not None and i > 0 and segments[i - 1].track is not None:
             head = min(half, src_in, lengths[i - 1] // 2)
         if seg.track is not None and i < n - 1 and segments[i + 1].track is not None:
             tail = min(half, lengths[i + 1] // 2)
-            total = _track_frames(seg.track, fps, base_dir)
-            if total is not None:
-                tail = max(0, min(tail, total - src_in - lengths[i]))
+            if total:
+                end = src_in + lengths[i]
+                if end > total:  # looped: where the last pass through the file ends
+                    end = (end - 1) % total + 1
+                tail = max(0, min(tail, total - end))
         out.append(Placement(i, seg.start_frame, seg.end_frame, src_in, head, tail))
-    # A crossfade needs both sides: make each boundary symmetric in who contributes what.
-    # (head of i pairs with tail of i-1; both are kept as computed: the fade is asymmetric
-    # about the boundary when one side is short, which every NLE represents.)
+    # head of i pairs with tail of i-1; when one side is short the fade is asymmetric about
+    # the boundary, which every NLE represents.
     return out
 
 
@@ -215,34 +219,48 @@ def make_marker(seg: Segment, index: int, at: otio.opentime.RationalTime) -> oti
     )
 
 
-def _music_clip(
+def _music_clips(
     seg: Segment, p: Placement, rate: float, fps: Fraction, base_dir: Path | None, *, extend: bool
-) -> otio.schema.Clip:
+) -> list[otio.schema.Clip]:
+    """The clip(s) playing a segment's track: one clip, or, when the segment outlasts the
+    file, the file looped from its start as further clips (as the mixdown loops it), so no
+    clip ever reaches past the end of its media."""
     track = seg.track
     assert track is not None
     start = p.src_in - (p.head if extend else 0)
     length = p.length + ((p.head + p.tail) if extend else 0)
     total = _track_frames(track, fps, base_dir)
-    ref = otio.schema.ExternalReference(
-        target_url=str(_resolve(track.path, base_dir)),
-        available_range=TR(RT(0, rate), RT(total, rate)) if total is not None else None,
-    )
-    clip = otio.schema.Clip(
-        name=track.title or track.id,
-        media_reference=ref,
-        source_range=TR(RT(start, rate), RT(length, rate)),
-        metadata={
-            META: {
-                "role": "music",
-                "segment": p.index,
-                "track": _track_dict(track),
-                "url": ref.target_url,
-            }
-        },
-    )
-    # The mood change sits at src_in in the clip's media time, whatever the handles.
-    clip.markers.append(make_marker(seg, p.index, RT(p.src_in, rate)))
-    return clip
+    pieces: list[tuple[int, int]] = []
+    if total is None or total <= 0 or start + length <= total:
+        pieces.append((start, length))
+    else:
+        pos, remaining = start, length
+        while remaining > 0:
+            take = min(remaining, total - pos)
+            pieces.append((pos, take))
+            remaining -= take
+            pos = 0
+    url = str(_resolve(track.path, base_dir))
+    clips = []
+    for loop, (pos, take) in enumerate(pieces):
+        ref = otio.schema.ExternalReference(
+            target_url=url,
+            available_range=TR(RT(0, rate), RT(total, rate)) if total is not None else None,
+        )
+        meta = {"role": "music", "segment": p.index, "track": _track_dict(track), "url": url}
+        if len(pieces) > 1:
+            meta["loop"] = loop
+        clip = otio.schema.Clip(
+            name=track.title or track.id,
+            media_reference=ref,
+            source_range=TR(RT(pos, rate), RT(take, rate)),
+            metadata={META: meta},
+        )
+        if loop == 0:
+            # The mood change sits at src_in in the clip's media time, whatever the handles.
+            clip.markers.append(make_marker(seg, p.index, RT(p.src_in, rate)))
+        clips.append(clip)
+    return clips
 
 
 def _dissolve(in_offset: int, out_offset: int, rate: float, name: str) -> otio.schema.Transition:
@@ -334,7 +352,7 @@ def _single_track(segments, placements, rate, fps, base) -> otio.schema.Track:  
             # in_offset: before the cut (the incoming clip's head); out_offset: after it.
             if p.head or before.tail:
                 track.append(_dissolve(p.head, before.tail, rate, "crossfade"))
-        track.append(_music_clip(seg, p, rate, fps, base, extend=False))
+        track.extend(_music_clips(seg, p, rate, fps, base, extend=False))
         prev_clip = True
     return track
 
@@ -356,7 +374,7 @@ def _alternate_tracks(segments, placements, rate, fps, base) -> list[otio.schema
         if fade_in and len(track) and isinstance(track[-1], otio.schema.Gap):
             # A fade from silence (the gap) over the overlap with the previous segment.
             track.append(_dissolve(0, fade_in, rate, "crossfade in"))
-        track.append(_music_clip(seg, p, rate, fps, base, extend=True))
+        track.extend(_music_clips(seg, p, rate, fps, base, extend=True))
         cursor[k] = p.rec_end + p.tail
         nxt = placements[p.index + 1] if p.index + 1 < len(placements) else None
         fade_out = p.tail + (nxt.head if nxt is not None else 0)
@@ -463,15 +481,28 @@ def _stack_markers(timeline: otio.schema.Timeline, rate: float) -> list[tuple[in
     return unique
 
 
-def _music_at(timeline: otio.schema.Timeline, frame: int, rate: float) -> tuple[Any, int] | None:
-    """The music clip playing at record `frame`, and the media frame it plays there."""
+def _music_at(
+    timeline: otio.schema.Timeline, frame: int, rate: float, segment: int | None
+) -> tuple[Any, int] | None:
+    """The music clip that starts playing the segment beginning at record `frame`, and the
+    media frame it plays there.
+
+    Several clips can cover a boundary (a crossfade's outgoing clip, a loop's last pass):
+    the one Moodsic made for this segment wins, else the one that started last.
+    """
+    best: tuple[tuple[int, int], Any, int] | None = None
     for track in music_tracks(timeline):
         for clip in track.find_clips(shallow_search=True):
             start, end = _record_range(clip, rate)
-            if start <= frame < end and clip.source_range is not None:
+            if not (start <= frame < end) or clip.source_range is None:
+                continue
+            meta = moodsic_meta(clip)
+            ours = int(meta.get("segment") == segment and meta.get("loop", 0) == 0)
+            key = (ours, start)
+            if best is None or key > best[0]:
                 src = to_frames(clip.source_range.start_time, rate)
-                return clip, src + (frame - start)
-    return None
+                best = (key, clip, src + (frame - start))
+    return None if best is None else (best[1], best[2])
 
 
 def _segment_fields(seg: dict[str, Any]) -> dict[str, Any]:
@@ -542,15 +573,13 @@ def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = 
         start_s = m["start_s"] if m.get("start_frame") == at else seconds_of(at, fps)
         end_s = m["end_s"] if m.get("end_frame") == end else seconds_of(end, fps)
         track = dict(m["track"]) if m.get("track") else None
-        mid = (at + end) // 2
-        found = _music_at(timeline, mid, rate)
+        found = _music_at(timeline, at, rate, m.get("segment"))
         if found is not None:
-            clip, media_frame = found
+            clip, in_frame = found
             clip_meta = moodsic_meta(clip).get("track")
             if clip_meta and (track is None or clip_meta.get("id") != track.get("id")):
                 track = dict(clip_meta)  # an editor put another Moodsic track here
             if track is not None:
-                in_frame = media_frame - (mid - at)
                 if frames_at(track.get("in_s", 0.0), fps) != in_frame:
                     track["in_s"] = max(0.0, seconds_of(in_frame, fps))  # slipped in an editor
                 url = getattr(clip.media_reference, "target_url", None)

@@ -555,3 +555,49 @@ def test_wheel_ships_the_plugin(tmp_path: Path) -> None:
     where, counts = out.stdout.split()[0], out.stdout.split()[1:]
     assert Path(where).is_relative_to(target)
     assert counts == ["3", "4"]
+
+
+def test_short_tracks_loop_without_passing_the_media_end(tmp_path: Path) -> None:
+    # 10 s tracks under 12-26 s segments: the file plays again from its start, as in the mix
+    cue = make_cue(
+        tmp_path,
+        boundaries_s=(0.0, 26.0, 38.0),
+        duration_s=60.0,
+        track_seconds=10.0,
+        in_s=[4, 2, 6],
+    )
+    for layout in ("single", "alternate"):
+        tl = cue_to_timeline(cue, layout=layout, base_dir=tmp_path)
+        clips = _music_clips(tl)
+        for c in clips:
+            avail = c.media_reference.available_range
+            assert c.source_range.start_time.value >= 0
+            assert c.source_range.end_time_exclusive().value <= avail.end_time_exclusive().value
+        per_seg = [[c for c in clips if c.metadata["moodsic"]["segment"] == i] for i in range(3)]
+        # segment 0: 6 s from 4 s, then 10 s + 10 s (+ the crossfade tail in "alternate")
+        assert [to_frames(c.source_range.start_time, 25) for c in per_seg[0]][:3] == [100, 0, 0]
+        for i, pieces in enumerate(per_seg):
+            first, last = _rec(pieces[0], 25.0)[0], _rec(pieces[-1], 25.0)[1]
+            seg = cue.segments[i]
+            p = place_segments(cue.segments, Fraction(25), 2.0, base_dir=tmp_path)[i]
+            extra = (p.head, p.tail) if layout == "alternate" else (0, 0)
+            assert (first, last) == (seg.start_frame - extra[0], seg.end_frame + extra[1])
+            assert all(
+                _rec(a, 25.0)[1] == _rec(b, 25.0)[0]
+                for a, b in zip(pieces, pieces[1:], strict=False)
+            )
+            assert sum(len(c.markers) for c in pieces) == 1
+        assert timeline_to_cue(tl).to_dict() == cue.to_dict()
+    edl = tmp_path / "loops.edl"
+    otio.adapters.write_to_file(
+        music_track_timeline(
+            cue_to_timeline(cue, layout="single", crossfade_s=0, base_dir=tmp_path)
+        ),
+        str(edl),
+    )
+    read = otio.adapters.read_from_file(str(edl), rate=25)
+    back = list(read.tracks[0].find_clips())
+    assert len(back) == len(
+        _music_clips(cue_to_timeline(cue, layout="single", crossfade_s=0, base_dir=tmp_path))
+    )
+    assert to_frames(back[-1].range_in_parent().end_time_exclusive(), 25) == cue.video.frames
