@@ -300,9 +300,7 @@ def prepare_reroll(context: Any) -> Prepared:
         PlaceOptions(**state.get("options", {})),
         cue_paths={m.source_path: c for m, c in movies},
         mode=state.get("mode", "SELECTED"),
-        speech={
-            e["video"]: [tuple(x) for x in e.get("speech", [])] for e in state.get("jobs", [])
-        },
+        speech={e["video"]: [tuple(x) for x in e.get("speech", [])] for e in state.get("jobs", [])},
     )
     the_plan, _ = current_plan(scene, prepared, state)
     found = segment_at(the_plan, int(scene.frame_current))
