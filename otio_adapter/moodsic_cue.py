@@ -4,7 +4,11 @@ writes a Timeline carrying Moodsic mood markers back as a cue sheet.
 Adapter arguments (``otioconvert -a layout=single``):
 - ``layout``: ``alternate`` (two overlapping music tracks, default) or ``single`` (one music
   track with dissolves: best for EDL, FCPXML and MLT export);
-- ``crossfade_s``: crossfade length; default: the cue sheet's ``mix.crossfade_s``.
+- ``crossfade_s``: crossfade length; default: the cue sheet's ``mix.crossfade_s``;
+- ``music_edl``: ``1``/``true`` gives a timeline holding only one music track (``layout``
+  applies; with ``alternate``, ``music_track=0`` or ``1`` picks which) as the single video
+  track CMX 3600 writes: ``otioconvert -i clip.moodsic.json -a layout=single -a music_edl=1
+  -o music.edl``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from moodsic_engine.errors import CueSheetError
 from moodsic_engine.fileio import write_text_atomic
 
 # Absolute import: OTIO loads this file by path as opentimelineio.adapters.moodsic.
-from otio_adapter.timeline import cue_to_timeline, timeline_to_cue
+from otio_adapter.timeline import cue_to_timeline, music_track_timeline, timeline_to_cue
 
 
 def _crossfade(value: object) -> float | None:
@@ -31,28 +35,59 @@ def _crossfade(value: object) -> float | None:
         raise CueSheetError(f"crossfade_s must be a number, got {value!r}") from None
 
 
+def _flag(value: object) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _track_index(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise CueSheetError(f"music_track must be 0 or 1, got {value!r}") from None
+
+
+def _timeline(
+    cue: CueSheet,
+    layout: str,
+    crossfade_s: object,
+    music_edl: object,
+    music_track: object,
+    base_dir: Path | None,
+) -> otio.schema.Timeline:
+    timeline = cue_to_timeline(
+        cue, layout=layout, crossfade_s=_crossfade(crossfade_s), base_dir=base_dir
+    )
+    if _flag(music_edl):
+        return music_track_timeline(timeline, _track_index(music_track))
+    return timeline
+
+
 def read_from_file(
-    filepath: str, layout: str = "alternate", crossfade_s: object = None
+    filepath: str,
+    layout: str = "alternate",
+    crossfade_s: object = None,
+    music_edl: object = False,
+    music_track: object = 0,
 ) -> otio.schema.Timeline:
     """Read a cue sheet file; relative media paths resolve against its folder."""
     cue = CueSheet.from_json(filepath)
-    return cue_to_timeline(
-        cue,
-        layout=layout,
-        crossfade_s=_crossfade(crossfade_s),
-        base_dir=Path(filepath).resolve().parent,
-    )
+    base = Path(filepath).resolve().parent
+    return _timeline(cue, layout, crossfade_s, music_edl, music_track, base)
 
 
 def read_from_string(
-    input_str: str, layout: str = "alternate", crossfade_s: object = None
+    input_str: str,
+    layout: str = "alternate",
+    crossfade_s: object = None,
+    music_edl: object = False,
+    music_track: object = 0,
 ) -> otio.schema.Timeline:
     try:
         data = json.loads(input_str)
     except json.JSONDecodeError as exc:
         raise CueSheetError(f"cue sheet is not valid JSON: {exc}") from None
     cue = CueSheet.from_dict(data)
-    return cue_to_timeline(cue, layout=layout, crossfade_s=_crossfade(crossfade_s))
+    return _timeline(cue, layout, crossfade_s, music_edl, music_track, None)
 
 
 def write_to_string(input_otio: otio.schema.Timeline) -> str:

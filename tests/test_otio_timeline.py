@@ -601,3 +601,16 @@ def test_short_tracks_loop_without_passing_the_media_end(tmp_path: Path) -> None
         _music_clips(cue_to_timeline(cue, layout="single", crossfade_s=0, base_dir=tmp_path))
     )
     assert to_frames(back[-1].range_in_parent().end_time_exclusive(), 25) == cue.video.frames
+
+
+def test_otioconvert_music_edl(tmp_path: Path) -> None:
+    cue = make_cue(tmp_path, in_s=[3, 4, 5, 6])
+    src = cue.to_json(tmp_path / "clip.moodsic.json")
+    edl = tmp_path / "music.edl"
+    args = ["-a", "layout=single", "-a", "music_edl=1", "-a", "crossfade_s=0"]
+    subprocess.run(
+        [_bin("otioconvert"), "-i", str(src), *args, "-o", str(edl)], check=True, timeout=120
+    )
+    clips = list(otio.adapters.read_from_file(str(edl), rate=25).tracks[0].find_clips())
+    assert [c.name for c in clips] == [s.track.title for s in cue.segments]
+    assert edl.read_text().count("* LOC:") == len(cue.segments)
