@@ -387,7 +387,13 @@ def speech_regions(audio: np.ndarray, sr: int) -> list[tuple[float, float]]:
     mono16 = _resample(np.asarray(audio, dtype=np.float32).mean(axis=1, keepdims=True), sr, 16000)[
         :, 0
     ]
-    model = load_silero_vad()
+    import warnings
+
+    with warnings.catch_warnings():
+        # silero-vad's loader trips deprecation notices in importlib/torch.jit; not ours to fix.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        model = load_silero_vad()
     with torch.no_grad():
         stamps = get_speech_timestamps(
             torch.from_numpy(np.ascontiguousarray(mono16)), model, sampling_rate=16000

@@ -1,0 +1,330 @@
+"""Mixdown: loop exactness, centred and beat-aligned crossfades, loudness, ducking, formats, mux."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from media import FFMPEG, lavfi_video, run, stream_types
+
+from moodsic_engine import mix
+from moodsic_engine.config import MixConfig
+from moodsic_engine.cue import CueSheet, Segment, TrackChoice, VideoRef
+from moodsic_engine.errors import InputError
+
+SR = 48000
+
+
+def _write(path: Path, y: np.ndarray, sr: int = SR, grid: dict | None = None) -> Path:
+    sf.write(str(path), np.asarray(y, dtype=np.float32), sr)
+    if grid is not None:
+        Path(f"{path}.beats.json").write_text(json.dumps(grid))
+    return path
+
+
+def _sine(freq: float, seconds: float, sr: int = SR, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    return amp * np.sin(2 * np.pi * freq * t)
+
+
+def _cue(
+    parts: list[tuple[float, float, str, float]],
+    duration: float,
+    video: str = "none.mp4",
+    has_audio: bool = False,
+) -> CueSheet:
+    fps = Fraction(25)
+    segs = []
+    for start, end, path, in_s in parts:
+        track = TrackChoice(
+            id=Path(path).stem, title="t", artist="", path=path, valence=0, arousal=0, in_s=in_s
+        )
+        segs.append(
+            Segment(
+                start,
+                end,
+                int(round(start * 25)),
+                int(round(end * 25)),
+                "m",
+                "M",
+                0.0,
+                0.0,
+                1.0,
+                track,
+            )
+        )
+    return CueSheet(
+        video=VideoRef(video, duration, fps, int(round(duration * 25)), has_audio),
+        engine={},
+        samples=(),
+        cuts=(),
+        segments=tuple(segs),
+    )
+
+
+def _rms_db(y: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(y, dtype=np.float64)) + 1e-20))
+
+
+def test_short_track_loops_to_exact_length(tmp_path: Path) -> None:
+    # A 7 s track whose content is not periodic within itself (a rising sweep).
+    t = np.arange(7 * SR) / SR
+    y = 0.3 * np.sin(2 * np.pi * (200 * t + 30 * t**2))
+    path = _write(tmp_path / "seven.wav", y)
+    cfg = MixConfig(beat_align=False)
+    out = mix.render_music(_cue([(0.0, 30.0, str(path), 0.0)], 30.0), cfg)
+    assert out.shape == (30 * SR, 2)
+    # Loops with a 7 s period (compare a window away from the joins and the end fade).
+    a = out[int(8.0 * SR) : int(13.0 * SR), 0]
+    b = out[int(15.0 * SR) : int(20.0 * SR), 0]
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    # Music right up to the end: only the final fade (crossfade_s) brings it down to silence.
+    mid = _rms_db(out[int(20 * SR) : int(27 * SR)])
+    assert _rms_db(out[int(27.0 * SR) : int(27.9 * SR)]) > mid - 1.0
+    assert _rms_db(out[int(29.0 * SR) : int(29.5 * SR)]) > mid - 20.0
+    assert np.max(np.abs(out[-10:])) < 1e-3
+
+
+def test_loop_on_bar_boundaries_with_a_beat_grid(tmp_path: Path) -> None:
+    t = np.arange(7 * SR) / SR
+    y = 0.3 * np.sin(2 * np.pi * (200 * t + 30 * t**2))
+    path = _write(
+        tmp_path / "bars.wav", y, grid={"tempo_bpm": 120, "first_beat_s": 0.0, "beats_per_bar": 4}
+    )
+    out = mix.render_music(_cue([(0.0, 20.0, str(path), 0.0)], 20.0), MixConfig())
+    assert out.shape == (20 * SR, 2)
+    # 2 s bars: the 7 s track loops after 3 whole bars, i.e. every 6 s.
+    a = out[int(2.5 * SR) : int(5.5 * SR), 0]
+    b = out[int(8.5 * SR) : int(11.5 * SR), 0]
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def _envelope(y: np.ndarray, freq: float, sr: int, hop: int) -> np.ndarray:
+    """Amplitude of one sinusoid over time (quadrature demodulation, 20 ms smoothing)."""
+    t = np.arange(len(y)) / sr
+    z = y * np.exp(-2j * np.pi * freq * t)
+    win = int(0.02 * sr)
+    smooth = np.convolve(z, np.ones(win) / win, mode="same")
+    return np.abs(smooth)[::hop]
+
+
+def test_crossfade_is_centred_on_the_boundary(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a.wav", _sine(440, 14))
+    b = _write(tmp_path / "b.wav", _sine(660, 14))
+    cfg = MixConfig(beat_align=False, crossfade_s=2.0)
+    boundary = 10.37
+    out = mix.render_music(
+        _cue([(0.0, boundary, str(a), 0.0), (boundary, 20.0, str(b), 3.0)], 20.0), cfg
+    )[:, 0]
+    hop = 48  # 1 ms
+    ea, eb = _envelope(out, 440, SR, hop), _envelope(out, 660, SR, hop)
+    # Normalise each by its steady level so loudness differences do not move the crossing.
+    ea /= np.median(ea[int(3 * SR / hop) : int(8 * SR / hop)])
+    eb /= np.median(eb[int(13 * SR / hop) : int(18 * SR / hop)])
+    lo, hi = int((boundary - 1.5) * SR / hop), int((boundary + 1.5) * SR / hop)
+    diff = ea[lo:hi] - eb[lo:hi]
+    cross = lo + int(np.flatnonzero(np.diff(np.sign(diff)) != 0)[0])
+    assert abs(cross * hop / SR - boundary) < 0.010
+    # The fade spans the configured length: nothing of b before it, nothing of a after it.
+    assert eb[int((boundary - 1.1) * SR / hop)] < 0.1
+    assert ea[int((boundary + 1.1) * SR / hop)] < 0.1
+
+
+def test_incoming_downbeat_lands_on_the_boundary(tmp_path: Path) -> None:
+    a = _write(tmp_path / "low.wav", _sine(100, 14), grid={"tempo_bpm": 100, "first_beat_s": 0.0})
+    # Track b: clicks (4 kHz bursts) on each downbeat: 2 s bars starting at 0.5 s.
+    y = _sine(150, 14, amp=0.05)
+    for k in range(7):
+        s = int((0.5 + 2 * k) * SR)
+        y[s : s + 240] += 0.6 * np.sin(2 * np.pi * 4000 * np.arange(240) / SR)
+    b = _write(
+        tmp_path / "clicks.wav", y, grid={"tempo_bpm": 120, "first_beat_s": 0.5, "beats_per_bar": 4}
+    )
+    boundary = 8.0
+    out = mix.render_music(
+        _cue([(0.0, boundary, str(a), 0.0), (boundary, 16.0, str(b), 0.0)], 16.0), MixConfig()
+    )
+    from scipy.signal import butter, sosfilt
+
+    hp = np.abs(sosfilt(butter(4, 2000, "highpass", fs=SR, output="sos"), out[:, 0]))
+    near = hp[int((boundary - 0.5) * SR) : int((boundary + 0.5) * SR)]
+    onset = int(np.flatnonzero(near > 0.3 * near.max())[0])
+    assert abs((boundary - 0.5) + onset / SR - boundary) < 0.002
+
+
+@pytest.mark.parametrize("target", [-14.0, -23.0])
+def test_mix_loudness_and_true_peak(tmp_path: Path, target: float) -> None:
+    rng = np.random.default_rng(0)
+    loud = _write(tmp_path / "loud.wav", 0.9 * np.clip(rng.normal(0, 0.5, 12 * SR), -1, 1))
+    quiet = _write(tmp_path / "quiet.wav", _sine(330, 12, amp=0.02) + _sine(495, 12, amp=0.02))
+    cue = _cue([(0.0, 9.0, str(loud), 0.0), (9.0, 18.0, str(quiet), 0.0)], 18.0)
+    cfg = MixConfig(beat_align=False, target_lufs=target)
+    out = mix.write_mix(cue, tmp_path / "mix.wav", cfg, video_path=None)
+    y, sr = sf.read(str(out))
+    assert sr == SR and len(y) == 18 * SR
+    assert abs(mix.integrated_lufs(y, sr) - target) < 0.5
+    assert 20 * np.log10(mix.true_peak(y).max()) <= cfg.true_peak_db + 0.1
+    # Per-track normalisation: both halves end up within a few LU of each other.
+    first = mix.integrated_lufs(y[: 8 * SR], sr)
+    second = mix.integrated_lufs(y[10 * SR :], sr)
+    assert abs(first - second) < 3.0
+
+
+def _speech_video(tmp_path: Path, seconds: float = 14.0, at: float = 4.0) -> tuple[Path, float]:
+    """A clip whose own audio is silence, then espeak-ng speech at `at`, then silence."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    wav = tmp_path / "speech.wav"
+    subprocess.run(
+        [
+            "espeak-ng",
+            "-s",
+            "150",
+            "-w",
+            str(wav),
+            "Good evening. The storm has passed and the harbour lights are on.",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    speech, sr = sf.read(str(wav), dtype="float32")
+    track = np.zeros(int(seconds * sr), dtype=np.float32)
+    s = int(at * sr)
+    track[s : s + len(speech)] = speech[: len(track) - s]
+    padded = _write(tmp_path / "dialogue.wav", track, sr)
+    video = tmp_path / "talk.mp4"
+    run(
+        [
+            FFMPEG, "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=s=160x90:r=25:d={seconds}",
+            "-i", str(padded), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-shortest", str(video),
+        ]
+    )  # fmt: skip
+    return video, len(speech) / sr
+
+
+@pytest.mark.slow
+def test_ducking_under_speech(tmp_path: Path) -> None:
+    video, speech_len = _speech_video(tmp_path)
+    rng = np.random.default_rng(1)
+    music = _sine(220, 16, amp=0.2) + _sine(330, 16, amp=0.15) + 0.02 * rng.normal(size=16 * SR)
+    track = _write(tmp_path / "music.wav", music)
+    cue = _cue([(0.0, 14.0, str(track), 0.0)], 14.0, video=str(video), has_audio=True)
+    cfg = MixConfig(beat_align=False, duck_db=-10.0)
+    dialogue = mix.video_audio(video, SR, 14 * SR)
+    regions = mix.speech_regions(dialogue, SR)
+    assert regions, "silero-vad found no speech"
+    start, end = regions[0][0], regions[-1][1]
+    assert abs(start - 4.0) < 0.4 and abs(end - (4.0 + speech_len)) < 0.8
+    bed_path = mix.write_bed(cue, tmp_path / "bed.wav", cfg, video_path=video)
+    bed, _ = sf.read(str(bed_path))
+    before = _rms_db(bed[int(1.0 * SR) : int(3.0 * SR)])
+    # Inside speech, away from the ramps (and any short pause the VAD splits on).
+    inner = [(s + 0.2, e - 0.2) for s, e in regions if e - s > 0.6]
+    during = _rms_db(np.concatenate([bed[int(s * SR) : int(e * SR)] for s, e in inner]))
+    after_from = end + cfg.duck_release_s + 0.3
+    after = _rms_db(bed[int(after_from * SR) : int(min(after_from + 2.0, 11.5) * SR)])
+    assert abs((during - before) - cfg.duck_db) <= 1.5, (before, during)
+    assert abs(after - before) < 1.0
+    # The finished mix contains the speech: louder than the bed where people talk.
+    mixed = mix.write_mix(cue, tmp_path / "mix.flac", cfg, video_path=video)
+    y, sr = sf.read(str(mixed))
+    assert len(y) == 14 * SR
+    assert abs(mix.integrated_lufs(y, sr) - cfg.target_lufs) < 0.5
+    assert _rms_db(y[int(inner[0][0] * SR) : int(inner[0][1] * SR)]) > during + 3
+
+
+def test_duck_envelope_ramps() -> None:
+    cfg = MixConfig(duck_db=-12.0, duck_attack_s=0.2, duck_release_s=0.5)
+    env = mix.duck_envelope(10 * SR, SR, [(3.0, 5.0)], cfg)
+    db = 20 * np.log10(env)
+    assert db[int(2.7 * SR)] == pytest.approx(0.0, abs=1e-6)
+    assert db[int(2.9 * SR)] == pytest.approx(-6.0, abs=0.1)  # half-way down the attack
+    assert db[int(4.0 * SR)] == pytest.approx(-12.0, abs=1e-6)
+    assert db[int(5.25 * SR)] == pytest.approx(-6.0, abs=0.1)  # half-way up the release
+    assert db[int(5.6 * SR)] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_video_without_audio_still_mixes_and_muxes_with_identical_video(tmp_path: Path) -> None:
+    video = lavfi_video(tmp_path / "silent.mp4", seconds=6.0, size="160x90")
+    track = _write(tmp_path / "t.wav", _sine(330, 4))
+    cue = _cue([(0.0, 6.0, str(track), 0.0)], 6.0, video=str(video))
+    out = mix.write_mix(cue, tmp_path / "mix.wav", MixConfig(beat_align=False), video_path=video)
+    y, sr = sf.read(str(out))
+    assert len(y) == 6 * SR and np.abs(y).max() > 0.01
+    muxed = mix.mux(video, out, tmp_path / "out.mp4")
+    assert stream_types(muxed) == ["video", "audio"]
+
+    def packet_hashes(p: Path) -> list[str]:
+        res = subprocess.run(
+            [
+                FFMPEG,
+                "-v",
+                "error",
+                "-i",
+                str(p),
+                "-map",
+                "0:v:0",
+                "-c",
+                "copy",
+                "-f",
+                "framemd5",
+                "-",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return [
+            line.split(",")[-1].strip()
+            for line in res.stdout.splitlines()
+            if not line.startswith("#")
+        ]
+
+    src, dst = packet_hashes(video), packet_hashes(muxed)
+    assert len(src) == 150 and src == dst
+
+
+def test_output_formats_by_extension(tmp_path: Path) -> None:
+    y = np.stack([_sine(440, 1.0), _sine(440, 1.0)], axis=1)
+    for ext in ("wav", "flac", "mp3"):
+        p = mix.write_audio(tmp_path / f"o.{ext}", y, SR)
+        info = sf.info(str(p))
+        assert info.samplerate == SR and abs(info.duration - 1.0) < 0.1
+    with pytest.raises(InputError, match="use .wav, .flac or .mp3"):
+        mix.write_audio(tmp_path / "o.ogg", y, SR)
+    assert not (tmp_path / "o.ogg").exists()
+
+
+def test_missing_or_unreadable_track_is_one_clear_error(tmp_path: Path) -> None:
+    cue = _cue([(0.0, 5.0, str(tmp_path / "gone.wav"), 0.0)], 5.0)
+    with pytest.raises(InputError, match="audio file not found"):
+        mix.write_bed(cue, tmp_path / "bed.wav", MixConfig())
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF nonsense")
+    cue = _cue([(0.0, 5.0, str(bad), 0.0)], 5.0)
+    with pytest.raises(InputError, match="cannot read audio"):
+        mix.write_bed(cue, tmp_path / "bed.wav", MixConfig())
+    assert not (tmp_path / "bed.wav").exists()
+
+
+def test_builtin_tracks_mix_end_to_end(tmp_path: Path) -> None:
+    from moodsic_engine.library import load_library
+
+    lib = load_library("builtin")
+    a, b = lib.tracks[0], lib.tracks[10]
+    cue = _cue([(0.0, 12.0, a.path, 0.0), (12.0, 40.0, b.path, 0.0)], 40.0)
+    out = mix.write_bed(cue, tmp_path / "bed.wav", MixConfig())
+    y, sr = sf.read(str(out))
+    assert len(y) == 40 * SR
+    assert abs(mix.integrated_lufs(y, sr) + 14.0) < 0.5
+    # No silent stretch anywhere before the final fade (the 25 s piece loops to fill 28 s).
+    for s in range(0, 37):
+        assert _rms_db(y[s * SR : (s + 1) * SR]) > -45, s
