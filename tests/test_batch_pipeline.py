@@ -142,9 +142,28 @@ def test_kill_midway_then_resume(tmp_path: Path, bank: dict[str, Path]) -> None:
     assert _cues(out) == _cues(reference)  # identical to the uninterrupted run
 
 
+@pytest.fixture(scope="module")
+def ray_session() -> object:
+    """One local Ray for the Ray tests (run_batch reuses a running Ray and leaves it up)."""
+    ray = pytest.importorskip("ray")
+    import logging
+
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}},
+    )
+    yield ray
+    ray.shutdown()
+
+
 @pytest.mark.slow
-def test_ray_local_matches_local_pool(tmp_path: Path, bank: dict[str, Path]) -> None:
-    pytest.importorskip("ray")
+def test_ray_local_matches_local_pool(
+    tmp_path: Path, bank: dict[str, Path], ray_session: object
+) -> None:
     root = _folder(bank, tmp_path / "in", 4)
     (root / "zero.mp4").write_bytes(b"")
     lib = str(bank["library"])
@@ -158,3 +177,25 @@ def test_ray_local_matches_local_pool(tmp_path: Path, bank: dict[str, Path]) -> 
         (r["rel"], r["status"], r["moods"], r["error"]) for r in ray.records
     ]
     assert ray.exit_code == local.exit_code == 3
+
+
+@pytest.mark.slow
+def test_ray_faults_are_isolated(
+    tmp_path: Path, bank: dict[str, Path], ray_session: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_batch_fakes import FAKES
+
+    from moodsic_engine.batch import EngineFns
+
+    root = tmp_path / "in"
+    root.mkdir()
+    for name, src in (("ok0", "c0"), ("ok1", "c1"), ("hang", "c2"), ("crash", "c3")):
+        shutil.copy(bank[src], root / f"{name}.mp4")
+    result = run_batch(
+        root, tmp_path / "out", workers=2, backend="ray", timeout_s=6, fns=EngineFns(**FAKES)
+    )
+    by_rel = {r["rel"]: r for r in result.records}
+    assert by_rel["ok0"]["status"] == by_rel["ok1"]["status"] == "ok"
+    assert by_rel["hang"]["error"] == "timed out after 6 s"
+    assert by_rel["crash"]["error"].startswith("worker crashed while scoring")
+    assert result.exit_code == 3
