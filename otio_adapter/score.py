@@ -24,6 +24,7 @@ from moodsic_engine.errors import InputError, MoodsicError
 from moodsic_engine.progress import ProgressFn, no_progress
 
 from .timeline import (
+    LAYOUTS,
     META,
     cue_to_timeline,
     fps_from_rate,
@@ -298,6 +299,8 @@ def score_timeline_report(
     from moodsic_engine.weights import resolve_weights_dir
 
     config = config or Config()
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown layout {layout!r} (choose {' or '.join(LAYOUTS)})")
     base = Path(base_dir) if base_dir is not None else None
     clips, fps, frames = edit_clips(timeline, base_dir=base)
     if not clips:
