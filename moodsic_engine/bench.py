@@ -226,8 +226,10 @@ def speed_report(
     memory: bool = False,
     weights_dir: str | os.PathLike[str] | None = None,
     config: Config | None = None,
+    library: Any = "builtin",
 ) -> list[str]:
-    """The lines `moodsic bench speed` prints (see the module docstring)."""
+    """The lines `moodsic bench speed` prints (see the module docstring). `library` is a
+    loaded Library or a spec for `load_library` (matching is part of the timed pipeline)."""
     from .experts import load_experts
     from .library import load_library
     from .weights import resolve_weights_dir
@@ -244,7 +246,8 @@ def speed_report(
             clip = Path(video)
             lines.append(f"clip: {clip}")
         cfg = base.replace(experts=names)
-        library = load_library("builtin", match_config=cfg.match)
+        if isinstance(library, str | os.PathLike):
+            library = load_library(library, match_config=cfg.match)
         t0 = time.perf_counter()
         experts = load_experts(cfg, wdir)
         load_s = time.perf_counter() - t0
