@@ -268,6 +268,7 @@ def speed_report(
             _stage_line(best),
             f"  peak RSS (this process): {peak_rss_mb():.0f} MB",
         ]
+        lines += _provenance_lines(cfg, wdir, names)
         for name in names:
             if name == "grammar":
                 continue
@@ -277,6 +278,24 @@ def speed_report(
                 lines += _alone(name, clip, base, wdir, library, dec)
         if memory:
             lines += _memory_lines(Path(tmp), names, wdir)
+    return lines
+
+
+def _provenance_lines(config: Config, wdir: Path | None, names: tuple[str, ...]) -> list[str]:
+    """What the timing was made with: versions, the settings that matter, weights."""
+    from .eval.provenance import versions, weights_info
+
+    v = versions()
+    keys = ("moodsic", "python", "numpy", "av", "torch", "open_clip_torch", "mediapipe", "ffmpeg")
+    s = config.sample
+    lines = [
+        "  versions: " + ", ".join(f"{k} {v[k]}" for k in keys if k in v),
+        f"  config: sample_fps {s.sample_fps:g}, short_side {s.short_side}, skip_frames "
+        f"{s.skip_frames}, decoder_threads {s.decoder_threads}, torch_threads "
+        f"{config.runtime.torch_threads or 'auto'}; cores {os.cpu_count()}",
+    ]
+    for name, entry in weights_info(config, wdir, names).items():
+        lines.append(f"  weights {name}: {entry}")
     return lines
 
 

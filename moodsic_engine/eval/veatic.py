@@ -332,6 +332,7 @@ class VideoResult:
     face_coverage: float | None
     cached: bool
     samples: int
+    video_frames: int
     aligned: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
     labels: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 2)))
 
@@ -397,6 +398,7 @@ def _score_video(item: VeaticVideo, p: Perception, config: Config, cached: bool)
         face_coverage=p.face_coverage(),
         cached=cached,
         samples=len(p.t),
+        video_frames=p.frames,
         aligned=aligned,
         labels=labels,
     )
@@ -650,6 +652,14 @@ def _write_report(
             f"| {r.id} | {r.frames} | {r.fps.numerator}/{r.fps.denominator} | {fmt(s['avg_mae'])} | "
             f"{fmt(f['avg_mae'])} | {fmt(s['ccc_v'])} | {fmt(s['ccc_a'])} | {fmt(r.face_coverage)} | {r.cached} |"
         )
+    warnings = [
+        f"video {r.id}: {r.frames} annotated frames but the video has {r.video_frames} "
+        "(check the frame rate or the rating file)"
+        for r in results
+        if abs(r.frames - r.video_frames) > max(2, 0.01 * r.video_frames)
+    ]
+    if warnings:
+        md += ["", "## Warnings", "", *[f"- {w}" for w in warnings]]
     md += ["", *provenance_markdown(prov)]
     summary = write_text_atomic(out / "summary.md", "\n".join(md))
     data = {
@@ -658,10 +668,13 @@ def _write_report(
         "reference_clip_mean": REFERENCE_CLIP_MEAN,
         "face_coverage": coverage,
         "reference_face_coverage": REFERENCE_FACE_COVERAGE,
+        "warnings": warnings,
         "videos": [
             {
                 "id": r.id,
                 "frames": r.frames,
+                "video_frames": r.video_frames,
+                "samples": r.samples,
                 "fps": [r.fps.numerator, r.fps.denominator],
                 "metrics": r.metrics,
                 "clip_pred": r.clip_pred,
