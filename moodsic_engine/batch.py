@@ -778,8 +778,14 @@ def run_batch(
         finally:
             sweep_partials(plan.tasks)
             timing = clock.timing()
+    by_index = {t.index: t for t in plan.tasks}
     for i, rec in enumerate(records):
-        if rec is None:
+        # A clip can finish in its worker just as the batch is stopped, before its result
+        # reaches us: its completion record says so.
+        done = read_state(by_index[i]) if rec is None and i in by_index else None
+        if done is not None:
+            records[i] = done
+        elif rec is None:
             clip = clips[i]
             records[i] = _record(
                 dict(index=i, input=str(clip.path), rel=clip.rel),
