@@ -227,6 +227,57 @@ def _read_looped(y: np.ndarray, loop_len: int, start: int, count: int, join: int
     return out
 
 
+def _start_s(in_s: float, grid: BeatGrid | None, lead_s: float, loop_s: float) -> float:
+    """Track position placed at a segment's start: `in_s`, moved to the next downbeat (so the
+    incoming downbeat lands on the boundary) and past the crossfade's first half."""
+    p0_s = max(0.0, float(in_s))
+    if grid is not None:
+        p0_s = grid.downbeat_at_or_after(max(p0_s, lead_s))
+        if p0_s >= loop_s - 1e-9:
+            p0_s = grid.first_s
+    return p0_s
+
+
+def _halves(cue: CueSheet, cfg: MixConfig) -> tuple[list[int], list[int]]:
+    sr = int(cfg.sample_rate)
+    n = int(round(cue.video.duration_s * sr))
+    bounds = [int(round(s.start_s * sr)) for s in cue.segments] + [n]
+    halves = [0] * (len(cue.segments) + 1)
+    for i in range(1, len(cue.segments)):
+        left = bounds[i] - bounds[i - 1]
+        right = bounds[i + 1] - bounds[i]
+        halves[i] = int(max(0, min(cfg.crossfade_s * sr / 2, left / 2, right / 2)))
+    return bounds, halves
+
+
+def place_tracks(cue: CueSheet, cfg: MixConfig | None = None) -> CueSheet:
+    """The cue with each track's `in_s` set to where the mixdown really starts it.
+
+    Timeline front ends (OTIO, Blender) that place strips from the cue then agree with the
+    mixdown; calling the mixers on the result changes nothing (the positions are fixed points).
+    """
+    import dataclasses
+
+    cfg = cfg or MixConfig()
+    sr = int(cfg.sample_rate)
+    _, halves = _halves(cue, cfg)
+    grids: dict[str, tuple[BeatGrid | None, float]] = {}
+    segs = []
+    for i, seg in enumerate(cue.segments):
+        tr = seg.track
+        if tr is None or not tr.path:
+            segs.append(seg)
+            continue
+        if tr.path not in grids:
+            y = read_audio(tr.path, sr)
+            grid = beat_grid(tr.path, y, sr, detect=getattr(cfg, "beat_align", True))
+            grids[tr.path] = (grid, _loop_len(y, sr, grid) / sr)
+        grid, loop_s = grids[tr.path]
+        start = round(_start_s(tr.in_s, grid, halves[i] / sr, loop_s), 6)
+        segs.append(dataclasses.replace(seg, track=dataclasses.replace(tr, in_s=start)))
+    return cue.with_segments(segs)
+
+
 def render_music(cue: CueSheet, cfg: MixConfig) -> np.ndarray:
     """The music bed before loudness and ducking: float32 [n, 2] spanning the video exactly."""
     sr = int(cfg.sample_rate)
@@ -236,13 +287,8 @@ def render_music(cue: CueSheet, cfg: MixConfig) -> np.ndarray:
     if not segs or n == 0:
         return out
     cache: dict[str, tuple[np.ndarray, BeatGrid | None, float]] = {}
-    bounds = [int(round(s.start_s * sr)) for s in segs] + [n]
     # Half crossfade at each inner boundary, limited by the neighbouring segment lengths.
-    halves = [0] * (len(segs) + 1)
-    for i in range(1, len(segs)):
-        left = bounds[i] - bounds[i - 1]
-        right = bounds[i + 1] - bounds[i]
-        halves[i] = int(max(0, min(cfg.crossfade_s * sr / 2, left / 2, right / 2)))
+    bounds, halves = _halves(cue, cfg)
     join = int(_LOOP_JOIN_S * sr)
     for i, seg in enumerate(segs):
         tr = seg.track
@@ -258,13 +304,7 @@ def render_music(cue: CueSheet, cfg: MixConfig) -> np.ndarray:
         loop_len = _loop_len(y, sr, grid)
         s0, s1 = bounds[i], bounds[i + 1]
         h_in, h_out = halves[i], halves[i + 1]
-        p0_s = max(0.0, float(tr.in_s))
-        if grid is not None:
-            # Incoming downbeat on the boundary; leave room for the crossfade's first half.
-            p0_s = grid.downbeat_at_or_after(max(p0_s, h_in / sr))
-            if p0_s * sr >= loop_len:
-                p0_s = grid.first_s
-        p0 = int(round(p0_s * sr)) % max(1, loop_len)
+        p0 = int(round(_start_s(tr.in_s, grid, h_in / sr, loop_len / sr) * sr)) % max(1, loop_len)
         a, b = s0 - h_in, s1 + h_out
         piece = _read_looped(y, loop_len, p0 - h_in, b - a, join) * gain
         env = np.ones(b - a, dtype=np.float32)
@@ -332,8 +372,16 @@ def true_peak(y: np.ndarray, oversample: int = 4) -> np.ndarray:
     from scipy.signal import resample_poly
 
     y = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
-    up = np.abs(resample_poly(y, oversample, 1, axis=0))[: len(y) * oversample]
-    return up.reshape(len(y), oversample, -1).max(axis=(1, 2))
+    n = len(y)
+    out = np.empty(n, dtype=np.float32)
+    block, pad = 10 * 48000, 64  # blocks keep a long mix's 4x copy small; pad covers the filter
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        a, b = max(0, s - pad), min(n, e + pad)
+        up = np.abs(resample_poly(y[a:b], oversample, 1, axis=0))
+        up = up[(s - a) * oversample : (e - a) * oversample]
+        out[s:e] = up.reshape(e - s, oversample, -1).max(axis=(1, 2))
+    return out
 
 
 def limit(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:

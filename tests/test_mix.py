@@ -156,6 +156,13 @@ def test_incoming_downbeat_lands_on_the_boundary(tmp_path: Path) -> None:
     near = hp[int((boundary - 0.5) * SR) : int((boundary + 0.5) * SR)]
     onset = int(np.flatnonzero(near > 0.3 * near.max())[0])
     assert abs((boundary - 0.5) + onset / SR - boundary) < 0.002
+    # place_tracks writes the real start positions into the cue (a downbeat past the
+    # crossfade's first half: 2.5 s), and mixing the placed cue changes nothing.
+    cue = _cue([(0.0, boundary, str(a), 0.0), (boundary, 16.0, str(b), 0.0)], 16.0)
+    placed = mix.place_tracks(cue, MixConfig())
+    assert placed.segments[1].track.in_s == pytest.approx(2.5)
+    assert placed.segments[0].track.in_s == pytest.approx(0.0)
+    np.testing.assert_array_equal(mix.render_music(placed, MixConfig()), out)
 
 
 @pytest.mark.parametrize("target", [-14.0, -23.0])

@@ -14,6 +14,7 @@ its bar grid; the grid is written beside each file as `<name>.beats.json` for th
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-BUILTIN_VERSION = 1
+BUILTIN_VERSION = 2
 BUILTIN_CLUSTERS = 6  # the pieces are designed as six mood groups
 SAMPLE_RATE = 44100
 
@@ -190,14 +191,16 @@ def _midi_hz(m: np.ndarray | float) -> np.ndarray:
 def _tone(
     freq: float, dur: float, sr: int, brightness: float, attack: float, release: float
 ) -> np.ndarray:
-    """Additive tone; brightness sets how slowly the harmonics fall off."""
+    """Additive tone; brightness sets how slowly the harmonics fall off.
+
+    The harmonic sum is computed once per cycle into a small table and read back by phase,
+    which is about ten times cheaper than summing sines over every sample.
+    """
     n = max(1, int(dur * sr))
     t = np.arange(n) / sr
     rolloff = 3.0 - 2.2 * brightness  # harmonic k has amplitude k**-rolloff
-    max_h = int(min(10, (sr / 2 - 200) // max(freq, 1.0)))
-    out = np.zeros(n)
-    for k in range(1, max(1, max_h) + 1):
-        out += np.sin(2 * np.pi * freq * k * t + 0.3 * k) * k**-rolloff
+    max_h = max(1, int(min(10, (sr / 2 - 200) // max(freq, 1.0))))
+    out = _wavetable(max_h, round(rolloff, 3))[(np.mod(freq * t, 1.0) * _TABLE).astype(np.int64)]
     env = np.ones(n)
     a = max(1, int(attack * sr))
     r = max(1, int(release * sr))
@@ -206,6 +209,18 @@ def _tone(
     # Plucked/decaying character for short notes, sustained for long ones.
     env *= np.exp(-t * (1.5 / max(dur, 0.1)))
     return out * env
+
+
+_TABLE = 4096
+
+
+@functools.lru_cache(maxsize=256)
+def _wavetable(harmonics: int, rolloff: float) -> np.ndarray:
+    phase = np.arange(_TABLE) / _TABLE
+    table = np.zeros(_TABLE)
+    for k in range(1, harmonics + 1):
+        table += np.sin(2 * np.pi * k * phase + 0.3 * k) * k**-rolloff
+    return table
 
 
 def _add_wrapped(buf: np.ndarray, start: int, sig: np.ndarray) -> None:
