@@ -199,3 +199,29 @@ def test_ray_faults_are_isolated(
     assert by_rel["hang"]["error"] == "timed out after 6 s"
     assert by_rel["crash"]["error"].startswith("worker crashed while scoring")
     assert result.exit_code == 3
+
+
+@pytest.mark.slow
+def test_cli_batch_mix_and_mux(tmp_path: Path, bank: dict[str, Path]) -> None:
+    import soundfile as sf
+
+    root = _folder(bank, tmp_path / "in", 1)
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable, "-m", "moodsic_engine.cli", "batch", str(root), "-o", str(out),
+        "--experts", "grammar", "--library", str(bank["library"]), "--workers", "1",
+        "--mix", "--mux", "--progress", "none",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = sf.info(str(out / "clip0.mix.wav"))
+    assert abs(info.duration - 4.0) < 0.05
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0",
+         str(out / "clip0.scored.mp4")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert sorted(probe.stdout.split()) == ["audio", "video"]
+    row = json.loads((out / "batch.jsonl").read_text())
+    assert set(row["outputs"]) == {"cue", "mix", "mux"}
+    assert not [p for p in out.rglob("*") if ".part" in p.name]
