@@ -352,14 +352,21 @@ class ScoreBatch:
 
     @property
     def fraction(self) -> float:
-        n = max(1, len(self._steps))
-        inner = 0.0
-        if self.run is not None:
-            p = self.run.progress
-            # The engine's stages are not known in advance: each one fills half of what is left.
-            k = max(0, len(p.stages_seen) - 1)
-            inner = 1.0 - 0.5**k + 0.5 ** (k + 1) * p.fraction if p.stages_seen else 0.0
-        return min(1.0, (self._done_steps + inner) / n)
+        """Overall progress 0..1, never going backwards (each video is one equal share)."""
+        if self.run is None or self._step is None:
+            return 1.0 if self._done_steps else 0.0
+        kind, req = self._step
+        p = self.run.progress
+        # The engine's stages are not known in advance: each one fills half of what is left.
+        k = max(0, len(p.stages_seen) - 1)
+        inner = 1.0 - 0.5**k + 0.5 ** (k + 1) * p.fraction if p.stages_seen else 0.0
+        score_share = 0.85 if self.want_speech else 1.0
+        if kind == "score":
+            within = score_share * inner
+        else:
+            within = score_share + (1.0 - score_share) * inner
+        i = self.requests.index(req)
+        return min(1.0, (i + within) / max(1, len(self.requests)))
 
     @property
     def status(self) -> str:

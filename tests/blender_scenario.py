@@ -167,6 +167,29 @@ try:
     bpy.ops.sequencer.moodsic_auto_score()
     result["after_auto2"] = describe(scene)
 
+    # A failure half-way through placing strips puts the previous score back exactly.
+    apply_mod = sys.modules["bl_ext.user_default.moodsic.apply"]
+    real_new_sound = apply_mod.compat.new_sound
+    calls = []
+
+    def failing_new_sound(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("simulated failure")
+        return real_new_sound(*args)
+
+    ours = apply_mod.our_strips(scene)
+    ops = [apply_mod._snapshot(scene, s) for s in ours]
+    apply_mod.compat.new_sound = failing_new_sound
+    try:
+        apply_mod.replace_strips(scene, ours, ops)
+        result["rollback"] = "no error"
+    except RuntimeError as exc:
+        result["rollback"] = str(exc)
+    finally:
+        apply_mod.compat.new_sound = real_new_sound
+    result["after_rollback"] = describe(scene)
+
     bpy.ops.sound.mixdown(
         filepath=payload["mixdown"], container="WAV", codec="PCM", format="S16", mixrate=48000
     )
@@ -188,6 +211,71 @@ try:
     # --- Clear removes only Moodsic's strips and markers
     result["clear"] = sorted(bpy.ops.sequencer.moodsic_clear())
     result["after_clear"] = describe(scene)
+
+    # --- The UI path: the modal operator driven by TIMER events (Blender's event loop does
+    # not run in background mode, so the events and the window manager are stand-ins).
+    import types
+
+    addon = sys.modules["bl_ext.user_default.moodsic"]
+    Op = addon.SEQUENCER_OT_moodsic_auto_score
+    wm_log = {"progress": [], "status": [], "ended": 0, "timer_removed": 0}
+    wm = types.SimpleNamespace(
+        progress_update=lambda v: wm_log["progress"].append(v),
+        progress_end=lambda: wm_log.__setitem__("ended", wm_log["ended"] + 1),
+        event_timer_remove=lambda t: wm_log.__setitem__("timer_removed", 1),
+    )
+    ws = types.SimpleNamespace(status_text_set=lambda t: wm_log["status"].append(t))
+    ui = types.SimpleNamespace(window_manager=wm, workspace=ws)
+
+    def fake_operator():
+        op = types.SimpleNamespace(reports=[], _timer="timer")
+        op.report = lambda kind, msg: op.reports.append([sorted(kind), msg])
+        for name in ("_fail", "_end", "finish"):
+            setattr(op, name, getattr(Op, name).__get__(op))
+        op._prepared = addon.core.prepare_auto(bpy.context, "SELECTED")
+        op._batch = addon.ScoreBatch(
+            op._prepared.engine, op._prepared.requests, speech=op._prepared.want_speech
+        )
+        return op
+
+    def drive(op, events):
+        for ev in events:
+            r = Op.modal(op, ui, types.SimpleNamespace(type=ev, value="PRESS"))
+            if r != {"PASS_THROUGH"}:
+                return sorted(r)
+        return None
+
+    op = fake_operator()
+    timers = iter(lambda: "TIMER", None)
+    import itertools
+    import time as _time
+
+    def ticking():
+        for _ in itertools.count():
+            _time.sleep(0.05)
+            yield "TIMER"
+
+    result["modal"] = drive(op, itertools.islice(ticking(), 2000))
+    result["modal_reports"] = op.reports
+    result["modal_wm"] = json.loads(json.dumps(wm_log))
+    result["after_modal"] = describe(scene)
+    # Esc while the engine runs: the run ends, the scene stays as it was.
+    pidfile = os.path.join(os.path.dirname(out_path), "engine-child.pid")
+    os.environ["FAKE_ENGINE_SLEEP"] = pidfile
+    before = describe(scene)
+    op = fake_operator()
+    engine_pid = op._batch.run.proc.pid
+    for _ in range(200):
+        if os.path.exists(pidfile) and open(pidfile).read():
+            break
+        _time.sleep(0.05)
+        drive(op, ["TIMER"])
+    result["esc"] = drive(op, ["TIMER", "ESC"])
+    del os.environ["FAKE_ENGINE_SLEEP"]
+    result["esc_reports"] = op.reports
+    result["esc_unchanged"] = describe(scene) == before
+    result["esc_engine_alive"] = op._batch.run is not None or os.path.exists(f"/proc/{engine_pid}")
+    del timers
 
     # --- "The edit": render the scene range and score what the viewer sees
     r = scene.render

@@ -158,6 +158,11 @@ def test_users_strips_untouched_and_second_run_replaces_only_moodsic(run):
     assert run["after_auto2"]["markers"] == run["after_auto"]["markers"]
 
 
+def test_failure_while_placing_restores_the_previous_score(run):
+    assert run["rollback"] == "simulated failure"
+    assert run["after_rollback"] == run["after_auto2"]
+
+
 def test_bad_input_reports_and_leaves_the_scene_unchanged(run):
     errors = run["errors"]
     expect = {
@@ -297,3 +302,22 @@ def test_real_engine_in_blender(blender_py, tmp_path):
         int((MOVIE_START + 870) / float(FPS) * rate),
     )
     assert float(np.sqrt(np.mean(x[a:b] ** 2))) > 0.01
+
+
+def test_modal_ui_path_reports_progress_and_places_the_score(run):
+    assert run["modal"] == ["FINISHED"]
+    assert [r[0] for r in run["modal_reports"]] == [["INFO"]]
+    wm = run["modal_wm"]
+    assert wm["progress"] == sorted(wm["progress"]) and wm["progress"][-1] == 1000
+    assert any("Esc to cancel" in str(t) for t in wm["status"]) and wm["status"][-1] is None
+    assert wm["ended"] == 1 and wm["timer_removed"] == 1
+    assert [(s["final_start"], s["final_end"]) for s in music(run["after_modal"])] == [
+        (s["final_start"], s["final_end"]) for s in music(run["after_auto"])
+    ]
+
+
+def test_esc_ends_the_engine_and_leaves_the_scene(run):
+    assert run["esc"] == ["CANCELLED"]
+    assert run["esc_reports"] == [[["WARNING"], "Moodsic: cancelled; the scene is unchanged"]]
+    assert run["esc_unchanged"] is True
+    assert run["esc_engine_alive"] is False

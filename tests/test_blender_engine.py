@@ -296,7 +296,14 @@ def test_batch_asks_for_dialogue_after_scoring(media, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_ENGINE_SPEECH", "1.5-2.5")
     req = R.ScoreRequest(video=str(video), cue=str(tmp_path / "a.json"), library=str(d / "lib"))
     batch = R.ScoreBatch(str(exe), [req], speech=True)
-    batch.wait(timeout=60)
+    fractions = [batch.fraction]
+    deadline = time.monotonic() + 60
+    while not batch.poll():
+        fractions.append(batch.fraction)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    fractions.append(batch.fraction)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert batch.error is None and batch.warnings == []
     assert batch.speech == {str(video): [(1.5, 2.5)]}
     calls = [json.loads(line) for line in log.read_text().splitlines()]
