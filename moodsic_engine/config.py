@@ -66,10 +66,10 @@ class FaceConfig:
     fallback_var: float = 0.25  # landmark-geometry fallback is a weak cue
     tta_var_scale: float = 2.0  # calibration: variance = floor + scale * spread across views
     max_faces: int = 3  # faces per sample that get an estimate (the best-scored ones)
-    reuse_max_s: float = 1.5  # a steady face reuses its last EmoNet estimate for at most this long
-    steady_diff: float = (
-        0.04  # mean abs change of the aligned crop (0..1) that still counts as steady
-    )
+    reuse_max_s: float = 2.0  # a steady face reuses its last EmoNet estimate for at most this long
+    # largest change of the face-mesh expression features (inter-ocular units) that still
+    # counts as a steady face; detection jitter alone moves them by about 0.03
+    steady_diff: float = 0.06
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ def test_alignment_is_256_rgb_with_level_eyes(detector, landmarks) -> None:
     (face,) = _faces(detector, tilted)
     (rx, ry), (lx, ly) = face.right_eye, face.left_eye
     assert abs(math.degrees(math.atan2(ly - ry, lx - rx))) > 10  # really tilted
-    face, prob = landmarks.refine(tilted, face)  # mesh eye centres, as the expert does
+    face, prob, _ = landmarks.refine(tilted, face)  # mesh eye centres, as the expert does
     assert prob > 0.9
     crop = align_face(tilted, face)
     assert crop.shape == (256, 256, 3) and crop.dtype == np.float32
@@ -251,12 +251,30 @@ def test_steady_face_reuses_views_and_stays_within_budget(detector) -> None:
     assert len(ex._tracks) == 1
 
 
-def test_changed_face_is_evaluated_again(detector) -> None:
+def _frown_scene() -> np.ndarray:
+    """The same scene with the smile painted over by a closed, down-turned mouth."""
+    frame = _scene()
+    face = frame[50:166, 144:254]
+    skin = face[50:56, 28:36].reshape(-1, 3).mean(0).astype(np.uint8)
+    face[60:78, 36:72] = skin
+    cv2.ellipse(face, (54, 72), (12, 5), 0, 180, 360, (120, 60, 60), 2)
+    return frame
+
+
+def test_changed_expression_is_evaluated_again(detector) -> None:
     ex = _expert(detector)
     ex.predict(_batch([_scene(), _scene()]))
     views = ex.stats.views
-    ex.predict(_batch([_scene(brightness=-70)], t0=1.0, index0=2))
+    assert ex.stats.reused == 1
+    # lighting alone is not a new expression: the estimate is reused
+    ex.predict(_batch([_scene(brightness=-60)], t0=1.0, index0=2))
+    assert ex.stats.views == views and ex.stats.reused == 2
+    ex.predict(_batch([_frown_scene()], t0=1.5, index0=3))
     assert ex.stats.views > views
+    # after reuse_max_s a steady face gets one more view, not a new set
+    views = ex.stats.views
+    ex.predict(_batch([_frown_scene()], t0=1.5 + FaceConfig().reuse_max_s + 0.1, index0=4))
+    assert ex.stats.views == views + 1
 
 
 def test_several_faces_combine_by_score() -> None:
@@ -312,6 +330,8 @@ def test_fallback_on_the_smiling_astronaut(detector, landmarks) -> None:
     assert ex.mode == "fallback"
     est = ex.predict(_batch([ASTRO]))
     assert est.present[0] and est.v[0] > 0.3
+    smile, frown = ex.predict(_batch([_scene(), _frown_scene()])).v
+    assert smile > frown + 0.3
     assert est.var_v[0] == pytest.approx(FaceConfig().fallback_var)
 
 
@@ -432,3 +452,14 @@ def test_synthetic_video_face_only_at_known_times(tmp_path) -> None:
     for cx, cy in centres:
         assert abs(cx - 237.5 / 320) < 0.04 and abs(cy - 90 / 180) < 0.06
     assert (series.v[series.present] > 0.2).all()  # she smiles, in the fallback too
+
+
+def test_tta_scale_fit_matches_mean_squared_error() -> None:
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(0.0, 0.05, (200, 2))
+    floor = (0.05, 0.04)
+    err = rng.normal(0, np.sqrt(0.05 + 3.0 * spread[:, 0]), 200)
+    sq = np.stack([err**2, np.full(200, 0.03)], axis=1)  # second dim: already below the floor
+    s_v, s_a = face_mod.fit_tta_scale(spread, sq, floor)
+    assert np.mean(floor[0] + s_v * spread[:, 0]) == pytest.approx(np.mean(sq[:, 0]))
+    assert s_a == 0.0

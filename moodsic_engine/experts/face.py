@@ -42,6 +42,7 @@ from .face_detect import (
     LandmarkModel,
     align_face,
     as_rgb,
+    geometry_features,
     geometry_va,
     iou,
     make_detector,
@@ -86,7 +87,7 @@ VIEWS: tuple[tuple[bool, float, float, float], ...] = (
     (False, 1.0, -4.0, 6.0),
     (True, 0.93, 0.0, 6.0),
 )
-CHANGE_FACTOR = 3.0  # a crop change of this many times `steady_diff` starts the face afresh
+CHANGE_FACTOR = 3.0  # a change of this many times `steady_diff` starts the face afresh
 STALE_DRIFT = 0.01  # variance added per second an estimate is reused
 
 
@@ -128,7 +129,7 @@ class _Track:
 
     box: tuple[float, float, float, float]
     seen_t: float
-    thumb: np.ndarray | None = None  # thumbnail at the last evaluation
+    thumb: np.ndarray | None = None  # expression features (or thumbnail) at the last evaluation
     eval_t: float = -math.inf
     views: list[tuple[float, int, float, float]] = field(default_factory=list)  # (t, view, v, a)
     next_view: int = 0
@@ -142,6 +143,18 @@ class FaceEstimate:
     var_v: float
     var_a: float
     weight: float
+
+
+def fit_tta_scale(
+    spread: np.ndarray, sq_err: np.ndarray, floor: tuple[float, float]
+) -> tuple[float, float]:
+    """Per-dimension `tta_var_scale` from labelled faces (the scene head's recipe): the scale
+    s >= 0 with mean(floor + s * spread) == mean(squared error). spread, sq_err: [N, 2]."""
+    sp = np.asarray(spread, dtype=np.float64).reshape(-1, 2)
+    se = np.asarray(sq_err, dtype=np.float64).reshape(-1, 2)
+    excess = se.mean(0) - np.asarray(floor, dtype=np.float64)
+    s = np.maximum(excess, 0.0) / np.maximum(sp.mean(0), 1e-8)
+    return float(s[0]), float(s[1])
 
 
 def combine(faces: list[FaceEstimate]) -> tuple[float, float, float, float]:
@@ -310,19 +323,25 @@ class FaceExpert:
         self, rgb: np.ndarray, face: Face, t: float, used: set[int]
     ) -> FaceEstimate | None:
         cfg = self.cfg
+        signature: np.ndarray | None = None
         if self.landmarks is not None:
             # Mesh eye centres level the crop to ~1 degree (BlazeFace's keypoints: ~5).
             t0 = time.perf_counter()
-            face, prob = self.landmarks.refine(rgb, face)
+            face, prob, points = self.landmarks.refine(rgb, face)
             self.stats.detect_s += time.perf_counter() - t0
             if prob < 0.5:
                 return None
+            # Expression geometry in inter-ocular units: unlike pixels of the crop, it does
+            # not change when detection jitter moves or rescales the crop by a few pixels.
+            signature = np.array(list(geometry_features(points).values()))
         crop = align_face(rgb, face)
-        thumb = _small(crop)
+        if signature is None:
+            signature = _small(crop)
         track = self._match(face, used)
         diff = math.inf
-        if track is not None and track.thumb is not None:
-            diff = float(np.mean(np.abs(thumb - track.thumb)))
+        if track is not None and track.thumb is not None and track.thumb.shape == signature.shape:
+            d = np.abs(signature - track.thumb)
+            diff = float(d.max() if signature.ndim == 1 else d.mean())
         fresh = track is None or diff > CHANGE_FACTOR * cfg.steady_diff
         if track is None:
             track = _Track(face.box, t)
@@ -352,7 +371,7 @@ class FaceExpert:
         track.views = [x for x in track.views if t - x[0] <= 2 * cfg.reuse_max_s]
         track.views += [(t, i, v, a) for i, v, a in results]
         track.views = track.views[-self.n_views :]
-        track.thumb, track.eval_t = thumb, t
+        track.thumb, track.eval_t = signature, t
         return self._estimate(track, face, stale_s=0.0)
 
     def _estimate(self, track: _Track, face: Face, stale_s: float) -> FaceEstimate:

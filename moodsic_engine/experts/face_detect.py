@@ -116,10 +116,22 @@ def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, floa
     return inter / union if union > 0 else 0.0
 
 
+def _overlap_small(
+    a: tuple[float, float, float, float], b: tuple[float, float, float, float]
+) -> float:
+    """Intersection over the smaller box: 1 when one box lies inside the other."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / small if small > 0 else 0.0
+
+
 def _nms(faces: list[Face], threshold: float = 0.4) -> list[Face]:
+    """One box per face. The whole-frame pass and a tile can box the same face at different
+    sizes, one inside the other, so nested boxes count as duplicates too."""
     kept: list[Face] = []
     for f in sorted(faces, key=lambda f: -f.confidence):
-        if all(iou(f.box, k.box) < threshold for k in kept):
+        if all(iou(f.box, k.box) < threshold and _overlap_small(f.box, k.box) < 0.6 for k in kept):
             kept.append(f)
     return kept
 
@@ -330,14 +342,15 @@ class LandmarkModel:
         prob = 1.0 / (1.0 + math.exp(-float(np.ravel(presence)[0])))
         return points, prob
 
-    def refine(self, rgb: np.ndarray, face: Face) -> tuple[Face, float]:
+    def refine(self, rgb: np.ndarray, face: Face) -> tuple[Face, float, np.ndarray]:
         """The face with its eye centres taken from the mesh (BlazeFace's eye keypoints are
-        off by several degrees of roll), and the mesh's face-presence probability."""
+        off by several degrees of roll), the mesh's face-presence probability, and the mesh
+        points (in the landmark crop's pixels)."""
         points, prob = self.landmarks(rgb, face)
         back = cv2.invertAffineTransform(alignment_matrix(face, LANDMARK_SIZE, LANDMARK_CROP_SCALE))
         eyes = transform_points(back, np.array([eye_centres(points)]).reshape(2, 2))
         right, left = (float(eyes[0, 0]), float(eyes[0, 1])), (float(eyes[1, 0]), float(eyes[1, 1]))
-        return Face(face.box, face.confidence, right, left, face.score), prob
+        return Face(face.box, face.confidence, right, left, face.score), prob, points
 
 
 # Face-mesh indices used by the geometric estimate.
