@@ -727,19 +727,77 @@ def run_batch(
         raise InputError(f"output folder is a file: {out}")
     specs = list(input) if isinstance(input, list | tuple) else [input]
     clips = discover_many(specs, exclude=out)
-    plan = plan_batch(
-        clips,
-        out,
-        config=config,
-        library=library,
-        weights_dir=os.fspath(weights_dir) if weights_dir else None,
-        allow_outside=allow_outside,
-        mix=mix,
-        mux=mux,
-        resume=resume,
-        fns=fns,
-    )
     out.mkdir(parents=True, exist_ok=True)
+    with _outdir_lock(out):
+        plan = plan_batch(
+            clips,
+            out,
+            config=config,
+            library=library,
+            weights_dir=os.fspath(weights_dir) if weights_dir else None,
+            allow_outside=allow_outside,
+            mix=mix,
+            mux=mux,
+            resume=resume,
+            fns=fns,
+        )
+        return _run_planned(
+            plan,
+            clips,
+            out,
+            backend,
+            workers,
+            ray_address,
+            timeout_s,
+            contact_sheet,
+            reporter,
+            t_start,
+        )
+
+
+@contextlib.contextmanager
+def _outdir_lock(out: Path) -> Iterator[None]:
+    """One batch per output folder at a time: a second one would score the same clips and
+    sweep away the first one's temp files."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    lock_path = out / STATE_DIR / "lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip() or "another process"
+            raise InputError(
+                f"another batch ({owner}) is writing to {out}; wait for it or pick another folder"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.truncate(0)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run_planned(
+    plan: Plan,
+    clips: list[ClipInput],
+    out: Path,
+    backend: str,
+    workers: int | None,
+    ray_address: str | None,
+    timeout_s: float | None,
+    contact_sheet: bool,
+    reporter: BatchReporter,
+    t_start: float,
+) -> BatchResult:
     records = plan.records
     total = len(records)
     skipped = sum(1 for r in records if r is not None)

@@ -290,3 +290,30 @@ def test_line_and_bar_reporters(
     shown = screen.getvalue()
     assert "2/2" in shown and "clips/s" in shown and "1 failed" in shown
     assert result.count("ok") == 1
+
+
+def test_one_batch_per_output_folder(
+    tmp_path: Path, clip_bank: list[Path], logs: tuple[Path, Path]
+) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "in"
+    root.mkdir()
+    shutil.copy(clip_bank[0], root / "a.mp4")
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time; from pathlib import Path; from moodsic_engine.batch import _outdir_lock\n"
+            f"with _outdir_lock(Path({str(out)!r})):\n    print('held', flush=True); time.sleep(60)"
+        )],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=r"another batch \(pid \d+\) is writing to"):
+            run_batch(root, out, workers=1, fns=FNS)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_batch(root, out, workers=1, fns=FNS).count("ok") == 1  # free again
