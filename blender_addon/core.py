@@ -3,8 +3,8 @@
 Auto-score, per selected movie strip: the strip's whole source file is scored by the
 engine (one run per distinct file), and the cue sheet is mapped through the strip's
 position and trims onto the timeline (see placement.py). Choosing "the edit" instead
-renders the scene's sequencer output to a small temporary movie, scores that, and maps it
-onto the scene range, so music follows the cut as the viewer sees it.
+renders the scene's sequencer output to a small movie beside the cue sheets, scores that,
+and maps it onto the scene range, so music follows the cut as the viewer sees it.
 """
 
 from __future__ import annotations
@@ -356,7 +356,7 @@ def finish_reroll(context: Any, prepared: Prepared, new_cue_path: str) -> str:
 
 # ----------------------------------------------------------------------------- the edit
 def render_edit(scene: Any) -> MovieFacts:
-    """Render the sequencer output over the scene range to a small temporary movie."""
+    """Render the sequencer output over the scene range to a small movie (25 % size)."""
     if scene.sequence_editor is None or not compat.all_strips(scene):
         raise PlacementError("the scene has no strips to render")
     # Kept beside the cue sheets: re-roll scores the same render again.
@@ -372,7 +372,11 @@ def render_edit(scene: Any) -> MovieFacts:
         "ff_audio": r.ffmpeg.audio_codec,
         "media_type": getattr(r.image_settings, "media_type", None),
     }
+    # Moodsic's previous music is not part of what the engine should judge (nor "dialogue").
+    ours = [st for st in apply.our_strips(scene) if not st.mute]
     try:
+        for st in ours:
+            st.mute = True
         if saved["media_type"] is not None:
             r.image_settings.media_type = "VIDEO"
         r.image_settings.file_format = "FFMPEG"
@@ -388,6 +392,8 @@ def render_edit(scene: Any) -> MovieFacts:
             os.remove(path)
         raise PlacementError(f"could not render the edit: {exc}") from None
     finally:
+        for st in ours:
+            st.mute = False
         r.filepath = saved["filepath"]
         r.resolution_percentage = saved["resolution_percentage"]
         r.use_sequencer = saved["use_sequencer"]

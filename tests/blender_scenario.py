@@ -57,6 +57,7 @@ def describe(scene):
             "moodsic": bool(s.get("moodsic", 0)),
             "segment": s.get("segment"),
             "track_id": s.get("track_id"),
+            "mute": s.mute,
         }
         if s.type == "SOUND":
             row["path"] = bpy.path.abspath(s.sound.filepath)
@@ -246,7 +247,6 @@ try:
         return None
 
     op = fake_operator()
-    timers = iter(lambda: "TIMER", None)
     import itertools
     import time as _time
 
@@ -275,7 +275,6 @@ try:
     result["esc_reports"] = op.reports
     result["esc_unchanged"] = describe(scene) == before
     result["esc_engine_alive"] = op._batch.run is not None or os.path.exists(f"/proc/{engine_pid}")
-    del timers
 
     # --- "The edit": render the scene range and score what the viewer sees
     r = scene.render

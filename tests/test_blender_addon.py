@@ -251,6 +251,7 @@ def test_scoring_the_rendered_edit_maps_onto_the_scene_range(run):
     assert got == [(1, 254 + 30, 3), (254 - 30, 507 + 30, 4), (507 - 30, 761, 3)]
     assert [m[1] for m in sorted(run["after_edit"]["markers"], key=lambda m: m[1])] == [1, 254, 507]
     assert [s for s in run["after_edit"]["strips"] if not s["moodsic"]] == run["user_before"]
+    assert not any(s["mute"] for s in run["after_edit"]["strips"])  # muted only while rendering
     # Re-roll works on the rendered edit too: only the first segment's strip changes.
     assert run["edit_reroll"] == ["FINISHED"]
     before = {json.dumps(s, sort_keys=True) for s in music(run["after_edit"])}
