@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import time
@@ -317,3 +318,23 @@ def test_mobileclip_reparameterization_keeps_outputs() -> None:
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
     tiny_visual = torch.nn.Linear(2, 2)
     assert scene.reparameterize(tiny_visual) is tiny_visual
+
+
+def test_relative_checkpoint_and_torch_head_format(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    folder, ckpt = tiny
+    cfg = Config().replace(**{"scene.model": TINY_MODEL, "scene.pretrained": ckpt.name})
+    ref = scene.resolve_encoder(
+        cfg.scene, folder
+    )  # a bare file name is looked up in the weights dir
+    assert ref.checkpoint == folder / ckpt.name and not ref.is_tag
+    st = _make_head_file(tiny, tmp_path / "h.safetensors", calibration=(2.0, 0.5))
+    loaded = scene.load_head(st)
+    state = dict(loaded.head.state_dict())
+    state["moodsic"] = json.dumps(loaded.meta)
+    pt = tmp_path / "h.pt"
+    torch.save(state, pt)
+    again = scene.load_head(pt)
+    assert again.meta["calibration"] == [2.0, 0.5]
+    torch.testing.assert_close(again.head.calibration, torch.tensor([2.0, 0.5]))
+    expert = scene.load(_cfg(ckpt).replace(**{"scene.head": str(pt)}), folder)
+    assert expert.mode == "trained"
