@@ -114,6 +114,12 @@ def _timeline_svg(cue: dict[str, Any], colours: dict[str, str]) -> str:
             f'<rect x="{x0:.1f}" y="0" width="{max(x1 - x0, 0.5):.1f}" height="{_H}" '
             f'fill="{_mood_colour(seg["mood"], colours)}" fill-opacity="0.55"><title>{html.escape(tip)}</title></rect>'
         )
+        if x1 - x0 > 90:  # room for the mood's name inside its band
+            label = html.escape(str(seg.get("mood_label", seg["mood"])))
+            parts.append(f'<text x="{x0 + 4:.1f}" y="12" font-size="10" fill="#333">{label}</text>')
+    parts.append(
+        f'<line x1="0" y1="{_H / 2}" x2="{_W}" y2="{_H / 2}" stroke="#bbb" stroke-width="0.5"/>'
+    )
     for key, style in (("v", ""), ("a", ' stroke-dasharray="4 3"')):
         points = []
         for s in cue.get("samples", []):
