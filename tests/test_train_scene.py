@@ -58,6 +58,11 @@ def test_reader_rejects_out_of_range_and_averages_annotators(tmp_path: Path) -> 
     df.to_csv(tmp_path / "bad.ann", index=False)
     with pytest.raises(InputError, match="row 4"):
         findingemo.read_annotations(tmp_path / "bad.ann")
+    df.loc[2, "arousal"] = 3
+    df.loc[1, "image_path"] = "/Run_1/../../escape.jpg"
+    df.to_csv(tmp_path / "escape.ann", index=False)
+    with pytest.raises(InputError, match="row 3 has an image path"):
+        findingemo.read_annotations(tmp_path / "escape.ann")
 
 
 def test_split_by_image_is_disjoint_grouped_and_fixed() -> None:

@@ -99,6 +99,10 @@ def read_annotations(path: str | os.PathLike[str] | None = None) -> pd.DataFrame
             f"annotation file {p}: row {row + 2} has valence/arousal outside -3..3 / 0..6 "
             f"({df['valence'].iloc[row]!r}, {df['arousal'].iloc[row]!r})"
         )
+    unsafe = df["image_path"].astype(str).map(lambda s: ".." in s.replace("\\", "/").split("/"))
+    if bool(unsafe.any()):
+        row = int(np.flatnonzero(unsafe.to_numpy())[0])
+        raise InputError(f"annotation file {p}: row {row + 2} has an image path with '..' in it")
     df = df.assign(valence=v.astype(float), arousal=a.astype(float))
     emotion = df["emotion"] if "emotion" in df.columns else pd.Series([""] * len(df))
     grouped = df.assign(emotion=emotion.fillna("")).groupby("image_path", sort=True)
