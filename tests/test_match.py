@@ -148,3 +148,28 @@ def test_large_catalogue_query_uses_the_index(n: int) -> None:
         members = np.flatnonzero(np.isin(lib.track_cluster, gate))
         best = members[np.argmin(np.hypot(*(lib.va[members] - seg[i]).T))]
         assert c.id == lib.tracks[best].id
+
+
+def test_track_curve_starts_where_it_follows_the_segment_arc() -> None:
+    from moodsic_engine.library.match import arc_offset
+
+    # DEAM-style 2 Hz curve from 15 s: valence rises from -0.6 to +0.6 over 30 s, arousal flat.
+    t = 15.0 + 0.5 * np.arange(61)
+    v = np.linspace(-0.6, 0.6, 61)
+    curve = tuple((float(a), float(b), 0.0) for a, b in zip(t, v, strict=True))
+    # A point: the moment closest to it.
+    assert arc_offset(curve, np.array([[0.3, 0.0]])) == pytest.approx(15.0 + 0.5 * 45, abs=0.5)
+    # A rising arc of 5 s from -0.2: starts where the curve is at -0.2.
+    arc = np.stack([np.linspace(-0.2, -0.0, 11), np.zeros(11)], axis=1)
+    assert arc_offset(curve, arc) == pytest.approx(15.0 + 0.5 * 20, abs=0.5)
+    # Through match_segments: the chosen curve track carries that start as in_s.
+    tracks = [
+        Track("c", "Curve", "", "", None, 0.0, 0.0, curve=curve),
+        Track("d", "Other", "", "", None, -0.9, 0.9),
+        Track("e", "Other2", "", "", None, -0.8, 0.8),
+        Track("f", "Other3", "", "", None, -0.85, 0.85),
+    ]
+    lib = library_from_tracks(tracks, match_config=MatchConfig(max_clusters=2))
+    seg = np.array([[0.1, 0.0]])
+    (choice,) = match_segments(lib, seg, lib.clusters.posterior(seg), MatchConfig(), 0, arcs=[arc])
+    assert choice.id == "c" and choice.in_s == pytest.approx(25.0, abs=0.5)

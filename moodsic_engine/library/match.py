@@ -10,6 +10,7 @@ best track while every other segment keeps its choice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -72,8 +73,15 @@ def match_segments(
     cfg: Any,
     seed: int = 0,
     reroll: dict[int, int] | None = None,
+    arcs: Sequence[np.ndarray] | None = None,
+    arc_dt: float = 0.5,
 ) -> list[TrackChoice]:
-    """Choose one track per segment; see the module docstring for the rules."""
+    """Choose one track per segment; see the module docstring for the rules.
+
+    `arcs` (optional): each segment's own V/A over time, [T, 2] sampled every `arc_dt` s.
+    A chosen track with a V/A curve (DEAM dynamic annotations) then starts where its curve
+    follows that arc best; without arcs, where it is closest to the segment's V/A.
+    """
     seg_va = np.asarray(seg_va, dtype=np.float64).reshape(-1, 2)
     seg_post = np.asarray(seg_post, dtype=np.float64).reshape(len(seg_va), -1)
     reroll = {int(i): int(n) for i, n in (reroll or {}).items() if n > 0}
@@ -111,10 +119,41 @@ def match_segments(
         start = free.index(base[i][1]) if base[i][1] in free else -1
         target = free[(start + n) % len(free)] if free else base[i][1]
         final[i] = (ranked.index(target), target)
-    return [_choice(library, t, rank) for rank, t in final]
+    out = []
+    for i, (rank, t) in enumerate(final):
+        in_s = 0.0
+        curve = library.tracks[t].curve
+        if curve:
+            arc = arcs[i] if arcs is not None and i < len(arcs) else seg_va[i][None, :]
+            in_s = arc_offset(curve, np.asarray(arc, dtype=np.float64).reshape(-1, 2), arc_dt)
+        out.append(_choice(library, t, rank, in_s))
+    return out
 
 
-def _choice(library: Library, index: int, rank: int) -> TrackChoice:
+def arc_offset(curve: Sequence[Sequence[float]], arc: np.ndarray, arc_dt: float = 0.5) -> float:
+    """Start time in a track whose V/A curve ((t, v, a) rows) best follows `arc` [T, 2].
+
+    The arc is resampled to the curve's step and slid along it; the least mean squared
+    V/A distance wins. An arc longer than the curve starts at the curve's beginning.
+    """
+    c = np.asarray(curve, dtype=np.float64).reshape(-1, 3)
+    t, cva = c[:, 0], c[:, 1:]
+    if len(c) == 0:
+        return 0.0
+    step = float(np.median(np.diff(t))) if len(t) > 1 else arc_dt
+    span = (len(arc) - 1) * arc_dt
+    n = max(1, int(round(span / step)) + 1)
+    if n > len(cva):
+        return float(t[0])
+    x_old = np.arange(len(arc)) * arc_dt
+    x_new = np.arange(n) * step
+    target = np.stack([np.interp(x_new, x_old, arc[:, k]) for k in (0, 1)], axis=1)
+    windows = np.lib.stride_tricks.sliding_window_view(cva, n, axis=0)  # [W, 2, n]
+    err = np.mean((windows - target.T[None]) ** 2, axis=(1, 2))
+    return float(t[int(np.argmin(err))])
+
+
+def _choice(library: Library, index: int, rank: int, in_s: float = 0.0) -> TrackChoice:
     t = library.tracks[index]
     return TrackChoice(
         id=t.id,
@@ -123,7 +162,7 @@ def _choice(library: Library, index: int, rank: int) -> TrackChoice:
         path=t.path,
         valence=float(t.valence),
         arousal=float(t.arousal),
-        in_s=0.0,
+        in_s=float(in_s),
         duration_s=t.duration_s,
         rank=int(rank),
     )
