@@ -402,10 +402,13 @@ def plan(
         mv = job.movie
         speech = []
         if opts.duck:
+            # Dialogue times are source seconds: source frames at the video's own rate.
+            src_fps = float(
+                Fraction(int(job.cue["video"]["fps"][0]), int(job.cue["video"]["fps"][1]))
+            )
             for s_s, e_s in job.speech:
-                src_fps = Fraction(int(job.cue["video"]["fps"][0]), int(job.cue["video"]["fps"][1]))
-                a = mv.frame_start + int(round(s_s * float(src_fps)))
-                b = mv.frame_start + int(round(e_s * float(src_fps)))
+                a = mv.frame_start + int(round(s_s * src_fps))
+                b = mv.frame_start + int(round(e_s * src_fps))
                 a, b = max(a, start), min(b, end)
                 if b > a:
                     speech.append((a, b))
