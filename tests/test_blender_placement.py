@@ -277,3 +277,12 @@ def test_reroll_helpers_touch_one_segment_only():
     assert P.segment_at(plan, 5000) is None
     only = plan.for_segment("c", 1)
     assert [s.filepath for s in only.sounds] == ["/music/o.wav"]
+
+
+def test_scene_rate_differs_from_the_movie_rate():
+    # Blender shows one source frame per timeline frame whatever the scene rate, so the
+    # boundaries stay at frame_start + source frame; crossfades are seconds at the scene rate.
+    sc = P.SceneFacts(fps=Fraction(25), frame_start=1, frame_end=1000, user_channels=frozenset({2}))
+    plan = P.plan([P.Job(movie(trim_start=0), cue(), "c")], sc)
+    assert [(s.start, s.end) for s in plan.sounds] == [(100, 325), (275, 525), (475, 700)]
+    assert [m.frame for m in plan.markers] == [100, 300, 500]
