@@ -368,3 +368,14 @@ def test_cli_library_info_and_plot(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["library", "info", str(tmp_path / "missing")])
     assert bad.exit_code == 1
     assert "library not found" in bad.output
+
+
+def test_bench_library_reports_build_and_query_times() -> None:
+    from moodsic_engine.library.report import bench_library
+
+    lines = bench_library(n_tracks=20000, n_queries=20)
+    text = "\n".join(lines)
+    assert "20,000 synthetic tracks" in text
+    build = float(re.search(r"total build ([0-9.]+) s", text).group(1))
+    query = float(re.search(r"query\s+mean ([0-9.]+) ms", text).group(1))
+    assert build > 0 and query > 0

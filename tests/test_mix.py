@@ -335,3 +335,19 @@ def test_builtin_tracks_mix_end_to_end(tmp_path: Path) -> None:
     # No silent stretch anywhere before the final fade (the 25 s piece loops to fill 28 s).
     for s in range(0, 37):
         assert _rms_db(y[s * SR : (s + 1) * SR]) > -45, s
+
+
+def test_long_track_is_cut_at_a_bar_boundary_with_a_fade(tmp_path: Path) -> None:
+    y = _sine(330, 30)
+    path = _write(tmp_path / "long.wav", y, grid={"tempo_bpm": 120, "first_beat_s": 0.0})
+    out = mix.render_music(_cue([(0.0, 15.3, str(path), 0.0)], 15.3), MixConfig(crossfade_s=2.0))[
+        :, 0
+    ]
+    assert len(out) == int(round(15.3 * SR))
+    env = _envelope(out, 330, SR, 48)
+    full = env[int(11.0 * SR / 48)]
+    # The nominal 2 s fade would start at 13.3 s; it starts at the bar line before it (12 s).
+    assert env[int(11.95 * SR / 48)] > 0.995 * full
+    assert env[int(12.6 * SR / 48)] < 0.98 * full
+    assert env[int(14.0 * SR / 48)] < 0.8 * full
+    assert np.max(np.abs(out[-10:])) < 1e-3
