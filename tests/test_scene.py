@@ -338,3 +338,22 @@ def test_relative_checkpoint_and_torch_head_format(tiny: tuple[Path, Path], tmp_
     torch.testing.assert_close(again.head.calibration, torch.tensor([2.0, 0.5]))
     expert = scene.load(_cfg(ckpt).replace(**{"scene.head": str(pt)}), folder)
     assert expert.mode == "trained"
+
+
+def test_local_dir_model(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    from moodsic_engine.experts.scene_testing import TINY_CONFIG
+
+    folder = tmp_path / "tinydir"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CONFIG}))
+    (folder / "open_clip_model.safetensors").write_bytes(tiny[1].read_bytes())
+    cfg = Config().replace(**{"scene.model": f"local-dir:{folder}", "scene.pretrained": ""})
+    assert scene.probe(cfg, tmp_path).ready
+    expert = scene.load(cfg, tmp_path)
+    est = expert.predict(_frames(3))
+    assert expert.mode == "zero-shot" and est.v.shape == (3,)
+    frames = _frames(2).frames
+    by_path = scene.load(_cfg(tiny[1]), tiny[0])  # the same weights through a checkpoint path
+    torch.testing.assert_close(expert.embed(frames), by_path.embed(frames))
+    empty = Config().replace(**{"scene.model": f"local-dir:{tmp_path / 'nothing'}"})
+    assert "needs open_clip_config.json" in scene.probe(empty, tmp_path).reason
