@@ -44,7 +44,7 @@ class GrammarConfig:
 class SceneConfig:
     model: str = "ViT-B-32"
     pretrained: str = "laion2b_s34b_b79k"  # open_clip tag or a local checkpoint path
-    head: str = ""  # trained head file; empty means zero-shot prompts
+    head: str = ""  # trained head file; empty: scene_head_<model>_<tag>.safetensors in the weights dir, else zero-shot prompts
     mc_passes: int = 20
     batch_size: int = 8
     zero_shot_var_floor: float = 0.05
