@@ -174,17 +174,6 @@ def beat_grid(path: str, y: np.ndarray, sr: int, *, detect: bool) -> BeatGrid | 
 
 
 # ----------------------------------------------------------------------------- placement
-@dataclass(frozen=True)
-class Placement:
-    """Where a segment's track plays: output samples [a, b) read track position p0 at sample s."""
-
-    seg_start: int
-    a: int
-    b: int
-    p0: int
-    loop_len: int
-
-
 def _loop_len(y: np.ndarray, sr: int, grid: BeatGrid | None) -> int:
     """The loop body: whole bars from the grid's first downbeat, else the whole track."""
     if grid is None:
@@ -235,6 +224,10 @@ def _start_s(in_s: float, grid: BeatGrid | None, lead_s: float, loop_s: float) -
         p0_s = grid.downbeat_at_or_after(max(p0_s, lead_s))
         if p0_s >= loop_s - 1e-9:
             p0_s = grid.first_s
+    elif p0_s < lead_s < loop_s:
+        # No grid (not loop-shaped): the fade-in starts at the track's beginning rather than
+        # borrowing a pre-roll from its ending.
+        p0_s = lead_s
     return p0_s
 
 
@@ -270,7 +263,7 @@ def place_tracks(cue: CueSheet, cfg: MixConfig | None = None) -> CueSheet:
             continue
         if tr.path not in grids:
             y = read_audio(tr.path, sr)
-            grid = beat_grid(tr.path, y, sr, detect=getattr(cfg, "beat_align", True))
+            grid = beat_grid(tr.path, y, sr, detect=cfg.beat_align)
             grids[tr.path] = (grid, _loop_len(y, sr, grid) / sr)
         grid, loop_s = grids[tr.path]
         start = round(_start_s(tr.in_s, grid, halves[i] / sr, loop_s), 6)
@@ -298,7 +291,7 @@ def render_music(cue: CueSheet, cfg: MixConfig) -> np.ndarray:
             y = read_audio(tr.path, sr)
             if len(y) < sr // 10:
                 raise InputError(f"audio file {Path(tr.path).name} is too short to place")
-            grid = beat_grid(tr.path, y, sr, detect=getattr(cfg, "beat_align", True))
+            grid = beat_grid(tr.path, y, sr, detect=cfg.beat_align)
             cache[tr.path] = (y, grid, _track_gain(y, sr, cfg.target_lufs))
         y, grid, gain = cache[tr.path]
         loop_len = _loop_len(y, sr, grid)
