@@ -463,3 +463,13 @@ def test_tta_scale_fit_matches_mean_squared_error() -> None:
     s_v, s_a = face_mod.fit_tta_scale(spread, sq, floor)
     assert np.mean(floor[0] + s_v * spread[:, 0]) == pytest.approx(np.mean(sq[:, 0]))
     assert s_a == 0.0
+
+
+@pytest.mark.slow
+def test_benchmark_lines() -> None:
+    lines = face_mod.benchmark(Config(), None, seconds=3.0)
+    text = "\n".join(lines)
+    assert "faces/s" in text and "target <= 2x" in text and "share" in text
+    assert "coverage 100%" in text  # the generated clip has her face in every sample
+    ratio = float(text.split("one view per face: ")[1].split("x")[0])
+    assert 0 < ratio <= 2.0

@@ -158,7 +158,8 @@ def _quiet_stderr():  # noqa: ANN202 - a context manager
 
 def _close_quietly(detector: object) -> None:
     try:
-        detector.close()  # type: ignore[attr-defined]
+        with _quiet_stderr():  # it logs an INFO line on close
+            detector.close()  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 - at exit its executor may already be gone
         # Its __del__ would try again during teardown and print a traceback; the
         # process is ending, so the handle can simply be dropped.
