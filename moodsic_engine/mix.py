@@ -279,6 +279,10 @@ def render_music(cue: CueSheet, cfg: MixConfig) -> np.ndarray:
     segs = list(cue.segments)
     if not segs or n == 0:
         return out
+    if not any(seg.track is not None and seg.track.path for seg in segs):
+        raise InputError(
+            "no segment's track has an audio file (an annotation-only library?): nothing to mix"
+        )
     cache: dict[str, tuple[np.ndarray, BeatGrid | None, float]] = {}
     # Half crossfade at each inner boundary, limited by the neighbouring segment lengths.
     bounds, halves = _halves(cue, cfg)

@@ -351,3 +351,28 @@ def test_long_track_is_cut_at_a_bar_boundary_with_a_fade(tmp_path: Path) -> None
     assert env[int(12.6 * SR / 48)] < 0.98 * full
     assert env[int(14.0 * SR / 48)] < 0.8 * full
     assert np.max(np.abs(out[-10:])) < 1e-3
+
+
+def test_annotation_only_tracks_cannot_be_mixed(tmp_path: Path) -> None:
+    cue = _cue([(0.0, 5.0, "", 0.0)], 5.0)
+    with pytest.raises(InputError, match="nothing to mix"):
+        mix.write_bed(cue, tmp_path / "bed.wav", MixConfig())
+    assert not (tmp_path / "bed.wav").exists()
+
+
+@pytest.mark.slow
+def test_beat_grid_detected_without_a_sidecar(tmp_path: Path) -> None:
+    # 120 BPM clicks, accented on every fourth beat, the first downbeat at 0.25 s.
+    sr = 22050
+    y = np.zeros(12 * sr, dtype=np.float32)
+    burst = np.sin(2 * np.pi * 1500 * np.arange(400) / sr) * np.exp(-np.arange(400) / 80)
+    for k in range(23):
+        s = int((0.25 + 0.5 * k) * sr)
+        y[s : s + 400] += (0.9 if k % 4 == 0 else 0.3) * burst
+    path = _write(tmp_path / "clicks.wav", y, sr)
+    audio = mix.read_audio(path, SR)
+    grid = mix.beat_grid(str(path), audio, SR, detect=True)
+    assert grid is not None
+    assert grid.bar_s == pytest.approx(2.0, abs=0.05)
+    assert abs(grid.first_s - 0.25) < 0.05
+    assert mix.beat_grid(str(path), audio, SR, detect=False) is None
