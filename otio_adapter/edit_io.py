@@ -16,6 +16,19 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _check_nesting(p: Path) -> None:
+    """OTIO's C++ JSON reader overflows its stack (segfault) on input nested some 10^4 deep;
+    Python's parser stops at its recursion limit instead, so let it look first."""
+    import json
+
+    try:
+        json.loads(p.read_bytes())
+    except RecursionError:
+        raise InputError(f"{p.name}: JSON nested too deeply to be an edit") from None
+    except (ValueError, OSError):
+        pass  # OTIO's own reader reports malformed files
+
+
 def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> otio.schema.Timeline:
     """Read an edit (.otio, .otioz, .fcpxml, .edl, .moodsic.json, ...) as one Timeline.
 
@@ -33,6 +46,8 @@ def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> oti
         raise InputError(
             f"{p.name}: no OTIO adapter reads this format ({_one_line(exc)})"
         ) from None
+    if adapter.name == "otio_json":
+        _check_nesting(p)
     kwargs = {}
     if rate is not None and adapter.name == "cmx_3600":
         kwargs["rate"] = rate
