@@ -1,0 +1,442 @@
+"""Every entry point meets the bad-input corpus (tests/badinputs.py) with a clear one-line
+error or correct handling, in bounded time and memory, leaving no partial output and never
+touching the input.
+
+Entry points: `moodsic score` and `moodsic batch` (real subprocesses), `moodsic score-timeline`
+(a timeline whose clips point at the bad media), and the Blender add-on's engine runner
+(imported without bpy) driving the real engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from badinputs import BadInput, good_video, make_corpus, va_manifest
+
+from moodsic_engine.cue import CueSheet
+
+CORPUS_NAMES = [
+    "zero-byte", "truncated-moov-at-end", "truncated-faststart", "text-named-mp4",
+    "png-named-mov", "video-named-txt", "huge-y4m-header", "huge-frames-in-small-mkv",
+    "absurd-declared-duration", "timestamp-gap", "zero-fps", "nan-fps-y4m", "no-video-stream",
+    "corrupt-audio", "non-ascii-spaces-name", "dash-name", "directory-named-mp4", "missing",
+    "symlink-loop-file",
+]  # fmt: skip
+CLI_TIMEOUT_S = 120  # generous for 2 shared cores; a hang (busy loop, deadlock) still fails
+MAX_RSS_MB = 1500  # grammar-only scoring of 160x90 clips needs a few hundred MB
+
+
+# ----------------------------------------------------------------------------- helpers
+@dataclass
+class CliResult:
+    rc: int
+    stdout: str
+    stderr: str
+    wall_s: float
+    max_rss_mb: float
+
+
+def run_cli(
+    args: list[str], *, cwd: Path, timeout: float = CLI_TIMEOUT_S, env: dict | None = None
+) -> CliResult:
+    """Run `moodsic ARGS` in a subprocess; measure its wall time and peak memory (wait4)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moodsic_engine.cli", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    chunks: dict[str, bytes] = {}
+
+    def drain(name: str, stream) -> None:  # noqa: ANN001
+        chunks[name] = stream.read()
+
+    readers = [
+        threading.Thread(target=drain, args=("out", proc.stdout)),
+        threading.Thread(target=drain, args=("err", proc.stderr)),
+    ]
+    for r in readers:
+        r.start()
+    deadline = start + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            pytest.fail(f"moodsic {' '.join(args)} did not finish within {timeout} s")
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for r in readers:
+        r.join()
+    return CliResult(
+        rc=proc.returncode,
+        stdout=chunks.get("out", b"").decode("utf-8", "replace"),
+        stderr=chunks.get("err", b"").decode("utf-8", "replace"),
+        wall_s=time.monotonic() - start,
+        max_rss_mb=usage.ru_maxrss / 1024,
+    )
+
+
+def sha256_tree(path: Path) -> dict[str, str]:
+    """Content hashes of a file, or of every regular file under a folder (links not followed)."""
+    if path.is_symlink() or not path.exists():
+        return {str(path): f"link:{os.readlink(path)}" if path.is_symlink() else "absent"}
+    if path.is_file():
+        return {str(path): hashlib.sha256(path.read_bytes()).hexdigest()}
+    out = {}
+    for p in sorted(path.rglob("*")):
+        out.update(sha256_tree(p) if not p.is_dir() or p.is_symlink() else {})
+    return out
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Every file under `folder` (temp files included)."""
+    if not folder.exists():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
+
+
+def assert_one_line_error(res: CliResult, fragment: str = "") -> str:
+    assert res.rc == 1, (res.rc, res.stderr[-2000:])
+    assert "Traceback" not in res.stderr, res.stderr[-2000:]
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("moodsic: error: "), lines[0]
+    assert fragment in lines[0].lower(), (fragment, lines[0])
+    return lines[0]
+
+
+def assert_valid_cue(path: Path) -> CueSheet:
+    text = path.read_text(encoding="utf-8")
+    assert "NaN" not in text and "Infinity" not in text
+    cue = CueSheet.from_json(path)  # validates the schema and the exact tiling
+    assert cue.segments[0].start_frame == 0 and cue.segments[-1].end_frame == cue.video.frames
+    assert all(s.track is not None for s in cue.segments)
+    return cue
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BadInput]:
+    c = make_corpus(tmp_path_factory.mktemp("corpus"))
+    assert sorted(c) == sorted(CORPUS_NAMES)
+    return c
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return va_manifest(tmp_path_factory.mktemp("lib"))
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """The test's environment with a private TMPDIR, so leftover temp files can be counted."""
+    tmp = tmp_path / "sys-tmp"
+    tmp.mkdir()
+    env = dict(os.environ)
+    env["TMPDIR"] = str(tmp)
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+# ----------------------------------------------------------------------------- moodsic score
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_score_cli_meets_corpus(
+    name: str, corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    entry = corpus[name]
+    before = sha256_tree(entry.path)
+    out = tmp_path / "out"
+    cue = out / "cue.moodsic.json"
+    args = ["score", "-o", str(cue), "--experts", "grammar", "--library", str(library)]
+    # a name starting with "-" is passed relative, after "--", as a user would
+    cwd, arg = (entry.path.parent, entry.path.name) if name == "dash-name" else (tmp_path, str(entry.path))
+    res = run_cli([*args, "--progress", "none", "--", arg], cwd=cwd, env=cli_env)
+    assert res.max_rss_mb < MAX_RSS_MB, res.max_rss_mb
+    if entry.expect == "error":
+        assert_one_line_error(res, entry.fragment)
+        assert res.stdout == ""
+        assert leftovers(out) == []
+    else:
+        assert res.rc == 0, res.stderr[-2000:]
+        assert res.stderr == ""
+        assert leftovers(out) == ["cue.moodsic.json"]
+        sheet = assert_valid_cue(cue)
+        assert sheet.video.path == arg  # odd names survive exactly
+    assert leftovers(Path(cli_env["TMPDIR"])) == []
+    assert sha256_tree(entry.path) == before  # the input is never modified
+
+
+@pytest.mark.parametrize("name", ["zero-byte", "truncated-faststart", "no-video-stream"])
+def test_score_json_progress_reports_the_error(
+    name: str, corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    """--progress json: stdout stays JSON lines and ends with an error event (the add-on reads it)."""
+    entry = corpus[name]
+    out = tmp_path / "cue.json"
+    res = run_cli(
+        ["score", str(entry.path), "-o", str(out), "--experts", "grammar", "--library",
+         str(library), "--progress", "json"],
+        cwd=tmp_path, env=cli_env,
+    )  # fmt: skip
+    line = assert_one_line_error(res, entry.fragment)
+    events = [json.loads(x) for x in res.stdout.splitlines() if x.strip()]
+    assert events and events[-1]["event"] == "error"
+    assert events[-1]["message"] == line.removeprefix("moodsic: error: ")
+    assert not out.exists()
+
+
+def test_score_refuses_to_overwrite_its_input(
+    corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    video = tmp_path / "in.mp4"
+    video.write_bytes(corpus["corrupt-audio"].path.read_bytes())
+    before = sha256_tree(video)
+    for opt in ("-o", "--plot", "--mix"):
+        args = ["score", str(video), "--experts", "grammar", "--library", str(library)]
+        if opt != "-o":
+            args += ["-o", str(tmp_path / "c.json")]
+        res = run_cli([*args, opt, str(video), "--progress", "none"], cwd=tmp_path, env=cli_env)
+        assert_one_line_error(res, "overwrite")
+        assert sha256_tree(video) == before
+    assert leftovers(tmp_path) == ["in.mp4"]
+
+
+def test_score_interrupted_leaves_nothing(
+    library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    """SIGINT mid-run (Ctrl-C): exit 130, one line, no cue sheet, no temp files anywhere."""
+    video = good_video(tmp_path / "long.mp4", seconds=60, audio=False)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moodsic_engine.cli", "score", str(video), "-o",
+         str(out / "c.json"), "--experts", "grammar", "--library", str(library),
+         "--sample-fps", "8", "--progress", "json"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event.get("stage") == "perceive" and event.get("done", 0) > 0:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, err = proc.communicate(timeout=CLI_TIMEOUT_S)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert [ln for ln in err.splitlines() if ln.strip()] == ["moodsic: error: interrupted"]
+    assert json.loads(rest.splitlines()[-1]) == {"event": "error", "message": "interrupted"}
+    assert leftovers(out) == []
+    assert leftovers(Path(cli_env["TMPDIR"])) == []
+
+
+# ----------------------------------------------------------------------------- moodsic batch
+def test_batch_cli_meets_corpus(
+    corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    """Bad clips are reported with their one-line reason, the others scored, exit code 3;
+    symlink loops neither hang discovery nor score a clip twice; a folder named like a video
+    is not a clip."""
+    from moodsic_engine.batch import VIDEO_EXTENSIONS
+
+    src = tmp_path / "in"
+    src.mkdir()
+    expected: dict[str, BadInput] = {}
+    for e in corpus.values():
+        if e.path.is_file() and not e.path.is_symlink() and e.path.suffix in VIDEO_EXTENSIONS:
+            os.link(e.path, src / e.path.name)
+            expected[Path(e.path.name).stem] = e
+    (src / "folder.mp4").mkdir()  # a directory named like a video
+    (src / "folder.mp4" / "notes.txt").write_text("x")
+    os.symlink("..", src / "folder.mp4" / "up")  # a directory cycle
+    os.symlink("self.mp4", src / "self.mp4")  # a file symlink loop
+    os.symlink("nowhere/x.mp4", src / "dangling.mp4")
+    before = sha256_tree(src)
+    out = tmp_path / "out"
+    res = run_cli(
+        ["batch", str(src), "-o", str(out), "--experts", "grammar", "--library", str(library),
+         "--workers", "1", "--timeout", "60", "--no-contact-sheet", "--progress", "none"],
+        cwd=tmp_path, env=cli_env, timeout=300,
+    )  # fmt: skip
+    assert res.rc == 3, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    records = [json.loads(x) for x in (out / "batch.jsonl").read_text().splitlines()]
+    by_rel = {r["rel"]: r for r in records}
+    assert set(by_rel) == set(expected) | {"self", "dangling"}, sorted(by_rel)
+    for rel, e in expected.items():
+        rec = by_rel[rel]
+        if e.expect == "ok":
+            assert rec["status"] == "ok", rec
+            assert_valid_cue(out / f"{rel}.moodsic.json")
+        else:
+            assert rec["status"] == "failed", rec
+            assert "\n" not in rec["error"] and e.fragment in rec["error"].lower(), rec
+            assert not (out / f"{rel}.moodsic.json").exists()
+    assert by_rel["self"]["status"] == by_rel["dangling"]["status"] == "failed"
+    assert not [p for p in leftovers(out) if ".part" in p]
+    assert leftovers(Path(cli_env["TMPDIR"])) == []
+    assert sha256_tree(src) == before
+
+
+# ----------------------------------------------------------------------------- score-timeline
+def _timeline(clips: list[tuple[str, Path]], rate: float = 25.0):  # noqa: ANN202
+    import opentimelineio as otio
+
+    tl = otio.schema.Timeline(name="edit")
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for name, path in clips:
+        track.append(
+            otio.schema.Clip(
+                name=name,
+                media_reference=otio.schema.ExternalReference(target_url=path.as_uri()),
+                source_range=otio.opentime.TimeRange(
+                    otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(75, rate)
+                ),
+            )
+        )
+    tl.tracks.append(track)
+    return tl
+
+
+SCORE_TIMELINE_BAD = ["zero-byte", "truncated-faststart", "zero-fps", "no-video-stream",
+                      "directory-named-mp4", "missing", "huge-y4m-header"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", SCORE_TIMELINE_BAD)
+def test_score_timeline_with_bad_media(
+    name: str, corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    """One bad clip among good ones: reported as not scored, the rest scored; with --strict,
+    or when every clip is bad: a one-line error and no output timeline."""
+    import opentimelineio as otio
+
+    bad = corpus[name].path
+    good = corpus["corrupt-audio"].path
+    edit = tmp_path / "edit.otio"
+    otio.adapters.write_to_file(_timeline([("good", good), ("bad", bad)]), str(edit))
+    before = sha256_tree(edit)
+    out = tmp_path / "scored.otio"
+    common = ["--experts", "grammar", "--library", str(library), "--progress", "none"]
+    res = run_cli(["score-timeline", str(edit), "-o", str(out), *common], cwd=tmp_path, env=cli_env)
+    assert res.rc == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    assert "not scored: bad" in res.stdout
+    scored = otio.adapters.read_from_file(str(out))
+    assert len(scored.tracks) > 1  # music added
+    assert scored.metadata["moodsic"]
+
+    strict = tmp_path / "strict.otio"
+    res = run_cli(
+        ["score-timeline", str(edit), "-o", str(strict), "--strict", *common],
+        cwd=tmp_path, env=cli_env,
+    )  # fmt: skip
+    assert_one_line_error(res, "bad")
+    assert not strict.exists()
+
+    only_bad = tmp_path / "only_bad.otio"
+    otio.adapters.write_to_file(_timeline([("bad", bad)]), str(only_bad))
+    none = tmp_path / "none.otio"
+    res = run_cli(["score-timeline", str(only_bad), "-o", str(none), *common], cwd=tmp_path, env=cli_env)
+    assert_one_line_error(res, "no clip could be scored")
+    assert not none.exists()
+    assert sha256_tree(edit) == before
+    assert not [p for p in leftovers(tmp_path) if ".part" in p]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\x00\xff\xfe garbage", b'{"OTIO_SCHEMA": "Timeline.1", "tracks": 5}', b"[" * 100000],
+    ids=["empty", "binary", "wrong-types", "deep-nesting"],
+)
+def test_score_timeline_with_broken_edit_file(
+    content: bytes, library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    edit = tmp_path / "edit.otio"
+    edit.write_bytes(content)
+    out = tmp_path / "scored.otio"
+    res = run_cli(
+        ["score-timeline", str(edit), "-o", str(out), "--experts", "grammar", "--library",
+         str(library), "--progress", "none"],
+        cwd=tmp_path, env=cli_env,
+    )  # fmt: skip
+    assert_one_line_error(res)
+    assert not out.exists()
+    assert edit.read_bytes() == content
+
+
+# ----------------------------------------------------------------------------- Blender runner
+@pytest.fixture(scope="module")
+def runner():  # noqa: ANN201
+    from blender_support import addon_module
+
+    return addon_module("runner")
+
+
+@pytest.mark.parametrize("name", ["zero-byte", "truncated-moov-at-end", "no-video-stream", "zero-fps"])
+def test_blender_runner_reports_engine_error(
+    name: str, corpus: dict[str, BadInput], library: Path, tmp_path: Path, runner
+) -> None:
+    """The add-on's engine call (no bpy): a failing engine gives one line for Blender's report
+    and no cue sheet; the runner never raises anything but EngineError."""
+    engine = tmp_path / "moodsic"
+    engine.write_text(f"#!/bin/sh\nexec {sys.executable} -m moodsic_engine.cli \"$@\"\n")
+    engine.chmod(0o755)
+    cue = tmp_path / "c.moodsic.json"
+    req = runner.ScoreRequest(
+        video=str(corpus[name].path), cue=str(cue), library=str(library), experts="grammar"
+    )
+    run = runner.EngineRun(runner.score_args(runner.find_engine(str(engine)), req), env=runner.engine_env())
+    run.wait(timeout=CLI_TIMEOUT_S)
+    assert run.error and "\n" not in run.error
+    assert corpus[name].fragment in run.error.lower()
+    assert not run.error.startswith("moodsic: error:")
+    with pytest.raises(runner.EngineError):
+        run.cue_path()
+    assert not cue.exists()
+
+
+def test_blender_runner_engine_crash_hang_and_missing(tmp_path: Path, runner) -> None:
+    """A crashing engine (traceback), a hanging one (timeout kills its process group) and a
+    missing one all end as one-line EngineErrors."""
+    crash = tmp_path / "crash"
+    crash.write_text(
+        "#!/bin/sh\necho 'Traceback (most recent call last):' >&2\n"
+        "echo 'RuntimeError: boom' >&2\nexit 3\n"
+    )
+    hang = tmp_path / "hang"
+    marker = tmp_path / "child-alive"
+    hang.write_text(f"#!/bin/sh\n(sleep 3; touch {marker}) &\nsleep 30\n")
+    for p in (crash, hang):
+        p.chmod(0o755)
+    req = runner.ScoreRequest(video=str(tmp_path / "v.mp4"), cue=str(tmp_path / "c.json"))
+    run = runner.EngineRun(runner.score_args(str(crash), req))
+    run.wait(timeout=30)
+    assert run.error == "RuntimeError: boom"
+    start = time.monotonic()
+    run = runner.EngineRun(runner.score_args(str(hang), req))
+    run.wait(timeout=1.0)
+    assert time.monotonic() - start < 15
+    assert "did not finish" in run.error and not run.running
+    time.sleep(3.5)
+    assert not marker.exists()  # the engine's own child was ended with it
+    with pytest.raises(runner.EngineError, match="not found"):
+        runner.find_engine(str(tmp_path / "no-such-engine"))
+    not_exec = tmp_path / "plain"
+    not_exec.write_text("x")
+    with pytest.raises(runner.EngineError, match="not executable"):
+        runner.find_engine(str(not_exec))
