@@ -37,6 +37,7 @@ from ..errors import ExpertUnavailable, ResourceError
 from ..weights import find_weight
 from .base import Availability, ClipContext, Estimates, ExpertSeries, FrameBatch
 from .face_detect import (
+    EMONET_CROP_SCALE,
     LANDMARK_MODEL,
     Face,
     LandmarkModel,
@@ -334,8 +335,9 @@ class FaceExpert:
             # Expression geometry in inter-ocular units: unlike pixels of the crop, it does
             # not change when detection jitter moves or rescales the crop by a few pixels.
             signature = np.array(list(geometry_features(points).values()))
-        crop = align_face(rgb, face)
-        if signature is None:
+            crop = align_face(rgb, face, crop_scale=EMONET_CROP_SCALE)
+        else:
+            crop = align_face(rgb, face)  # detector box only: a close approximation
             signature = _small(crop)
         track = self._match(face, used)
         diff = math.inf

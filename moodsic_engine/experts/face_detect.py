@@ -196,14 +196,21 @@ class MediaPipeDetector:
         import mediapipe as mp
 
         self._mp = mp
+        self._warm = False
         # Close the graph before interpreter teardown; MediaPipe's own __del__ fails then.
         weakref.finalize(self, _close_quietly, self._det)
 
     def _run(self, rgb: np.ndarray, ox: int, oy: int) -> list[Face]:
         h, w = rgb.shape[:2]
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        if self._warm:
+            result = self._det.detect(image)
+        else:  # the first call logs start-up warnings from C++ straight to fd 2
+            with _quiet_stderr():
+                result = self._det.detect(image)
+            self._warm = True
         faces = []
-        for d in self._det.detect(image).detections:
+        for d in result.detections:
             b = d.bounding_box
             box = (
                 ox + b.origin_x,
@@ -344,14 +351,41 @@ class LandmarkModel:
         return points, prob
 
     def refine(self, rgb: np.ndarray, face: Face) -> tuple[Face, float, np.ndarray]:
-        """The face with its eye centres taken from the mesh (BlazeFace's eye keypoints are
-        off by several degrees of roll), the mesh's face-presence probability, and the mesh
-        points (in the landmark crop's pixels)."""
+        """The face re-boxed from the mesh the way EmoNet's training crops were made, with
+        eye centres from the mesh (BlazeFace's eye keypoints are off by several degrees of
+        roll); the mesh's face-presence probability; the 468 mesh points in frame pixels."""
         points, prob = self.landmarks(rgb, face)
         back = cv2.invertAffineTransform(alignment_matrix(face, LANDMARK_SIZE, LANDMARK_CROP_SCALE))
-        eyes = transform_points(back, np.array([eye_centres(points)]).reshape(2, 2))
-        right, left = (float(eyes[0, 0]), float(eyes[0, 1])), (float(eyes[1, 0]), float(eyes[1, 1]))
-        return Face(face.box, face.confidence, right, left, face.score), prob, points
+        points = transform_points(back, points)
+        right, left = eye_centres(points)
+        # EmoNet's crops: centred on the 68-landmark box (jaw line and brows), side
+        # (w + h) / 1.1. Mesh points along the jaw and brows stand in for that box; it is
+        # measured in the eyes-level frame so head roll does not inflate it.
+        roll = math.atan2(left[1] - right[1], left[0] - right[0])
+        c, s = math.cos(roll), math.sin(roll)
+        level = (points - right) @ np.array([[c, -s], [s, c]])
+        sel = level[list(JAW_AND_BROWS)]
+        (x0, y0), (x1, y1) = sel.min(0), sel.max(0)
+        half = (x1 - x0 + y1 - y0) / 4  # a square box of side (w + h) / 2
+        mid = np.array([(x0 + x1) / 2, (y0 + y1) / 2]) @ np.array([[c, s], [-s, c]]) + right
+        box = (mid[0] - half, mid[1] - half, mid[0] + half, mid[1] + half)
+        refined = Face(
+            tuple(float(v) for v in box),
+            face.confidence,
+            (float(right[0]), float(right[1])),
+            (float(left[0]), float(left[1])),
+            face.score,
+        )
+        return refined, prob, points
+
+
+# Mesh points on the jaw line (ear to ear round the chin) and the brows: what the
+# 68-point annotation of EmoNet's training data outlines.
+JAW_AND_BROWS = (
+    234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288,
+    361, 323, 454, 70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+)  # fmt: skip
+EMONET_CROP_SCALE = 2.0 / 1.1  # crop side (w + h) / 1.1 for the square box of side (w + h) / 2
 
 
 # Face-mesh indices used by the geometric estimate.
