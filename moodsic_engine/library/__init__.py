@@ -90,7 +90,12 @@ class Library:
             from scipy.spatial import cKDTree
 
             members = self.cluster_members(k)
-            self._trees[k] = (cKDTree(self.va[members]) if len(members) else None, members)
+            self._trees[k] = (
+                cKDTree(self.va[members], balanced_tree=False, compact_nodes=False)
+                if len(members)
+                else None,
+                members,
+            )
         return self._trees[k]
 
     def build_index(self) -> None:

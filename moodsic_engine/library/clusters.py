@@ -70,7 +70,8 @@ class MoodClusters:
         return p / p.sum(axis=1, keepdims=True)
 
     def predict(self, va: np.ndarray) -> np.ndarray:
-        return np.argmax(self.posterior(va), axis=1)
+        """Most probable cluster per row (argmax of the joint log-likelihood; no softmax needed)."""
+        return np.argmax(self.log_likelihood(va), axis=1)
 
     def index_of(self, slug: str) -> int:
         return self.slugs.index(slug)
