@@ -152,9 +152,11 @@ class CueSheet:
             raise CueSheetError(f"cue sheet path is a directory: {p}") from None
         except UnicodeDecodeError:
             raise CueSheetError(f"{p} is not a text cue sheet") from None
+        except OSError as exc:  # permissions, symlink loops, ...
+            raise CueSheetError(f"cannot read cue sheet {p}: {exc.strerror or exc}") from None
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # also: absurd nesting, 5000-digit ints
             raise CueSheetError(f"{p} is not valid JSON: {exc}") from None
         return cls.from_dict(data, source=str(p))
 
@@ -189,6 +191,22 @@ def schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+def _check_numbers(data: Any, source: str) -> None:
+    """Python's json accepts NaN/Infinity and unbounded ints, and JSON Schema's bounds let NaN
+    through; refuse them here (iteratively: nesting depth is the sender's choice)."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        obj, where = stack.pop()
+        if isinstance(obj, dict):
+            stack.extend((v, f"{where}/{k}") for k, v in obj.items())
+        elif isinstance(obj, list):
+            stack.extend((v, f"{where}/{i}") for i, v in enumerate(obj))
+        elif isinstance(obj, float) and not math.isfinite(obj):
+            raise CueSheetError(f"{source}: non-finite number at {where or '<root>'}")
+        elif isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) >= 2**63:
+            raise CueSheetError(f"{source}: integer out of range at {where or '<root>'}")
+
+
 def validate(data: Any, *, source: str = "cue sheet") -> None:
     """Raise CueSheetError with one line naming the first problem, if `data` is not a valid cue sheet."""
     import jsonschema
@@ -199,6 +217,7 @@ def validate(data: Any, *, source: str = "cue sheet") -> None:
         raise CueSheetError(
             f"{source}: unsupported schema {data.get('schema')!r} (this Moodsic reads {SCHEMA_ID})"
         )
+    _check_numbers(data, source)
     validator = jsonschema.Draft202012Validator(schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
