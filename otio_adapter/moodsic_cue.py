@@ -84,7 +84,7 @@ def read_from_string(
 ) -> otio.schema.Timeline:
     try:
         data = json.loads(input_str)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also: absurd nesting, 5000-digit ints
         raise CueSheetError(f"cue sheet is not valid JSON: {exc}") from None
     cue = CueSheet.from_dict(data)
     return _timeline(cue, layout, crossfade_s, music_edl, music_track, None)
