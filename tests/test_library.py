@@ -312,8 +312,12 @@ def test_manifest_missing_audio_warns_and_refuses_when_none_remain(tmp_path: Pat
     assert len(lib.tracks) == 1
     assert any("gone.wav" in str(w.message) and "lost.mp3" in str(w.message) for w in caught)
     assert any("gone.wav" in w for w in lib.warnings)
-    (tmp_path / "n.csv").write_text("path,valence,arousal\ngone.wav,0.5,0.5\n")
-    with pytest.raises(LibraryError, match="no track has its audio"):
+    (tmp_path / "junk.wav").write_bytes(b"RIFF....WAVEjunk")
+    (tmp_path / "u.csv").write_text("path,valence,arousal\na.wav,0,0\njunk.wav,0.2,0.2\n")
+    with pytest.warns(UserWarning, match="1 unreadable audio file.*junk.wav"):
+        assert [t.title for t in load_library(tmp_path / "u.csv").tracks] == ["a"]
+    (tmp_path / "n.csv").write_text("path,valence,arousal\ngone.wav,0.5,0.5\njunk.wav,0,0\n")
+    with pytest.raises(LibraryError, match="no track has a readable audio file"):
         load_library(tmp_path / "n.csv")
 
 

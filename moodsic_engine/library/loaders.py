@@ -323,6 +323,7 @@ def load_manifest(
     def build() -> tuple[list[Track], list[str]]:
         bad: list[str] = []
         missing: list[str] = []
+        unreadable: list[str] = []
         tracks: list[Track] = []
         seen: set[str] = set()
         for i, r in enumerate(rows, start=1):
@@ -344,6 +345,7 @@ def load_manifest(
                 a_ref = float(scales.range_to_ref(a, lo, hi))
                 p = _pick(r, "path")
                 audio = ""
+                duration = None
                 if p is not None:
                     try:
                         resolved = resolve_inside(base, str(p), allow_outside=allow_outside)
@@ -353,6 +355,10 @@ def load_manifest(
                         missing.append(str(p))
                         continue
                     audio = str(resolved)
+                    duration = _duration(audio)
+                    if duration is None:
+                        unreadable.append(str(p))
+                        continue
                 elif has_paths:
                     raise ValueError("path is empty")
                 tid = str(_pick(r, "id") or (Path(str(p)).stem if p else f"row{row_no}"))
@@ -371,7 +377,7 @@ def load_manifest(
                         title=str(_pick(r, "title") or (Path(str(p)).stem if p else tid)),
                         artist=str(_pick(r, "artist") or ""),
                         path=audio,
-                        duration_s=_duration(audio) if audio else None,
+                        duration_s=duration if audio else None,
                         valence=v_ref,
                         arousal=a_ref,
                         va_source="manifest",
@@ -389,9 +395,15 @@ def load_manifest(
                 f" and {len(missing) - 10} more" if len(missing) > 10 else ""
             )
             warns.append(f"skipped {len(missing)} track(s) whose audio is missing: {shown}")
+        if unreadable:
+            shown = ", ".join(unreadable[:10]) + (
+                f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else ""
+            )
+            warns.append(f"skipped {len(unreadable)} unreadable audio file(s): {shown}")
         if not tracks:
             raise LibraryError(
-                f"manifest {path.name}: no track has its audio file ({len(missing)} missing)"
+                f"manifest {path.name}: no track has a readable audio file"
+                f" ({len(missing)} missing, {len(unreadable)} unreadable)"
             )
         return tracks, warns
 
