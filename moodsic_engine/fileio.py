@@ -63,9 +63,14 @@ def resolve_inside(
 
     Symlinks are resolved first, so a link pointing out of the folder is refused too.
     """
-    base_path = Path(base).resolve()
-    candidate = Path(relative)
-    resolved = (candidate if candidate.is_absolute() else base_path / candidate).resolve()
+    try:
+        base_path = Path(base).resolve()
+        candidate = Path(relative)
+        resolved = (candidate if candidate.is_absolute() else base_path / candidate).resolve()
+    except (OSError, RuntimeError, ValueError):  # symlink loop (RuntimeError < 3.13), NUL byte
+        raise InputError(
+            f"path {str(relative)!r} cannot be resolved (symlink loop or invalid name)"
+        ) from None
     if not allow_outside and not resolved.is_relative_to(base_path):
         raise InputError(
             f"path {str(relative)!r} points outside {base_path} (allow it explicitly to use it)"
