@@ -284,3 +284,15 @@ def test_cli_eval_veatic(tmp_path: Path) -> None:
     assert Config.from_toml(out / "config.toml").experts == ("grammar",)
     bad = CliRunner().invoke(app, ["eval", "veatic", "--root", str(tmp_path), "--progress", "none"])
     assert bad.exit_code == 1
+    # --progress json: nothing but JSON objects on stdout, ending with "done"
+    res = CliRunner().invoke(
+        app,
+        ["eval", "veatic", "--root", str(root), "-o", str(out), "--experts", "grammar",
+         "--no-plots", "--progress", "json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert events[-1] == {
+        "event": "done", "report": str(out / "summary.md"), "data": str(out / "report.json"),
+    }  # fmt: skip
+    assert [e["done"] for e in events[:-1]] == [0, 1, 2]
