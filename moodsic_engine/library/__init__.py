@@ -54,7 +54,7 @@ class Track:
         return cls(**d)
 
 
-@dataclass
+@dataclass(eq=False)  # holds arrays: identity, not element-wise, equality
 class Library:
     """A loaded catalogue. `va` is [M, 2]; `track_cluster` is each track's mood cluster index."""
 

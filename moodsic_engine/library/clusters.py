@@ -32,7 +32,7 @@ _FIT_SAMPLE = 10000
 _VAR_FLOOR = 1e-3  # standardised units; keeps a tight cluster from producing infinite densities
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays
 class MoodClusters:
     """A fitted mood-cluster model. Arrays are [K, 2] unless noted; V/A on the reference scale."""
 
