@@ -473,3 +473,42 @@ def test_benchmark_lines() -> None:
     assert "coverage 100%" in text  # the generated clip has her face in every sample
     ratio = float(text.split("one view per face: ")[1].split("x")[0])
     assert 0 < ratio <= 2.0
+
+
+class FakeMesh:
+    """Stands in for the mesh model: returns a scripted expression per call."""
+
+    def __init__(self, corner_dys: list[float]) -> None:
+        self.script = list(corner_dys)
+
+    def refine(self, rgb: np.ndarray, face: Face) -> tuple[Face, float, np.ndarray]:
+        return face, 1.0, _landmark_set(self.script.pop(0))
+
+
+def test_reuse_policy_steady_moving_and_changed(detector) -> None:
+    # IOD is 55 px in _landmark_set: moving 4 px per sample = 0.073 IOD, above the steady
+    # threshold (0.06) but never a new expression (0.18) between evaluations; 13 px = 0.24
+    steady, moving, changed = [0.0] * 8, [-4.0 * k for k in range(8)], [0.0, 0.0, -13.0]
+    frames = [_scene()] * 8
+    runs = {}
+    for name, script in (("steady", steady), ("moving", moving), ("changed", changed)):
+        ex = _expert(detector, tta_views=1)  # one view per evaluation: counts are evaluations
+        ex.landmarks = FakeMesh(script)
+        ex.predict(_batch(frames[: len(script)]))
+        runs[name] = ex.stats.views
+    assert runs["steady"] == 2  # t=0, then one refresh after reuse_max_s (2 s)
+    assert runs["moving"] == 4  # every other sample (MIN_REFRESH_S = 0.9 s at 2 samples/s)
+    assert runs["changed"] == 2  # t=0, then at once when the expression changes
+
+
+def test_detector_falls_back_to_haar_when_mediapipe_cannot_run(monkeypatch, tmp_path) -> None:
+    from moodsic_engine.experts import face_detect
+
+    def broken(*_a, **_k):
+        raise ResourceError("MediaPipe cannot be imported: test")
+
+    monkeypatch.setattr(face_detect, "MediaPipeDetector", broken)
+    det = make_detector()
+    assert isinstance(det, HaarDetector) and det.kind == "haar"
+    with pytest.raises(ResourceError, match="nope.tflite"):
+        make_detector(str(tmp_path / "nope.tflite"))

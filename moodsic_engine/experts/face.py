@@ -90,6 +90,7 @@ VIEWS: tuple[tuple[bool, float, float, float], ...] = (
 )
 CHANGE_FACTOR = 3.0  # a change of this many times `steady_diff` starts the face afresh
 STALE_DRIFT = 0.01  # variance added per second an estimate is reused
+MIN_REFRESH_S = 0.9  # a face that is neither new nor steady gets a view at most this often
 
 
 # ----------------------------------------------------------------------------- views
@@ -350,9 +351,13 @@ class FaceExpert:
             self._tracks.append(track)
         track.box, track.seen_t = face.box, t
 
-        if not fresh and diff <= cfg.steady_diff and t - track.eval_t <= cfg.reuse_max_s:
+        age = t - track.eval_t
+        steady = diff <= cfg.steady_diff and age <= cfg.reuse_max_s
+        # A face that keeps moving (talking, turning) is still re-evaluated at most every
+        # MIN_REFRESH_S; only a large change (a new face or expression) is seen at once.
+        if not fresh and (steady or age < MIN_REFRESH_S):
             self.stats.reused += 1
-            return self._estimate(track, face, stale_s=t - track.eval_t)
+            return self._estimate(track, face, stale_s=age)
 
         if fresh:
             # New or changed face: original + mirror, the rest only when they disagree.
