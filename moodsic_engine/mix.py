@@ -578,7 +578,10 @@ def mux(
     for p in (video, audio):
         if not p.is_file():
             raise InputError(f"file not found: {p}")
-    codec = ["-c:a", "flac"] if out.suffix.lower() == ".mkv" else ["-c:a", "aac", "-b:a", "192k"]
+    codec = {
+        ".mkv": ["-c:a", "flac"],
+        ".webm": ["-c:a", "libopus", "-b:a", "160k"],
+    }.get(out.suffix.lower(), ["-c:a", "aac", "-b:a", "192k"])
     with atomic_path(out) as tmp:
         try:
             proc = subprocess.run(
