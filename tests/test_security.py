@@ -1,0 +1,396 @@
+"""Safe loading and path safety: malicious pickles never run, manifests and cue sheets cannot
+point Moodsic outside their folder unless the user opts in, hostile cue sheets are refused
+with one line, and the code never goes through a shell or an unsafe deserialiser."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from moodsic_engine.cue import CueSheet
+from moodsic_engine.errors import CueSheetError, LibraryError, MoodsicError, ResourceError
+
+REPO = Path(__file__).resolve().parents[1]
+CODE_DIRS = ("moodsic_engine", "otio_adapter", "blender_addon")
+
+
+# ----------------------------------------------------------------------------- malicious pickles
+class _Payload:
+    """Unpickling this opens (creates) the marker file: proof that code ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):  # noqa: ANN204
+        return (open, (self.marker, "w"))
+
+
+def _evil_files(folder: Path, marker: Path) -> list[Path]:
+    import torch
+
+    state = {"weight": torch.zeros(2), "evil": _Payload(marker)}
+    files = []
+    for name in ("evil.pth", "evil.pt", "emonet_8.pth", "scene_head.pt"):
+        p = folder / name
+        torch.save(state, p)  # torch's zip format with the payload inside data.pkl
+        files.append(p)
+    legacy = folder / "legacy.ckpt"
+    legacy.write_bytes(pickle.dumps({"state_dict": _Payload(marker)}))  # a bare pickle
+    files.append(legacy)
+    fake_st = folder / "evil.safetensors"
+    fake_st.write_bytes(pickle.dumps(_Payload(marker)))  # a pickle wearing the safe suffix
+    files.append(fake_st)
+    return files
+
+
+def test_payload_is_live(tmp_path: Path) -> None:
+    """The payload does run under a plain unpickler (so the refusals below mean something)."""
+    marker = tmp_path / "pwned"
+    evil = _evil_files(tmp_path, marker)[-2]
+    code = f"import pickle; pickle.loads(open({str(evil)!r}, 'rb').read())"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert marker.exists()
+
+
+def test_weights_loader_refuses_malicious_pickles(tmp_path: Path) -> None:
+    from moodsic_engine.weights import load_state_dict
+
+    marker = tmp_path / "pwned"
+    for path in _evil_files(tmp_path, marker):
+        with pytest.raises(ResourceError) as exc:
+            load_state_dict(path)
+        assert "\n" not in str(exc.value) and path.name in str(exc.value)
+        assert not marker.exists(), path.name
+
+
+def test_scene_head_and_emonet_loaders_refuse_malicious_pickles(tmp_path: Path) -> None:
+    from moodsic_engine.experts.emonet import load_emonet
+    from moodsic_engine.experts.scene import load_head
+
+    marker = tmp_path / "pwned"
+    for path in _evil_files(tmp_path, marker):
+        for loader in (load_head, load_emonet):
+            with pytest.raises(MoodsicError):
+                loader(path)
+            assert not marker.exists(), (loader.__name__, path.name)
+
+
+@pytest.mark.slow
+def test_clip_checkpoint_path_refuses_malicious_pickle(tmp_path: Path) -> None:
+    """A user-supplied CLIP checkpoint goes through open_clip's weights-only loader."""
+    from moodsic_engine.config import Config
+    from moodsic_engine.errors import ExpertUnavailable
+    from moodsic_engine.experts.scene import build_encoder, resolve_encoder
+
+    marker = tmp_path / "pwned"
+    evil = _evil_files(tmp_path, marker)[0]
+    cfg = Config().replace(**{"scene.model": "ViT-B-32", "scene.pretrained": str(evil)})
+    with pytest.raises(ExpertUnavailable):
+        build_encoder(resolve_encoder(cfg.scene, tmp_path), with_text=False)
+    assert not marker.exists()
+
+
+def test_cli_refuses_malicious_emonet_in_one_line(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    evil = _evil_files(tmp_path, marker)[2]
+    video = tmp_path / "v.mp4"
+    from media import lavfi_video
+
+    lavfi_video(video, seconds=2)
+    res = subprocess.run(
+        [sys.executable, "-m", "moodsic_engine.cli", "score", str(video), "-o",
+         str(tmp_path / "c.json"), "--experts", "face,grammar", "--emonet", str(evil),
+         "--progress", "none"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("moodsic: error:"), res.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "c.json").exists()
+
+
+# ----------------------------------------------------------------------------- library paths
+def _wav(path: Path, seconds: float = 1.0) -> Path:
+    t = np.arange(int(22050 * seconds)) / 22050
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, 0.2 * np.sin(2 * np.pi * 440 * t), 22050)
+    return path
+
+
+@pytest.fixture
+def lib_tree(tmp_path: Path) -> dict[str, Path]:
+    """lib/ with one good track; outside/ with audio the manifests try to reach."""
+    lib = tmp_path / "lib"
+    inside = _wav(lib / "audio" / "in.wav")
+    outside = _wav(tmp_path / "outside" / "secret.wav")
+    os.symlink(outside, lib / "audio" / "link_out.wav")
+    os.symlink("loop.wav", lib / "audio" / "loop.wav")
+    return {"lib": lib, "inside": inside, "outside": outside}
+
+
+HOSTILE_PATHS = {
+    "dotdot": "../outside/secret.wav",
+    "deep-dotdot": "../../../../../../../../etc/passwd",
+    "absolute": "/etc/passwd",
+    "symlink-out": "audio/link_out.wav",
+    "symlink-loop": "audio/loop.wav",
+    "nul-byte": "audio/in.wav\u0000.txt",
+}
+
+
+def _manifest(lib: Path, hostile: str, fmt: str) -> Path:
+    rows = [
+        {"id": "good", "path": "audio/in.wav", "valence": 0.5, "arousal": 0.5},
+        {"id": "bad", "path": hostile, "valence": -0.5, "arousal": -0.5},
+    ]
+    if fmt == "json":
+        p = lib / "manifest.json"
+        p.write_text(json.dumps({"tracks": rows}), encoding="utf-8")
+    else:
+        p = lib / "manifest.csv"
+        lines = ["id,path,valence,arousal"] + [
+            f"{r['id']},{r['path']},{r['valence']},{r['arousal']}" for r in rows
+        ]
+        p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("kind", list(HOSTILE_PATHS))
+def test_manifest_cannot_reach_outside_its_folder(
+    kind: str, fmt: str, lib_tree: dict[str, Path], tmp_path: Path
+) -> None:
+    from moodsic_engine.library import load_library
+
+    if kind == "nul-byte" and fmt == "csv":
+        pytest.skip("CSV cannot carry a NUL byte")
+    manifest = _manifest(lib_tree["lib"], HOSTILE_PATHS[kind], fmt)
+    for spec in (manifest, lib_tree["lib"]):  # the file itself, or its folder
+        with pytest.raises(LibraryError) as exc:
+            load_library(spec, cache_dir=tmp_path / "cache")
+        msg = str(exc.value)
+        assert "\n" not in msg and "row" in msg
+        assert ("outside" in msg) or ("cannot be resolved" in msg), msg
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "symlink-out"])
+def test_manifest_outside_paths_allowed_on_request(
+    kind: str, lib_tree: dict[str, Path], tmp_path: Path
+) -> None:
+    from moodsic_engine.library import load_library
+
+    manifest = _manifest(lib_tree["lib"], HOSTILE_PATHS[kind], "json")
+    lib = load_library(manifest, allow_outside=True, cache_dir=tmp_path / "cache")
+    paths = {t.id: t.path for t in lib.tracks}
+    assert paths["bad"] == str(lib_tree["outside"].resolve())
+    assert paths["good"] == str(lib_tree["inside"].resolve())
+
+
+def test_library_cli_refuses_outside_path_in_one_line(
+    lib_tree: dict[str, Path], tmp_path: Path
+) -> None:
+    manifest = _manifest(lib_tree["lib"], HOSTILE_PATHS["dotdot"], "json")
+    cmd = [sys.executable, "-m", "moodsic_engine.cli", "library", "info", str(manifest)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 1
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "outside" in lines[0] and "Traceback" not in res.stderr
+    res = subprocess.run([*cmd, "--allow-outside"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+
+
+def test_batch_manifest_cannot_write_outside_outdir(tmp_path: Path) -> None:
+    from media import lavfi_video
+
+    from moodsic_engine.batch import run_batch
+    from moodsic_engine.errors import InputError
+
+    video = lavfi_video(tmp_path / "v.mp4", seconds=2)
+    manifest = tmp_path / "clips.csv"
+    manifest.write_text(f"path,out\n{video},../../escaped\n", encoding="utf-8")
+    with pytest.raises(InputError, match="inside the output folder"):
+        run_batch(manifest, tmp_path / "out" / "deeper")
+    assert not list(tmp_path.rglob("escaped*"))
+
+
+# ----------------------------------------------------------------------------- hostile cue sheets
+def _good_cue() -> dict:
+    from moodsic_engine.cue import SCHEMA_ID
+
+    return {
+        "schema": SCHEMA_ID,
+        "video": {"path": "v.mp4", "duration_s": 2.0, "fps": [25, 1], "frames": 50},
+        "engine": {"version": "0.1.0", "experts": ["grammar"], "config": {}},
+        "samples": [{"t": 0.0, "experts": {}, "fused": None, "stable": {"v": 0.1, "a": 0.2},
+                     "held": False}],
+        "cuts": [],
+        "segments": [{"start_s": 0.0, "end_s": 2.0, "start_frame": 0, "end_frame": 50,
+                      "mood": "calm", "mood_label": "Calm", "valence": 0.1, "arousal": 0.2,
+                      "confidence": 0.9,
+                      "track": {"id": "t", "title": "T", "artist": "A", "path": "t.wav",
+                                "valence": 0.0, "arousal": 0.0, "in_s": 0.0}}],
+    }  # fmt: skip
+
+
+def _mutated(path_and_value: tuple[tuple, object]) -> str:
+    keys, value = path_and_value
+    d = _good_cue()
+    obj = d
+    for k in keys[:-1]:
+        obj = obj[k]
+    obj[keys[-1]] = value
+    return json.dumps(d, allow_nan=True)
+
+
+HOSTILE_CUES = {
+    "garbage": "\x00\x01 not json",
+    "empty": "",
+    "not-object": "[1, 2, 3]",
+    "deep-nesting": "[" * 100_000 + "]" * 100_000,
+    "huge-int-literal": '{"schema": "moodsic.cue/1", "x": ' + "9" * 5000 + "}",
+    "wrong-schema": _mutated((("schema",), "moodsic.cue/2")),
+    "no-schema": _mutated((("schema",), None)),
+    "nan-valence": _mutated((("segments", 0, "valence"), float("nan"))),
+    "inf-duration": _mutated((("video", "duration_s"), float("inf"))),
+    "nan-duration": _mutated((("video", "duration_s"), float("nan"))),
+    "nan-track-in": _mutated((("segments", 0, "track", "in_s"), float("nan"))),
+    "zero-fps": _mutated((("video", "fps"), [0, 0])),
+    "int64-overflow-frames": _mutated((("video", "frames"), 10**30)),
+    "gap-in-tiling": _mutated((("segments", 0, "end_frame"), 40)),
+    "string-for-number": _mutated((("segments", 0, "valence"), "0.5")),
+}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE_CUES))
+def test_hostile_cue_sheet_refused_in_one_line(kind: str, tmp_path: Path) -> None:
+    import opentimelineio as otio
+
+    p = tmp_path / "x.moodsic.json"
+    p.write_text(HOSTILE_CUES[kind], encoding="utf-8")
+    with pytest.raises(CueSheetError) as exc:
+        CueSheet.from_json(p)
+    assert "\n" not in str(exc.value)
+    # the OTIO reader of cue sheets (file and string forms) refuses it the same way
+    with pytest.raises(CueSheetError):
+        otio.adapters.read_from_file(str(p), adapter_name="moodsic")
+    with pytest.raises(CueSheetError):
+        otio.adapters.read_from_string(HOSTILE_CUES[kind], adapter_name="moodsic")
+
+
+def test_good_cue_sheet_still_reads(tmp_path: Path) -> None:
+    """The hostile variants above differ from a readable sheet by one field."""
+    import opentimelineio as otio
+
+    p = tmp_path / "x.moodsic.json"
+    p.write_text(json.dumps(_good_cue()), encoding="utf-8")
+    assert len(CueSheet.from_json(p).segments) == 1
+    assert otio.adapters.read_from_file(str(p), adapter_name="moodsic").tracks
+
+
+def test_cue_sheet_never_carries_non_finite_numbers() -> None:
+    """CueSheet.to_json turns NaN/inf (e.g. from an expert) into null and never writes NaN."""
+    d = _good_cue()
+    cue = CueSheet.from_dict(d)
+    bad = CueSheet(
+        video=cue.video,
+        engine={**cue.engine, "x": float("nan")},
+        samples=cue.samples,
+        cuts=cue.cuts,
+        segments=cue.segments,
+        summary={"held_share": float("inf"), "nested": [float("-inf"), 1.0]},
+    )
+    text = bad.to_json_text()
+    assert "NaN" not in text and "Infinity" not in text
+    back = json.loads(text)
+    assert back["engine"]["x"] is None and back["summary"]["nested"] == [None, 1.0]
+
+
+# ----------------------------------------------------------------------------- code audit
+def _code_files() -> list[Path]:
+    return sorted(p for d in CODE_DIRS for p in (REPO / d).rglob("*.py"))
+
+
+def unsafe_calls(source: str, filename: str = "<src>") -> list[str]:
+    """Calls that run a shell or deserialise code: shell=<anything but False>, os.system,
+    os.popen, subprocess.getoutput, pickle/marshal/dill loads, torch.load without
+    weights_only=True, numpy loads with allow_pickle=True, eval/exec."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = ast.unparse(node.func)
+        kw = {k.arg: k.value for k in node.keywords if k.arg}
+        where = f"{filename}:{node.lineno}: {name}"
+        shell = kw.get("shell")
+        if shell is not None and not (isinstance(shell, ast.Constant) and shell.value is False):
+            found.append(f"{where}(shell=...)")
+        if name in {"os.system", "os.popen", "subprocess.getoutput",
+                    "subprocess.getstatusoutput", "eval", "exec"}:  # fmt: skip
+            found.append(where)
+        if name.split(".")[-1] in {"load", "loads", "Unpickler"} and name.split(".")[0] in {
+            "pickle", "cPickle", "marshal", "dill", "joblib", "shelve"}:  # fmt: skip
+            found.append(where)
+        if name == "torch.load":
+            wo = kw.get("weights_only")
+            if not (isinstance(wo, ast.Constant) and wo.value is True):
+                found.append(f"{where} without weights_only=True")
+        if name.endswith(("np.load", "numpy.load")):
+            ap = kw.get("allow_pickle")
+            if ap is not None and not (isinstance(ap, ast.Constant) and ap.value is False):
+                found.append(f"{where}(allow_pickle=...)")
+    return found
+
+
+def test_audit_catches_what_it_should() -> None:
+    bad = (
+        "import subprocess, os, torch, pickle, numpy as np\n"
+        "subprocess.run('ls', shell=True)\n"
+        "subprocess.Popen(['a'], shell=flag)\n"
+        "os.system('ls')\n"
+        "torch.load(p)\n"
+        "torch.load(p, weights_only=False)\n"
+        "pickle.loads(b)\n"
+        "np.load(p, allow_pickle=True)\n"
+    )
+    assert len(unsafe_calls(bad)) == 7
+    ok = "subprocess.run(['ls'], shell=False)\ntorch.load(p, weights_only=True)\nnp.load(p)\n"
+    assert unsafe_calls(ok) == []
+
+
+def test_code_never_uses_a_shell_or_unsafe_deserialisers() -> None:
+    files = _code_files()
+    assert len(files) > 20
+    found = []
+    for p in files:
+        found += unsafe_calls(p.read_text(encoding="utf-8"), str(p.relative_to(REPO)))
+    assert found == []
+    # belt and braces: the literal text never appears either
+    assert not [p for p in files if "shell=True" in p.read_text(encoding="utf-8")]
+
+
+def test_subprocess_calls_pass_argument_lists() -> None:
+    """Every subprocess call's first argument is a list/tuple expression or a name bound to
+    one, never a string (a string would need a shell to be split)."""
+    found = []
+    for p in _code_files():
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            name = ast.unparse(node.func)
+            if name.startswith("subprocess.") and name.split(".")[-1] in {
+                "run", "Popen", "call", "check_call", "check_output"}:  # fmt: skip
+                first = node.args[0]
+                if isinstance(first, ast.Constant | ast.JoinedStr | ast.BinOp):
+                    found.append(f"{p.relative_to(REPO)}:{node.lineno}")
+    assert found == []
