@@ -267,7 +267,7 @@ def test_changed_expression_is_evaluated_again(detector) -> None:
     views = ex.stats.views
     assert ex.stats.reused == 1
     # lighting alone is not a new expression: the estimate is reused
-    ex.predict(_batch([_scene(brightness=-60)], t0=1.0, index0=2))
+    ex.predict(_batch([_scene(brightness=-20)], t0=1.0, index0=2))
     assert ex.stats.views == views and ex.stats.reused == 2
     ex.predict(_batch([_frown_scene()], t0=1.5, index0=3))
     assert ex.stats.views > views
@@ -512,3 +512,10 @@ def test_detector_falls_back_to_haar_when_mediapipe_cannot_run(monkeypatch, tmp_
     assert isinstance(det, HaarDetector) and det.kind == "haar"
     with pytest.raises(ResourceError, match="nope.tflite"):
         make_detector(str(tmp_path / "nope.tflite"))
+
+
+def test_a_face_that_looks_different_is_evaluated_at_once(detector) -> None:
+    # same geometry, very different look (as after a cut to another shot): no reuse
+    ex = _expert(detector, tta_views=1)
+    ex.predict(_batch([_scene(), _scene(brightness=-90)]))
+    assert ex.stats.views == 2 and ex.stats.reused == 0

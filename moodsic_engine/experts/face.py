@@ -91,6 +91,9 @@ VIEWS: tuple[tuple[bool, float, float, float], ...] = (
 CHANGE_FACTOR = 3.0  # a change of this many times `steady_diff` starts the face afresh
 STALE_DRIFT = 0.01  # variance added per second an estimate is reused
 MIN_REFRESH_S = 0.9  # a face that is neither new nor steady gets a view at most this often
+# Mean abs change (0..1) of the face thumbnail that means a different face (a cut); detection
+# jitter alone gives about 0.03.
+APPEARANCE_CHANGE = 0.12
 
 
 # ----------------------------------------------------------------------------- views
@@ -119,9 +122,10 @@ def _to_tensor(views: np.ndarray) -> Any:
 
 
 def _small(crop: np.ndarray) -> np.ndarray:
-    """32x32 grey thumbnail: cheap to compare between samples."""
-    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA)
+    """16x16 grey thumbnail of the crop's central part (the face, little background)."""
+    s = crop.shape[0]
+    grey = cv2.cvtColor(crop[s // 5 : s - s // 5, s // 5 : s - s // 5], cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA)
 
 
 # ----------------------------------------------------------------------------- estimates
@@ -132,6 +136,7 @@ class _Track:
     box: tuple[float, float, float, float]
     seen_t: float
     thumb: np.ndarray | None = None  # expression features (or thumbnail) at the last evaluation
+    look: np.ndarray | None = None  # thumbnail at the last evaluation
     eval_t: float = -math.inf
     views: list[tuple[float, int, float, float]] = field(default_factory=list)  # (t, view, v, a)
     next_view: int = 0
@@ -345,6 +350,11 @@ class FaceExpert:
         if track is not None and track.thumb is not None and track.thumb.shape == signature.shape:
             d = np.abs(signature - track.thumb)
             diff = float(d.max() if signature.ndim == 1 else d.mean())
+        # Another person in the same place after a cut has similar geometry but looks different.
+        look = _small(crop)
+        if track is not None and track.look is not None:
+            if float(np.mean(np.abs(look - track.look))) > APPEARANCE_CHANGE:
+                diff = math.inf
         fresh = track is None or diff > CHANGE_FACTOR * cfg.steady_diff
         if track is None:
             track = _Track(face.box, t)
@@ -378,7 +388,7 @@ class FaceExpert:
         track.views = [x for x in track.views if t - x[0] <= 2 * cfg.reuse_max_s]
         track.views += [(t, i, v, a) for i, v, a in results]
         track.views = track.views[-self.n_views :]
-        track.thumb, track.eval_t = signature, t
+        track.thumb, track.look, track.eval_t = signature, look, t
         return self._estimate(track, face, stale_s=0.0)
 
     def _estimate(self, track: _Track, face: Face, stale_s: float) -> FaceEstimate:
