@@ -519,3 +519,16 @@ def test_a_face_that_looks_different_is_evaluated_at_once(detector) -> None:
     ex = _expert(detector, tta_views=1)
     ex.predict(_batch([_scene(), _scene(brightness=-90)]))
     assert ex.stats.views == 2 and ex.stats.reused == 0
+
+
+def test_five_class_file_under_the_eight_class_name_is_refused(tmp_path) -> None:
+    from moodsic_engine.experts.emonet import EmoNet
+
+    assert face_mod.expected_classes(tmp_path / "emonet_5.pth") == 5
+    assert face_mod.expected_classes(tmp_path / "my_model.pth") is None
+    torch.manual_seed(0)
+    torch.save(
+        {f"module.{k}": v for k, v in EmoNet(5).state_dict().items()}, tmp_path / "emonet_8.pth"
+    )
+    with pytest.raises(ExpertUnavailable, match="5-class"):
+        face_mod.load(Config(), tmp_path)

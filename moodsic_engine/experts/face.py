@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import re
 import time
 import urllib.error
 import urllib.request
@@ -424,6 +425,13 @@ def find_checkpoint(cfg: FaceConfig, weights_dir: Path | None) -> Path | None:
     return path
 
 
+def expected_classes(path: Path) -> int | None:
+    """5 or 8 when the file is named like the official checkpoints (emonet_5 / emonet_8), so
+    a 5-class file saved under the 8-class name is refused instead of silently used."""
+    m = re.search(r"emonet_([58])\b", Path(path).stem)
+    return int(m.group(1)) if m else None
+
+
 def _detector_line(cfg: FaceConfig) -> str:
     if cfg.detector:
         return f"detector {Path(cfg.detector).name}"
@@ -467,7 +475,7 @@ def load(config: Config, weights_dir: Path | None = None) -> FaceExpert:
         if ckpt is not None:
             from .emonet import load_emonet
 
-            emonet = load_emonet(ckpt)
+            emonet = load_emonet(ckpt, expected_classes(ckpt))
             source = f"EmoNet {ckpt.name} ({emonet.n_expression} classes)"
         elif landmarks is None:
             raise ExpertUnavailable(f"face: {MISSING_HINT} (and fallback failed: {landmark_error})")
@@ -504,8 +512,7 @@ def _verify(path: Path, name: str) -> None:
     from ..weights import load_state_dict
     from .emonet import build_from_state_dict
 
-    n = 5 if "_5" in name else 8
-    build_from_state_dict(load_state_dict(path), n, source=name)
+    build_from_state_dict(load_state_dict(path), expected_classes(Path(name)), source=name)
 
 
 def fetch(
@@ -654,7 +661,7 @@ def benchmark(
     if ckpt is not None:
         from .emonet import load_emonet
 
-        model = load_emonet(ckpt)
+        model = load_emonet(ckpt, expected_classes(ckpt))
     else:
         torch.manual_seed(0)
         model = EmoNet(8).eval()
