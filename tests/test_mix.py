@@ -376,3 +376,19 @@ def test_beat_grid_detected_without_a_sidecar(tmp_path: Path) -> None:
     assert grid.bar_s == pytest.approx(2.0, abs=0.05)
     assert abs(grid.first_s - 0.25) < 0.05
     assert mix.beat_grid(str(path), audio, SR, detect=False) is None
+
+
+@pytest.mark.parametrize("sr", [48000, 44100])
+def test_streaming_loudness_matches_pyloudnorm(sr: int) -> None:
+    import pyloudnorm
+
+    rng = np.random.default_rng(2)
+    y = np.concatenate(
+        [
+            rng.normal(0, 0.3, (sr * 3, 2)),
+            np.zeros((sr * 2, 2)),
+            0.01 * rng.normal(0, 1, (sr * 4 + 77, 2)),
+        ]
+    )
+    ref = pyloudnorm.Meter(sr).integrated_loudness(y)
+    assert mix.integrated_lufs(y.astype(np.float32), sr) == pytest.approx(ref, abs=0.01)
