@@ -9,11 +9,16 @@ usable face is reported absent, never guessed, and costs no EmoNet call.
 Cost control on CPU (where 5 views in one batch cost ~5x one view): the full set of
 views is not run on every sample. A face seen for the first time (or changed a lot) gets
 the original and its mirror; the remaining views run only when those two disagree by
-more than `tta_uncertain_var`. A steady face (aligned crop barely changed) reuses its
-estimate for up to `reuse_max_s`, after which ONE more view, the next in the rotation,
-is run and pooled with the recent views of the same face: over time a steady face
-collects the full augmentation set at the price of one view. A budget keeps the views
+more than `tta_uncertain_var`. A steady face (its face-mesh expression features moved
+less than `steady_diff`) reuses its estimate for up to `reuse_max_s`, after which ONE
+more view, the next in the rotation, is run and pooled with the recent views of the same
+face: over time a steady face collects the full augmentation set at the price of one
+view. A face that keeps moving gets one view at most every MIN_REFRESH_S; a new
+expression or a different look (a cut) is evaluated at once. A budget keeps the views
 run at most 2x the faces seen.
+
+Alignment: the face mesh re-boxes each face the way EmoNet's training crops were made
+(centre of the jaw-and-brows box, side (w + h) / 1.1) and levels the eyes to ~1 degree.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Detection uses MediaPipe's short-range BlazeFace model (bundled in `models/`, Apache-2.0)
 through the Tasks `FaceDetector`; OpenCV's Haar cascade (ships with OpenCV) is the
 fallback when MediaPipe cannot run. The 468-point face-mesh model (also bundled) runs
-through OpenCV's TFLite importer and feeds the weight-free geometric V/A estimate.
+through OpenCV's TFLite importer: it refines the eye centres and the face box for
+alignment, and feeds the weight-free geometric V/A estimate.
 
 Everything here works on plain numpy arrays; coordinates are pixels of the given frame.
 """
@@ -27,8 +28,8 @@ DETECTOR_MODEL = MODELS_DIR / "face_detection_short_range.tflite"
 LANDMARK_MODEL = MODELS_DIR / "face_landmark.tflite"
 
 ALIGN_SIZE = 256  # EmoNet's input side
-# Crop side relative to the detector's box side. EmoNet was trained on crops of about
-# 1.8x the 68-landmark box; BlazeFace boxes are a little larger than that box.
+# Crop side relative to the detector's box side, when no mesh refines the box. EmoNet was
+# trained on crops of about 1.8x the 68-landmark box; BlazeFace boxes are a little larger.
 CROP_SCALE = 1.6
 LANDMARK_SIZE = 192  # face-mesh model input side
 LANDMARK_CROP_SCALE = 1.5  # MediaPipe's own ROI expansion for the mesh model
