@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-BUILTIN_VERSION = 2
+BUILTIN_VERSION = 3
 BUILTIN_CLUSTERS = 6  # the pieces are designed as six mood groups
 SAMPLE_RATE = 44100
 
@@ -235,7 +235,7 @@ def _add_wrapped(buf: np.ndarray, start: int, sig: np.ndarray) -> None:
 
 
 def render_piece(spec: PieceSpec, *, seed: int, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, float]:
-    """Render one piece as mono float32 in [-1, 1]; returns (audio, bar length in seconds)."""
+    """Render one piece as stereo float32 [n, 2] in [-1, 1]; returns (audio, bar length in s)."""
     rng = np.random.default_rng(1000 + seed)
     beat = 60.0 / spec.bpm
     bar = 4 * beat
@@ -302,14 +302,27 @@ def render_piece(spec: PieceSpec, *, seed: int, sr: int = SAMPLE_RATE) -> tuple[
                         _hat(sr, rng, spec.brightness),
                     )
 
-    mix = (
-        0.30 * _norm(buf_pad)
-        + 0.30 * _norm(buf_bass)
-        + 0.35 * _norm(buf_mel)
-        + 0.35 * _norm(buf_drum)
-    )
+    pad, bass, mel, drum = _norm(buf_pad), _norm(buf_bass), _norm(buf_mel), _norm(buf_drum)
+    # A little stereo: melody a touch left, percussion a touch right, and a decorrelated
+    # room (more of it for the sparse, calm pieces) on the pad and melody.
+    send = 0.30 * pad + 0.35 * mel
+    wet = 0.30 if spec.drums == 0 else 0.16
+    left = 0.30 * pad + 0.30 * bass + 0.40 * mel + 0.31 * drum + wet * _room(send, sr, rng)
+    right = 0.30 * pad + 0.30 * bass + 0.30 * mel + 0.39 * drum + wet * _room(send, sr, rng)
+    mix = np.stack([left, right], axis=1)
     mix = mix / max(1e-9, np.max(np.abs(mix))) * 0.7  # -3 dBFS peak; the mixer sets loudness
     return mix.astype(np.float32), bar
+
+
+def _room(x: np.ndarray, sr: int, rng: np.random.Generator, decay_s: float = 0.22) -> np.ndarray:
+    """Reverb by circular convolution with decaying noise: the tail wraps around like the notes
+    do, so the piece still loops seamlessly."""
+    n_ir = min(len(x), int(1.2 * sr))
+    t = np.arange(n_ir) / sr
+    ir = rng.standard_normal(n_ir) * np.exp(-t / decay_s)
+    ir[: int(0.012 * sr)] = 0.0  # pre-delay keeps the attack dry
+    ir /= np.sqrt(np.sum(ir**2)) + 1e-12
+    return np.fft.irfft(np.fft.rfft(x) * np.fft.rfft(ir, len(x)), len(x))
 
 
 def _norm(x: np.ndarray) -> np.ndarray:
