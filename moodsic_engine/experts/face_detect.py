@@ -176,7 +176,6 @@ class MediaPipeDetector:
     kind = "mediapipe"
 
     def __init__(self, model_path: Path, min_confidence: float = 0.5) -> None:
-        os.environ.setdefault("GLOG_minloglevel", "2")
         try:
             from mediapipe.tasks.python import BaseOptions, vision
         except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
