@@ -166,7 +166,9 @@ def test_score_cli_meets_corpus(
     cue = out / "cue.moodsic.json"
     args = ["score", "-o", str(cue), "--experts", "grammar", "--library", str(library)]
     # a name starting with "-" is passed relative, after "--", as a user would
-    cwd, arg = (entry.path.parent, entry.path.name) if name == "dash-name" else (tmp_path, str(entry.path))
+    cwd, arg = (
+        (entry.path.parent, entry.path.name) if name == "dash-name" else (tmp_path, str(entry.path))
+    )
     res = run_cli([*args, "--progress", "none", "--", arg], cwd=cwd, env=cli_env)
     assert res.max_rss_mb < MAX_RSS_MB, res.max_rss_mb
     if entry.expect == "error":
@@ -218,9 +220,7 @@ def test_score_refuses_to_overwrite_its_input(
     assert leftovers(tmp_path) == ["in.mp4"]
 
 
-def test_score_interrupted_leaves_nothing(
-    library: Path, tmp_path: Path, cli_env: dict
-) -> None:
+def test_score_interrupted_leaves_nothing(library: Path, tmp_path: Path, cli_env: dict) -> None:
     """SIGINT mid-run (Ctrl-C): exit 130, one line, no cue sheet, no temp files anywhere."""
     video = good_video(tmp_path / "long.mp4", seconds=60, audio=False)
     out = tmp_path / "out"
@@ -351,7 +351,9 @@ def test_score_timeline_with_bad_media(
     only_bad = tmp_path / "only_bad.otio"
     otio.adapters.write_to_file(_timeline([("bad", bad)]), str(only_bad))
     none = tmp_path / "none.otio"
-    res = run_cli(["score-timeline", str(only_bad), "-o", str(none), *common], cwd=tmp_path, env=cli_env)
+    res = run_cli(
+        ["score-timeline", str(only_bad), "-o", str(none), *common], cwd=tmp_path, env=cli_env
+    )
     assert_one_line_error(res, "no clip could be scored")
     assert not none.exists()
     assert sha256_tree(edit) == before
@@ -387,20 +389,24 @@ def runner():  # noqa: ANN201
     return addon_module("runner")
 
 
-@pytest.mark.parametrize("name", ["zero-byte", "truncated-moov-at-end", "no-video-stream", "zero-fps"])
+@pytest.mark.parametrize(
+    "name", ["zero-byte", "truncated-moov-at-end", "no-video-stream", "zero-fps"]
+)
 def test_blender_runner_reports_engine_error(
     name: str, corpus: dict[str, BadInput], library: Path, tmp_path: Path, runner
 ) -> None:
     """The add-on's engine call (no bpy): a failing engine gives one line for Blender's report
     and no cue sheet; the runner never raises anything but EngineError."""
     engine = tmp_path / "moodsic"
-    engine.write_text(f"#!/bin/sh\nexec {sys.executable} -m moodsic_engine.cli \"$@\"\n")
+    engine.write_text(f'#!/bin/sh\nexec {sys.executable} -m moodsic_engine.cli "$@"\n')
     engine.chmod(0o755)
     cue = tmp_path / "c.moodsic.json"
     req = runner.ScoreRequest(
         video=str(corpus[name].path), cue=str(cue), library=str(library), experts="grammar"
     )
-    run = runner.EngineRun(runner.score_args(runner.find_engine(str(engine)), req), env=runner.engine_env())
+    run = runner.EngineRun(
+        runner.score_args(runner.find_engine(str(engine)), req), env=runner.engine_env()
+    )
     run.wait(timeout=CLI_TIMEOUT_S)
     assert run.error and "\n" not in run.error
     assert corpus[name].fragment in run.error.lower()
