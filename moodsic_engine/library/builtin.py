@@ -322,7 +322,12 @@ def _room(x: np.ndarray, sr: int, rng: np.random.Generator, decay_s: float = 0.2
     ir = rng.standard_normal(n_ir) * np.exp(-t / decay_s)
     ir[: int(0.012 * sr)] = 0.0  # pre-delay keeps the attack dry
     ir /= np.sqrt(np.sum(ir**2)) + 1e-12
-    return np.fft.irfft(np.fft.rfft(x) * np.fft.rfft(ir, len(x)), len(x))
+    from scipy.signal import oaconvolve
+
+    full = oaconvolve(x, ir)
+    out = full[: len(x)].copy()
+    out[: len(full) - len(x)] += full[len(x) :]  # circular: the tail wraps to the start
+    return out
 
 
 def _norm(x: np.ndarray) -> np.ndarray:

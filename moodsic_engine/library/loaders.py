@@ -220,7 +220,7 @@ _ALIASES = {
 
 def parse_scale(text: str | None, *, default: str = "ref") -> tuple[float, float]:
     """A scale name from scales.NAMED_SCALES ('ref', 'deam', '1-9', ...) or 'lo..hi'."""
-    s = (text or default).strip().lower()
+    s = str(text or default).strip().lower()
     if s in ("reference", "ref", ""):
         return scales.NAMED_SCALES["ref"]
     if s in scales.NAMED_SCALES:
@@ -254,7 +254,7 @@ def _read_rows(path: Path) -> tuple[list[dict[str, Any]], str | None]:
     if suffix == ".json":
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # also: absurd nesting, huge ints
             raise LibraryError(f"manifest {path} is not valid JSON: {exc}") from None
         scale = None
         if isinstance(data, dict):
@@ -384,7 +384,7 @@ def load_manifest(
                         genre=str(_pick(r, "genre") or ""),
                     )
                 )
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:  # TypeError: a list/object for a number
                 bad.append(f"row {row_no} ({exc})")
         if bad:
             shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
