@@ -130,8 +130,8 @@ def _cached(
                     kind=kind,
                     warnings=tuple(data.get("warnings", ())),
                 )
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            continue  # a stale, corrupt or hostile index is rebuilt
     tracks, warns = build()
     for w in warns:
         warnings.warn(w, stacklevel=3)
