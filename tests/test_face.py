@@ -532,3 +532,16 @@ def test_five_class_file_under_the_eight_class_name_is_refused(tmp_path) -> None
     )
     with pytest.raises(ExpertUnavailable, match="5-class"):
         face_mod.load(Config(), tmp_path)
+
+
+def test_face_cut_by_the_frame_border(detector) -> None:
+    def shifted(px: int) -> np.ndarray:
+        img = np.roll(ASTRO, -px, axis=1)
+        img[:, -px:] = 0
+        return np.ascontiguousarray(img)
+
+    ex = _expert(detector, tta_views=1)
+    est = ex.predict(_batch([shifted(190), shifted(250)]))  # ~20 % cut off; half or more
+    assert list(est.present) == [True, False]
+    assert list(est.faces) == [1, 0]
+    assert np.isfinite(est.v).all() and np.isfinite(est.var_v).all()
