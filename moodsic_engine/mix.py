@@ -32,6 +32,7 @@ from .fileio import atomic_path
 
 _LOOP_JOIN_S = 0.03  # crossfade at a loop's wrap point when the audio past the bar is known
 _LIMITER_WINDOW_S = 0.05
+_MAX_TRACK_GAIN_DB = 24.0
 
 
 # ----------------------------------------------------------------------------- reading
@@ -403,7 +404,8 @@ def _track_gain(y: np.ndarray, sr: int, target: float) -> float:
     lufs = integrated_lufs(y, sr)
     if not math.isfinite(lufs):
         return 1.0
-    return float(10 ** ((target - lufs) / 20))
+    # A near-silent file is not pushed up into its noise floor.
+    return float(10 ** (min(_MAX_TRACK_GAIN_DB, target - lufs) / 20))
 
 
 def true_peak(y: np.ndarray, oversample: int = 4) -> np.ndarray:
@@ -447,7 +449,7 @@ def limit(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
 def normalize(y: np.ndarray, sr: int, target_lufs: float, ceiling_db: float) -> np.ndarray:
     """Gain to the integrated target, limit true peaks, and re-gain (the limiter costs loudness)."""
     out = np.asarray(y, dtype=np.float32)
-    for _ in range(3):
+    for _ in range(5):
         lufs = integrated_lufs(out, sr)
         if not math.isfinite(lufs):
             return out
