@@ -63,7 +63,7 @@ def load(
                 return load_manifest(
                     path / name, cfg, allow_outside=allow_outside, cache_dir=cache_dir
                 )
-        return load_audio_folder(path, cfg, cache_dir=cache_dir)
+        return load_audio_folder(path, cfg, allow_outside=allow_outside, cache_dir=cache_dir)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".json", ".parquet", ".tsv"):
         return load_manifest(path, cfg, allow_outside=allow_outside, cache_dir=cache_dir)
@@ -600,12 +600,29 @@ def _deam_curves(
 
 
 # ----------------------------------------------------------------------------- audio folder
-def load_audio_folder(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Library:
+def load_audio_folder(
+    folder: Path, cfg: Any, *, allow_outside: bool = False, cache_dir: Path | None = None
+) -> Library:
     """Unlabelled audio: V/A estimated from the audio (marked `va_source="estimated"`)."""
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTS)
     files = [
         p for p in files if not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
+    outside: list[str] = []  # symlinks leading out of the folder, refused like manifest paths
+    if not allow_outside:
+        kept = []
+        for p in files:
+            try:
+                resolve_inside(folder, p.relative_to(folder))
+                kept.append(p)
+            except InputError:
+                outside.append(p.name)
+        files = kept
+    if not files and outside:
+        raise LibraryError(
+            f"{folder}: its {len(outside)} audio file(s) link outside the folder "
+            "(allow it explicitly to use them)"
+        )
     if not files:
         raise LibraryError(f"{folder} holds no annotations, manifest or audio files")
 
@@ -635,6 +652,11 @@ def load_audio_folder(folder: Path, cfg: Any, *, cache_dir: Path | None = None) 
         warns = []
         if bad:
             warns.append(f"skipped {len(bad)} unreadable audio file(s): {', '.join(bad[:10])}")
+        if outside:
+            warns.append(
+                f"skipped {len(outside)} file(s) linking outside the folder (allow it explicitly"
+                f" to use them): {', '.join(outside[:10])}"
+            )
         if not tracks:
             raise LibraryError(f"{folder}: none of its {len(files)} audio files could be read")
         return tracks, warns
