@@ -305,6 +305,9 @@ def test_output_formats_by_extension(tmp_path: Path) -> None:
         p = mix.write_audio(tmp_path / f"o.{ext}", y, SR)
         info = sf.info(str(p))
         assert info.samplerate == SR and abs(info.duration - 1.0) < 0.1
+        back = mix.read_audio(p, 44100)  # read back (MP3 included) and resampled
+        assert back.shape[1] == 2 and abs(len(back) / 44100 - 1.0) < 0.1
+        assert np.abs(back).max() == pytest.approx(0.3, abs=0.05)
     with pytest.raises(InputError, match="use .wav, .flac or .mp3"):
         mix.write_audio(tmp_path / "o.ogg", y, SR)
     assert not (tmp_path / "o.ogg").exists()
