@@ -209,6 +209,73 @@ def test_library_cli_refuses_outside_path_in_one_line(
     assert res.returncode == 0, res.stderr
 
 
+HOSTILE_MANIFESTS = {
+    "deep.json": "[" * 100_000,
+    "huge-int.json": '{"tracks": [{"valence": ' + "9" * 5000 + ', "arousal": 0}]}',
+    "nan.json": '{"tracks": [{"valence": NaN, "arousal": 0}]}',
+    "inf.json": '{"tracks": [{"valence": 1e400, "arousal": 0}]}',
+    "scalar.json": "5",
+    "rows-not-list.json": '{"tracks": {"a": 1}}',
+    "list-values.json": '{"tracks": [{"valence": [1], "arousal": {"x": 1}}]}',
+    "scale-not-string.json": '{"scale": [1, 2], "tracks": [{"valence": 0.1, "arousal": 0.2}]}',
+    "out-of-scale.csv": "# scale: 1-9\nvalence,arousal\n12,3\n",
+    "binary.csv": bytes(range(256)) * 8,
+    "empty.csv": "",
+    "garbage.parquet": b"PAR1 not really parquet PAR1",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_MANIFESTS))
+def test_hostile_manifest_content_refused_in_one_line(name: str, tmp_path: Path) -> None:
+    from moodsic_engine.library import load_library
+
+    p = tmp_path / name
+    content = HOSTILE_MANIFESTS[name]
+    if isinstance(content, bytes):
+        p.write_bytes(content)
+    else:
+        p.write_text(content, encoding="utf-8")
+    with pytest.raises(LibraryError) as exc:
+        load_library(p, cache_dir=tmp_path / "cache")
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("index", ["[]", "[" * 100_000, '{"fingerprint": 5}', "\x00garbage"])
+def test_corrupt_library_index_is_rebuilt(index: str, tmp_path: Path) -> None:
+    from moodsic_engine.library import load_library
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("id,valence,arousal\na,0.1,0.2\nb,-0.5,0.4\n", encoding="utf-8")
+    first = load_library(manifest, cache_dir=tmp_path / "cache")
+    idx = tmp_path / ".m.csv.moodsic-index.json"
+    assert idx.is_file()
+    idx.write_text(index, encoding="utf-8")
+    again = load_library(manifest, cache_dir=tmp_path / "cache")
+    assert [t.id for t in again.tracks] == [t.id for t in first.tracks]
+    assert idx.read_text(encoding="utf-8") != index  # rewritten from the manifest
+
+
+@pytest.mark.slow
+def test_audio_folder_skips_links_out_and_loops(lib_tree: dict[str, Path], tmp_path: Path) -> None:
+    """A folder of audio: a file linked in from outside is refused unless allowed; symlink
+    loops (file and directory) neither hang nor crash the scan."""
+    import warnings
+
+    from moodsic_engine.library import load_library
+
+    folder = lib_tree["lib"] / "audio"
+    os.symlink("..", folder / "up")  # a directory cycle
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lib = load_library(folder, cache_dir=tmp_path / "cache")
+        assert [t.path for t in lib.tracks] == [str(lib_tree["inside"].resolve())]
+        assert any("link_out.wav" in w and "outside" in w for w in lib.warnings)
+        lib = load_library(folder, allow_outside=True, cache_dir=tmp_path / "cache")
+    assert sorted(t.path for t in lib.tracks) == sorted(
+        str(p.resolve()) for p in (lib_tree["inside"], lib_tree["outside"])
+    )
+
+
 def test_batch_manifest_cannot_write_outside_outdir(tmp_path: Path) -> None:
     from media import lavfi_video
 
