@@ -8,6 +8,7 @@ back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -219,6 +220,8 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InputError(f"config key {key} must be a number")
+        if not math.isfinite(value):  # TOML allows nan and inf; no setting means either
+            raise InputError(f"config key {key} must be a finite number")
         return float(value)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
