@@ -219,6 +219,8 @@ class VideoSampler:
         self.info = probe_video(path, cfg)
         if cfg.sample_fps <= 0 or not math.isfinite(cfg.sample_fps):
             raise VideoError("sample_fps must be a positive number")
+        if not 1 <= cfg.short_side <= 4320:  # frames are held in batches at this size
+            raise VideoError("short_side must be between 1 and 4320 pixels")
         self.cuts: tuple[float, ...] = ()
         self.end_s: float | None = None  # measured end of the last decoded frame
         self.decoded = 0
