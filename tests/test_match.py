@@ -173,3 +173,38 @@ def test_track_curve_starts_where_it_follows_the_segment_arc() -> None:
     seg = np.array([[0.1, 0.0]])
     (choice,) = match_segments(lib, seg, lib.clusters.posterior(seg), MatchConfig(), 0, arcs=[arc])
     assert choice.id == "c" and choice.in_s == pytest.approx(25.0, abs=0.5)
+
+
+def test_no_repeat_holds_for_any_segments_when_the_library_is_big_enough() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    lib = _library(40, seed=5)
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        st.lists(st.tuples(st.floats(-1, 1), st.floats(-1, 1)), min_size=1, max_size=15),
+        st.integers(0, 5),
+        st.integers(0, 1000),
+        st.dictionaries(st.integers(0, 14), st.integers(1, 3), max_size=3),
+    )
+    def check(
+        points: list[tuple[float, float]], window: int, seed: int, reroll: dict[int, int]
+    ) -> None:
+        va = np.array(points)
+        cfg = MatchConfig(no_repeat=window)
+        post = lib.clusters.posterior(va)
+        a = match_segments(lib, va, post, cfg, seed=seed, reroll=reroll)
+        b = match_segments(lib, va, post, cfg, seed=seed, reroll=reroll)
+        assert [c.id for c in a] == [c.id for c in b]
+        ids = [c.id for c in a]
+        for i in range(len(ids)):
+            assert ids[i] not in ids[max(0, i - window) : i]
+        plain = match_segments(lib, va, post, cfg, seed=seed)
+        for i in range(len(ids)):
+            if i not in reroll:
+                assert ids[i] == plain[i].id  # re-rolls never move another segment
+            else:
+                assert ids[i] != plain[i].id
+
+    check()

@@ -105,12 +105,12 @@ def match_segments(
         recent = {t for _, t in base[max(0, i - window) : i]}
         base.append(pick(ranked, recent, 0))
     final = list(base)
-    for i, n in reroll.items():
+    for i, n in sorted(reroll.items()):
         if not 0 <= i < len(seg_va):
             continue
-        neighbours = {
-            base[j][1] for j in range(max(0, i - window), min(len(base), i + window + 1)) if j != i
-        }
+        # Neighbours keep their choices; a re-rolled neighbour's new track is taken too.
+        near = [j for j in range(max(0, i - window), min(len(base), i + window + 1)) if j != i]
+        neighbours = {base[j][1] for j in near} | {final[j][1] for j in near}
         ranked = ranked_all[i]
         if len(ranked) < m and len([t for t in ranked if t not in neighbours]) <= n:
             ranked = ranked_candidates(library, seg_va[i], seg_post[i], cfg.cluster_gate, m, seed)
