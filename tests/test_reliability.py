@@ -245,6 +245,48 @@ def test_score_interrupted_leaves_nothing(library: Path, tmp_path: Path, cli_env
     assert leftovers(Path(cli_env["TMPDIR"])) == []
 
 
+HOSTILE_CONFIGS = {
+    "not-toml": ("garbage = = =\n", "not valid toml"),
+    "nan-sample-fps": ("[sample]\nsample_fps = nan\n", "finite"),
+    "inf-segment": ("[segment]\nmin_segment_s = inf\n", "finite"),
+    "nan-fusion": ("[fusion]\nvar_ceiling = nan\n", "finite"),
+    "string-number": ('[sample]\nsample_fps = "fast"\n', "must be a number"),
+    "huge-working-size": ("[sample]\nshort_side = 100000\n", "short_side"),
+    "unknown-key": ("[nosuch]\nx = 1\n", "unknown config key"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_CONFIGS))
+def test_score_hostile_config(
+    name: str, corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    text, fragment = HOSTILE_CONFIGS[name]
+    cfg = tmp_path / "moodsic.toml"
+    cfg.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    res = run_cli(
+        ["score", str(corpus["corrupt-audio"].path), "-o", str(out / "c.json"), "--experts",
+         "grammar", "--library", str(library), "--config", str(cfg), "--progress", "none"],
+        cwd=tmp_path, env=cli_env,
+    )  # fmt: skip
+    assert_one_line_error(res, fragment)
+    assert leftovers(out) == []
+
+
+@pytest.mark.parametrize("fps", ["0", "-2", "nan", "inf"])
+def test_score_bad_sample_fps(
+    fps: str, corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    res = run_cli(
+        ["score", str(corpus["corrupt-audio"].path), "-o", str(tmp_path / "c.json"),
+         "--experts", "grammar", "--library", str(library), "--sample-fps", fps,
+         "--progress", "none"],
+        cwd=tmp_path, env=cli_env,
+    )  # fmt: skip
+    assert_one_line_error(res, "sample_fps")
+    assert not (tmp_path / "c.json").exists()
+
+
 # ----------------------------------------------------------------------------- moodsic batch
 def test_batch_cli_meets_corpus(
     corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
