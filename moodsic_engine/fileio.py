@@ -20,10 +20,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     removed and `path` keeps its previous content (or stays absent).
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent
-    )
+    if target.exists() and not target.is_file():
+        # a rename would replace a device (/dev/null), FIFO or socket with a plain file
+        raise InputError(f"output {target} exists and is not a regular file")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent
+        )
+    except OSError as exc:  # parent is a file, read-only or missing filesystem, ...
+        raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
