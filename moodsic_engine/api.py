@@ -60,7 +60,48 @@ def _check_outputs(video: Path, outputs: dict[str, Path | None]) -> None:
             raise InputError(f"--{name} and --{seen[rp]} name the same file {p}")
         if rp.is_dir():
             raise InputError(f"--{name} {p} is a directory")
+        if rp.exists() and not rp.is_file():  # checked before the work, not after it
+            raise InputError(f"--{name} {p} exists and is not a regular file")
         seen[rp] = name
+
+
+def _write_audio_outputs(
+    cue: CueSheet,
+    video: Path,
+    config: Config,
+    *,
+    mix: str | os.PathLike[str] | None,
+    bed: str | os.PathLike[str] | None,
+    mux: str | os.PathLike[str] | None,
+    progress: ProgressFn,
+) -> dict[str, Path]:
+    """Bed, mix and muxed video from ONE render: speech detection and music placement run once."""
+    import tempfile
+
+    from . import mix as mixing
+
+    cfg = config.mix
+    sr = cfg.sample_rate
+    steps = sum(1 for x in (mix, bed, mux) if x)
+    progress("mix", 0, steps)
+    n = int(round(cue.video.duration_s * sr))
+    dialogue = mixing.video_audio(video, sr, n) if cue.video.has_audio else None
+    # the bed is the music exactly as it sits in the mix (same level and ducking)
+    mixed, bed_audio = mixing.mix_arrays(cue, cfg, dialogue)
+    out: dict[str, Path] = {}
+    if bed:
+        out["bed"] = mixing.write_audio(bed, bed_audio, sr)
+        progress("mix", len(out), steps)
+    if mix or mux:
+        with tempfile.TemporaryDirectory(prefix="moodsic-") as tmpdir:
+            mix_path = mixing.write_audio(mix or Path(tmpdir) / "mix.wav", mixed, sr)
+            if mix:
+                out["mix"] = mix_path
+                progress("mix", len(out), steps)
+            if mux:
+                out["mux"] = mixing.mux(video, mix_path, mux)
+                progress("mix", len(out), steps)
+    return out
 
 
 def score_video_to_files(
@@ -102,30 +143,9 @@ def score_video_to_files(
     cue = score_video(video, lib, config, experts=experts, progress=progress, reroll=reroll)
     extras: dict[str, Path] = {}
     if mix or bed or mux:
-        from . import mix as mixing
-
-        steps = sum(1 for x in (mix, bed, mux) if x)
-        done = 0
-        progress("mix", 0, steps)
-        if bed:
-            extras["bed"] = mixing.write_bed(cue, bed, config.mix, video_path=video)
-            done += 1
-            progress("mix", done, steps)
-        mix_path = Path(mix) if mix else None
-        if mix_path or mux:
-            import tempfile
-
-            with tempfile.TemporaryDirectory(prefix="moodsic-") as tmpdir:
-                target = mix_path or Path(tmpdir) / "mix.wav"
-                written = mixing.write_mix(cue, target, config.mix, video_path=video)
-                if mix_path:
-                    extras["mix"] = written
-                    done += 1
-                    progress("mix", done, steps)
-                if mux:
-                    extras["mux"] = mixing.mux(video, written, mux)
-                    done += 1
-                    progress("mix", done, steps)
+        extras.update(
+            _write_audio_outputs(cue, video, config, mix=mix, bed=bed, mux=mux, progress=progress)
+        )
     if plot:
         from .plot import plot_cue
 
