@@ -53,10 +53,11 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def _fake_audio_writer(cue, path, cfg, *, video_path=None):  # noqa: ANN001, ANN202
-    from moodsic_engine.mix import write_audio
-
-    return write_audio(path, np.zeros((4800, 2), dtype=np.float32), 48000)
+def _silent_render(cue, cfg, dialogue):  # noqa: ANN001, ANN202
+    """Stands in for the music render (the test library has no audio files)."""
+    n = int(round(cue.video.duration_s * cfg.sample_rate))
+    z = np.zeros((n, 2), dtype=np.float32)
+    return z, z.copy()
 
 
 def _interrupt(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
@@ -67,17 +68,15 @@ def _boom(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
     raise Boom("injected fault")
 
 
-# (what fails, replacement, outputs requested, patches that stand in for working steps)
+RENDER = "moodsic_engine.mix.mix_arrays"
+# step -> (what fails, outputs requested, outputs finished before the fault, stand-ins)
 FAULTS = {
-    "build_cue": ("moodsic_engine.pipeline.build_cue", ("plot",), {}),
-    "write_bed": ("moodsic_engine.mix.write_bed", ("bed", "plot"), {}),
-    "write_mix": ("moodsic_engine.mix.write_mix", ("mix",), {}),
-    "write_mix-for-mux": ("moodsic_engine.mix.write_mix", ("mux",), {}),
-    "mux": ("moodsic_engine.mix.mux", ("mix", "mux"),
-            {"moodsic_engine.mix.write_mix": _fake_audio_writer}),
-    "plot": ("moodsic_engine.plot.plot_cue", ("bed", "plot"),
-             {"moodsic_engine.mix.write_bed": _fake_audio_writer}),
-}  # fmt: skip
+    "build_cue": ("moodsic_engine.pipeline.build_cue", ("plot",), (), {}),
+    "render": (RENDER, ("bed", "mix"), (), {}),
+    "write_audio": ("moodsic_engine.mix.write_audio", ("bed", "mux"), (), {RENDER: _silent_render}),
+    "mux": ("moodsic_engine.mix.mux", ("mix", "mux"), ("mix",), {RENDER: _silent_render}),
+    "plot": ("moodsic_engine.plot.plot_cue", ("bed", "plot"), ("bed",), {RENDER: _silent_render}),
+}
 
 
 def _previous_run(media: dict[str, Path], out: Path) -> str:
@@ -96,7 +95,7 @@ def test_fault_at_each_step_keeps_previous_output(
     private_tmp: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    target, wanted, helpers = FAULTS[step]
+    target, wanted, finished, helpers = FAULTS[step]
     out_dir = tmp_path / "out"
     cue = out_dir / "clip.moodsic.json"
     before_cue = _previous_run(media, cue)
@@ -118,11 +117,10 @@ def test_fault_at_each_step_keeps_previous_output(
     assert _digest(cue) == before_cue  # the previous complete cue sheet, untouched
     left = _files(out_dir)
     assert not [f for f in left if ".part" in f], left  # no temp files
-    # whatever else is there was completed before the fault (written by a working step)
-    for name, p in extras.items():
-        if p.exists():
-            assert f"moodsic_engine.mix.write_{name}" in helpers, (name, left)
-            assert p.stat().st_size > 0
+    # only outputs finished before the fault are there, and they are complete
+    assert sorted(left) == sorted(["clip.moodsic.json", *(paths[k].name for k in finished)])
+    for k in finished:
+        assert paths[k].read_bytes()[:4] == b"RIFF" and paths[k].stat().st_size > 1000
     assert _files(private_tmp) == []  # the mux's temporary mix folder is gone too
     assert _digest(media["video"]) == before_video
 
@@ -137,14 +135,15 @@ def test_crash_while_writing_the_mix(
     mix.parent.mkdir()
     mix.write_bytes(b"previous mix")
 
-    def crash_mid_write(cue, path, cfg, *, video_path=None):  # noqa: ANN001, ANN202
+    def crash_mid_write(path, y, sr):  # noqa: ANN001, ANN202
         with atomic_path(path) as tmp:
             tmp.write_bytes(b"RIFF" + b"\0" * 1000)
             if crash == "ctrl-c":
                 raise KeyboardInterrupt
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("moodsic_engine.mix.write_mix", crash_mid_write)
+    monkeypatch.setattr(RENDER, _silent_render)
+    monkeypatch.setattr("moodsic_engine.mix.write_audio", crash_mid_write)
     with pytest.raises(KeyboardInterrupt if crash == "ctrl-c" else OSError):
         score_video_to_files(
             media["video"], out_dir / "clip.moodsic.json", library=str(media["library"]),
