@@ -287,6 +287,49 @@ def test_score_bad_sample_fps(
     assert not (tmp_path / "c.json").exists()
 
 
+def test_score_output_path_problems(
+    corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    """Outputs that cannot be written: a FIFO (a rename would replace it with a plain file,
+    as it would /dev/null), a folder, a path under a file: one line each, before any work."""
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("x")
+    (tmp_path / "dir.json").mkdir()
+    video = str(corpus["corrupt-audio"].path)
+    cases = {
+        "pipe.json": "not a regular file",
+        "dir.json": "directory",
+        "plain.txt/c.json": "cannot",
+    }
+    for out, fragment in cases.items():
+        res = run_cli(
+            ["score", video, "-o", str(tmp_path / out), "--experts", "grammar", "--library",
+             str(library), "--progress", "none"],
+            cwd=tmp_path, env=cli_env,
+        )  # fmt: skip
+        assert_one_line_error(res, fragment)
+    assert fifo.is_fifo() and a_file.read_text() == "x"
+    assert sorted(os.listdir(tmp_path)) == ["dir.json", "pipe.json", "plain.txt", "sys-tmp"]
+
+
+def test_score_memory_is_flat_in_video_length(library: Path, tmp_path: Path, cli_env: dict) -> None:
+    """Frames are streamed: 12x the length (and 8 samples/s) adds little to peak memory."""
+    peaks = {}
+    for seconds in (10, 10, 120):  # the first run also builds the library index: a warm-up
+        video = good_video(tmp_path / f"v{seconds}.mp4", seconds=seconds, audio=False)
+        res = run_cli(
+            ["score", str(video), "-o", str(tmp_path / f"v{seconds}.json"), "--experts",
+             "grammar", "--library", str(library), "--sample-fps", "8", "--progress", "none"],
+            cwd=tmp_path, env=cli_env,
+        )  # fmt: skip
+        assert res.rc == 0, res.stderr
+        peaks[seconds] = res.max_rss_mb
+    # holding the 960 extra working frames (398x224 RGB) would cost about 250 MB
+    assert peaks[120] - peaks[10] < 60, peaks
+
+
 # ----------------------------------------------------------------------------- moodsic batch
 def test_batch_cli_meets_corpus(
     corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
