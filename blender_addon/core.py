@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,9 +85,23 @@ def work_dir() -> str:
     """Cue sheets live beside the .blend (so re-roll works after reopening), else in temp."""
     if bpy.data.filepath:
         d = os.path.join(os.path.dirname(bpy.data.filepath), "moodsic")
-    else:
+        os.makedirs(d, exist_ok=True)
+        return d
+    return _private_temp_dir()
+
+
+def _private_temp_dir() -> str:
+    """A per-user folder in the shared temp dir. A fixed name there could be pre-created or
+    symlinked by another local user to read or redirect what the add-on writes."""
+    if not hasattr(os, "getuid"):  # Windows: the temp dir is per user already
         d = os.path.join(tempfile.gettempdir(), "moodsic-blender")
-    os.makedirs(d, exist_ok=True)
+        os.makedirs(d, exist_ok=True)
+        return d
+    d = os.path.join(tempfile.gettempdir(), f"moodsic-blender-{os.getuid()}")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    st = os.lstat(d)
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return tempfile.mkdtemp(prefix="moodsic-blender-")  # someone else prepared that one
     return d
 
 
