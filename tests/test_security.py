@@ -461,3 +461,52 @@ def test_subprocess_calls_pass_argument_lists() -> None:
                 if isinstance(first, ast.Constant | ast.JoinedStr | ast.BinOp):
                     found.append(f"{p.relative_to(REPO)}:{node.lineno}")
     assert found == []
+
+
+# ----------------------------------------------------------------------------- Blender temp folder
+@pytest.fixture
+def addon_core(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # noqa: ANN201
+    """blender_addon/core.py with a stand-in bpy (an unsaved .blend), temp dir = tmp_path."""
+    import importlib
+    import tempfile
+    import types
+    from unittest import mock
+
+    fake_bpy = mock.MagicMock()
+    fake_bpy.data.filepath = ""
+    monkeypatch.setitem(sys.modules, "bpy", fake_bpy)
+    monkeypatch.setitem(sys.modules, "bpy_extras", mock.MagicMock())
+    pkg = types.ModuleType("moodsic_addon_pkg")
+    pkg.__path__ = [str(REPO / "blender_addon")]
+    monkeypatch.setitem(sys.modules, "moodsic_addon_pkg", pkg)
+    for sub in ("core", "apply", "compat", "placement", "runner"):
+        monkeypatch.delitem(sys.modules, f"moodsic_addon_pkg.{sub}", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    core = importlib.import_module("moodsic_addon_pkg.core")
+    yield core
+    for sub in ("core", "apply", "compat", "placement", "runner"):
+        sys.modules.pop(f"moodsic_addon_pkg.{sub}", None)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX ownership")
+def test_blender_temp_folder_cannot_be_hijacked(addon_core, tmp_path: Path) -> None:
+    """An unsaved .blend keeps its cue sheets in temp: in a private per-user folder, never in
+    one another local user prepared (a symlink to their folder, or a folder they own)."""
+    d = Path(addon_core.work_dir())
+    assert d.parent == tmp_path and d.name == f"moodsic-blender-{os.getuid()}"
+    assert (d.stat().st_mode & 0o777) == 0o700
+    assert Path(addon_core.work_dir()) == d  # stable while nothing is wrong
+
+    d.rmdir()
+    attacker = tmp_path / "attacker"
+    attacker.mkdir(mode=0o777)
+    os.symlink(attacker, d)
+    config = Path(addon_core.write_config(type("S", (), {
+        "min_segment_s": 8.0, "target_lufs": -16.0, "duck": True, "crossfade_s": 1.0})()))  # fmt: skip
+    assert not config.is_relative_to(attacker) and not list(attacker.iterdir())
+    assert (config.parent.stat().st_mode & 0o777) == 0o700
+
+    d.unlink()
+    d.mkdir(mode=0o777)
+    os.chmod(d, 0o777)  # a folder anyone may write into
+    assert Path(addon_core.work_dir()) != d
