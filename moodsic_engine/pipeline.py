@@ -161,17 +161,44 @@ def _sample_records(a: Analysis) -> tuple[SampleRecord, ...]:
 
 
 def choose_tracks(
-    segments: list[Segment], library: Library, config: Config, reroll: dict[int, int] | None = None
+    segments: list[Segment],
+    library: Library,
+    config: Config,
+    reroll: dict[int, int] | None = None,
+    arcs: list[np.ndarray] | None = None,
 ) -> list[Segment]:
-    """MATCH: a track for every segment (cluster gate, nearest neighbour, no-repeat)."""
+    """MATCH: a track for every segment (cluster gate, nearest neighbour, no-repeat).
+
+    `arcs` are each segment's own stable V/A samples; tracks that carry a V/A curve then
+    start where their curve follows that arc best.
+    """
     import dataclasses
 
     from .library.match import match_segments
 
     seg_va = np.array([[s.valence, s.arousal] for s in segments], dtype=np.float64)
     seg_post = library.clusters.posterior(seg_va)
-    tracks = match_segments(library, seg_va, seg_post, config.match, config.seed, reroll=reroll)
+    tracks = match_segments(
+        library,
+        seg_va,
+        seg_post,
+        config.match,
+        config.seed,
+        reroll=reroll,
+        arcs=arcs,
+        arc_dt=1.0 / config.sample.sample_fps,
+    )
     return [dataclasses.replace(s, track=tr) for s, tr in zip(segments, tracks, strict=True)]
+
+
+def _segment_arcs(analysis: Analysis, segments: list[Segment]) -> list[np.ndarray]:
+    arcs = []
+    for seg in segments:
+        inside = (analysis.t >= seg.start_s) & (analysis.t < seg.end_s)
+        arcs.append(
+            analysis.stable_va[inside] if inside.any() else np.array([[seg.valence, seg.arousal]])
+        )
+    return arcs
 
 
 def build_cue(
@@ -187,7 +214,7 @@ def build_cue(
         duration_s=analysis.video.duration_s,
         fps=analysis.video.fps,
     )
-    segments = choose_tracks(segments, library, config, reroll)
+    segments = choose_tracks(segments, library, config, reroll, _segment_arcs(analysis, segments))
     summary: dict[str, Any] = {
         "samples": len(analysis.t),
         "held_share": float(np.mean(analysis.held)) if len(analysis.held) else 0.0,
@@ -205,7 +232,7 @@ def build_cue(
         "unavailable": dict(analysis.unavailable),
         "library": {"name": library.name, "root": str(library.root), "tracks": len(library.tracks)},
     }
-    return CueSheet(
+    cue = CueSheet(
         video=analysis.video,
         engine=engine,
         samples=_sample_records(analysis),
@@ -213,6 +240,11 @@ def build_cue(
         segments=tuple(segments),
         summary=summary,
     )
+    # Each track's in-point becomes where the mixdown really starts it (on its beat grid),
+    # so timelines built from the cue (OTIO, Blender) play exactly what the mix plays.
+    from .mix import place_tracks
+
+    return place_tracks(cue, config.mix)
 
 
 def score_video(

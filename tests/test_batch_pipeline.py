@@ -209,7 +209,7 @@ def test_cli_batch_mix_and_mux(tmp_path: Path, bank: dict[str, Path]) -> None:
     out = tmp_path / "out"
     cmd = [
         sys.executable, "-m", "moodsic_engine.cli", "batch", str(root), "-o", str(out),
-        "--experts", "grammar", "--library", str(bank["library"]), "--workers", "1",
+        "--experts", "grammar", "--library", "builtin", "--workers", "1",
         "--mix", "--mux", "--progress", "none",
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
