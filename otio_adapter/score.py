@@ -302,7 +302,10 @@ def score_timeline_report(
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r} (choose {' or '.join(LAYOUTS)})")
     base = Path(base_dir) if base_dir is not None else None
-    clips, fps, frames = edit_clips(timeline, base_dir=base)
+    try:
+        clips, fps, frames = edit_clips(timeline, base_dir=base)
+    except (ValueError, OverflowError, ZeroDivisionError) as exc:  # rate 0, NaN or inf
+        raise InputError(f"timeline {timeline.name!r}: unusable times or rates ({exc})") from None
     if not clips:
         raise InputError(f"timeline {timeline.name!r}: the main video track has no clips")
     usable = [c for c in clips if not c.problem]
