@@ -466,6 +466,52 @@ def test_score_timeline_with_broken_edit_file(
     assert edit.read_bytes() == content
 
 
+HOSTILE_TIMELINES = {
+    # name: (rate, start frame, duration frames, media url or None for a good clip, fragment)
+    "rate-zero": (0.0, 0, 75, None, "rate"),
+    "rate-nan": (float("nan"), 0, 75, None, "rate"),
+    "rate-inf": (float("inf"), 0, 75, None, "rate"),
+    "negative-duration": (25.0, 0, -75, None, "no clips"),
+    "absurd-duration": (25.0, 0, 1e15, None, "no clip could be scored"),
+    "absurd-start": (25.0, 1e15, 75, None, "no clip could be scored"),
+    "device-media": (25.0, 0, 75, "file:///dev/zero", "media not found"),
+    "remote-media": (25.0, 0, 75, "http://example.com/x.mp4", "not a local file"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_TIMELINES))
+def test_score_timeline_hostile_times_and_references(
+    name: str, corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    import opentimelineio as otio
+
+    rate, start, dur, url, fragment = HOSTILE_TIMELINES[name]
+    tl = otio.schema.Timeline(name="edit")
+    track = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+    track.append(
+        otio.schema.Clip(
+            name="c",
+            media_reference=otio.schema.ExternalReference(
+                target_url=url or corpus["corrupt-audio"].path.as_uri()
+            ),
+            source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(start, rate), otio.opentime.RationalTime(dur, rate)
+            ),
+        )
+    )
+    tl.tracks.append(track)
+    edit = tmp_path / "edit.otio"
+    otio.adapters.write_to_file(tl, str(edit))
+    out = tmp_path / "scored.otio"
+    res = run_cli(
+        ["score-timeline", str(edit), "-o", str(out), "--experts", "grammar", "--library",
+         str(library), "--progress", "none"],
+        cwd=tmp_path, env=cli_env,
+    )  # fmt: skip
+    assert_one_line_error(res, fragment)
+    assert not out.exists()
+
+
 # ----------------------------------------------------------------------------- Blender runner
 @pytest.fixture(scope="module")
 def runner():  # noqa: ANN201
