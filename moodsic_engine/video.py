@@ -151,8 +151,11 @@ def probe_video(path: str | os.PathLike[str], cfg: SampleConfig | None = None) -
 
 
 def working_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """Size with the short side at `short_side`, aspect kept, even dimensions."""
-    scale = short_side / min(width, height)
+    """Size with the short side at `short_side`, aspect kept, even dimensions.
+
+    The long side is capped at 8x `short_side`: a 2x8000 stream would otherwise become
+    224x896000 frames (hundreds of MB each)."""
+    scale = min(short_side / min(width, height), 8 * short_side / max(width, height))
     w = max(2, int(round(width * scale / 2)) * 2)
     h = max(2, int(round(height * scale / 2)) * 2)
     return w, h
