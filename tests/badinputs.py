@@ -106,6 +106,14 @@ def timestamp_gap_mkv(path: Path, gap_s: float = 1e8) -> Path:
     return path
 
 
+def extreme_aspect_y4m(path: Path, width: int = 2, height: int = 8000) -> Path:
+    """A 2x8000 raw stream: scaling its short side to the working size must not explode."""
+    header = f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C420jpeg\n".encode()
+    frame = b"FRAME\n" + bytes([128]) * (width * height * 3 // 2)
+    path.write_bytes(header + frame * 50)
+    return path
+
+
 def nan_fps_y4m(path: Path) -> Path:
     """A y4m header with frame rate 0:0 (NaN); FFmpeg falls back to 25 fps."""
     header = b"YUV4MPEG2 W160 H90 F0:0 Ip A1:1 C420jpeg\n"
@@ -178,6 +186,7 @@ def make_corpus(folder: Path) -> dict[str, BadInput]:
     add("timestamp-gap", timestamp_gap_mkv(folder / "gap.mkv"), "ok")
     add("zero-fps", zero_timescale_mp4(folder / "zero_fps.mp4", fast), "error", "frame-rate")
     add("nan-fps-y4m", nan_fps_y4m(folder / "nan_fps.y4m"), "ok")
+    add("extreme-aspect", extreme_aspect_y4m(folder / "thin.y4m"), "ok")
     add("no-video-stream", audio_only(folder / "audio_only.mp4"), "error", "no video stream")
     add("corrupt-audio", corrupt_audio(folder / "corrupt_audio.mp4", good), "ok")
     odd = folder / "clip with spaces – ünïcödé 日本語 ✓.mp4"

@@ -30,7 +30,7 @@ CORPUS_NAMES = [
     "png-named-mov", "video-named-txt", "huge-y4m-header", "huge-frames-in-small-mkv",
     "absurd-declared-duration", "timestamp-gap", "zero-fps", "nan-fps-y4m", "no-video-stream",
     "corrupt-audio", "non-ascii-spaces-name", "dash-name", "directory-named-mp4", "missing",
-    "symlink-loop-file",
+    "symlink-loop-file", "extreme-aspect",
 ]  # fmt: skip
 CLI_TIMEOUT_S = 120  # generous for 2 shared cores; a hang (busy loop, deadlock) still fails
 MAX_RSS_MB = 1500  # grammar-only scoring of 160x90 clips needs a few hundred MB
