@@ -97,6 +97,18 @@ def _index_paths(index_path: Path, cache_dir: Path | None) -> list[Path]:
     return [index_path, Path(base) / "library" / "index" / f"{key}.json"]
 
 
+def _vetted(tracks: list[Track], files: list[Path]) -> bool:
+    """True if every track's audio is one of the files the loader found and checked this time
+    (an index file in a shared library folder is as untrusted as its manifest)."""
+    known = set()
+    for f in files:
+        try:
+            known.add(str(f.resolve()))
+        except (OSError, RuntimeError):
+            continue
+    return all(not t.path or t.path in known for t in tracks)
+
+
 def _cached(
     *,
     name: str,
@@ -121,6 +133,8 @@ def _cached(
             data = json.loads(cand.read_text(encoding="utf-8"))
             if data.get("fingerprint") == fp:
                 tracks = [Track.from_dict(t) for t in data["tracks"]]
+                if kind != "builtin" and not _vetted(tracks, files):
+                    continue  # an index may not smuggle in paths its loader would refuse
                 clusters = MoodClusters.from_dict(data["clusters"])
                 return Library(
                     name=name,
