@@ -255,6 +255,27 @@ def test_corrupt_library_index_is_rebuilt(index: str, tmp_path: Path) -> None:
     assert idx.read_text(encoding="utf-8") != index  # rewritten from the manifest
 
 
+def test_planted_library_index_cannot_add_outside_paths(
+    lib_tree: dict[str, Path], tmp_path: Path
+) -> None:
+    """The index cached in a shared library folder is as untrusted as the manifest: one whose
+    fingerprint matches but whose tracks point elsewhere is ignored and rebuilt."""
+    from moodsic_engine.library import load_library
+
+    lib = lib_tree["lib"]
+    manifest = lib / "manifest.json"
+    rows = [{"id": "good", "path": "audio/in.wav", "valence": 0.5, "arousal": 0.5}]
+    manifest.write_text(json.dumps({"tracks": rows}), encoding="utf-8")
+    first = load_library(manifest, cache_dir=tmp_path / "cache")
+    idx_path = lib / ".manifest.json.moodsic-index.json"
+    index = json.loads(idx_path.read_text(encoding="utf-8"))
+    assert [t["path"] for t in index["tracks"]] == [first.tracks[0].path]
+    index["tracks"][0]["path"] = str(lib_tree["outside"])  # same fingerprint, new target
+    idx_path.write_text(json.dumps(index), encoding="utf-8")
+    again = load_library(manifest, cache_dir=tmp_path / "cache")
+    assert [t.path for t in again.tracks] == [str(lib_tree["inside"].resolve())]
+
+
 @pytest.mark.slow
 def test_audio_folder_skips_links_out_and_loops(lib_tree: dict[str, Path], tmp_path: Path) -> None:
     """A folder of audio: a file linked in from outside is refused unless allowed; symlink
