@@ -75,7 +75,8 @@ def test_speed_report_lines(clip: Path, library: Library) -> None:
     assert m and float(m.group(1)) > 0 and float(m.group(2)) > 0
     total = float(re.search(r"pipeline \[grammar\]: ([\d.]+) s for 4.0 s", text).group(1))
     rtf = float(re.search(r"real-time factor: ([\d.]+)x", text).group(1))
-    assert rtf == pytest.approx(4.0 / total, rel=0.06, abs=0.06)
+    # the total is printed to 0.01 s and the factor to 0.1: compare within those roundings
+    assert 4.0 / (total + 0.005) - 0.05 <= rtf <= 4.0 / max(total - 0.005, 1e-3) + 0.05
     assert "stages (s): sample+decode" in text and re.search(
         r"peak RSS \(this process\): \d+ MB", text
     )
