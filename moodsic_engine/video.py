@@ -53,7 +53,14 @@ def _open(path: str | os.PathLike[str]):  # noqa: ANN202 - av container
     if p.stat().st_size == 0:
         raise VideoError(f"video file is empty (0 bytes): {p}")
     try:
-        return av.open(str(p), mode="r", metadata_errors="ignore")
+        # An absolute path, so FFmpeg never reads a name like "Interview: part 1.mp4" or
+        # "http:x.mp4" as a protocol; and only local files, also for playlists it may follow.
+        return av.open(
+            os.path.abspath(p),
+            mode="r",
+            metadata_errors="ignore",
+            container_options={"protocol_whitelist": "file"},
+        )
     except av.FFmpegError as exc:
         raise VideoError(
             f"cannot read {p.name}: not a readable video ({_first_line(exc)})"
