@@ -81,7 +81,8 @@ def _resample(y: np.ndarray, src: int, dst: int) -> np.ndarray:
 def _ffmpeg_decode(path: Path, sr: int, *, stream: str = "0:a:0") -> np.ndarray | None:
     try:
         proc = subprocess.run(
-            ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", stream, "-vn",
+            # absolute paths: a relative "a: b.mp4" or "-x.mp4" is not a protocol or an option
+            ["ffmpeg", "-v", "error", "-nostdin", "-i", os.path.abspath(path), "-map", stream, "-vn",
              "-ac", "2", "-ar", str(sr), "-f", "f32le", "-"],
             capture_output=True,
             check=False,
@@ -97,7 +98,7 @@ def has_audio_stream(video_path: str | os.PathLike[str]) -> bool:
     try:
         out = subprocess.run(
             ["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries", "stream=index",
-             "-of", "csv=p=0", str(video_path)],
+             "-of", "csv=p=0", os.path.abspath(video_path)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
     except FileNotFoundError:
@@ -629,9 +630,9 @@ def mux(
     with atomic_path(out) as tmp:
         try:
             proc = subprocess.run(
-                ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(video), "-i", str(audio),
-                 "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *codec, "-map_metadata", "0",
-                 str(tmp)],
+                ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", os.path.abspath(video),
+                 "-i", os.path.abspath(audio), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+                 *codec, "-map_metadata", "0", os.path.abspath(tmp)],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
         except FileNotFoundError:
