@@ -195,6 +195,12 @@ def make_corpus(folder: Path) -> dict[str, BadInput]:
     dash = folder / "-o.mp4"
     dash.write_bytes(good.read_bytes())
     add("dash-name", dash, "ok")
+    colon = folder / "Interview: part 1.mp4"
+    colon.write_bytes(good.read_bytes())
+    add("colon-name", colon, "ok")  # FFmpeg would read "Interview:" as a protocol
+    proto = folder / "data:x.mp4"
+    proto.write_bytes(good.read_bytes())
+    add("protocol-name", proto, "ok")
     dir_video = folder / "folder.mp4"
     dir_video.mkdir(exist_ok=True)
     add("directory-named-mp4", dir_video, "error", "directory")

@@ -30,7 +30,7 @@ CORPUS_NAMES = [
     "png-named-mov", "video-named-txt", "huge-y4m-header", "huge-frames-in-small-mkv",
     "absurd-declared-duration", "timestamp-gap", "zero-fps", "nan-fps-y4m", "no-video-stream",
     "corrupt-audio", "non-ascii-spaces-name", "dash-name", "directory-named-mp4", "missing",
-    "symlink-loop-file", "extreme-aspect",
+    "symlink-loop-file", "extreme-aspect", "colon-name", "protocol-name",
 ]  # fmt: skip
 CLI_TIMEOUT_S = 120  # generous for 2 shared cores; a hang (busy loop, deadlock) still fails
 MAX_RSS_MB = 1500  # grammar-only scoring of 160x90 clips needs a few hundred MB
@@ -165,10 +165,9 @@ def test_score_cli_meets_corpus(
     out = tmp_path / "out"
     cue = out / "cue.moodsic.json"
     args = ["score", "-o", str(cue), "--experts", "grammar", "--library", str(library)]
-    # a name starting with "-" is passed relative, after "--", as a user would
-    cwd, arg = (
-        (entry.path.parent, entry.path.name) if name == "dash-name" else (tmp_path, str(entry.path))
-    )
+    # names FFmpeg could take for an option or a protocol are passed relative, as a user would
+    relative = name in ("dash-name", "colon-name", "protocol-name")
+    cwd, arg = (entry.path.parent, entry.path.name) if relative else (tmp_path, str(entry.path))
     res = run_cli([*args, "--progress", "none", "--", arg], cwd=cwd, env=cli_env)
     assert res.max_rss_mb < MAX_RSS_MB, res.max_rss_mb
     if entry.expect == "error":
@@ -243,6 +242,51 @@ def test_score_interrupted_leaves_nothing(library: Path, tmp_path: Path, cli_env
     assert json.loads(rest.splitlines()[-1]) == {"event": "error", "message": "interrupted"}
     assert leftovers(out) == []
     assert leftovers(Path(cli_env["TMPDIR"])) == []
+
+
+@pytest.fixture(scope="module")
+def audio_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest of three short tones (real audio, so mixes can be rendered)."""
+    import numpy as np
+    import soundfile as sf
+
+    folder = tmp_path_factory.mktemp("audio-lib")
+    rows = []
+    for i, (freq, v, a) in enumerate([(220, -0.5, -0.5), (330, 0.5, 0.5), (440, 0.6, -0.4)]):
+        t = np.arange(48000 * 6) / 48000
+        sf.write(folder / f"t{i}.wav", 0.2 * np.sin(2 * np.pi * freq * t), 48000)
+        rows.append({"id": f"t{i}", "path": f"t{i}.wav", "valence": v, "arousal": a})
+    (folder / "lib.json").write_text(json.dumps({"tracks": rows}), encoding="utf-8")
+    return folder / "lib.json"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["colon-name", "dash-name"])
+def test_score_mix_and_mux_with_odd_relative_names(
+    name: str, corpus: dict[str, BadInput], audio_library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    """Relative names FFmpeg could read as a protocol ("a: b.mp4") or an option ("-o.mp4"),
+    for the video and every output: the mix keeps the video's own audio, the mux has both."""
+    import numpy as np
+    import soundfile as sf
+    from media import stream_types
+
+    work = tmp_path / "w"
+    work.mkdir()
+    video = work / corpus[name].path.name
+    video.write_bytes(corpus[name].path.read_bytes())
+    stem = video.stem
+    res = run_cli(
+        ["score", "-o", f"{stem}.json", "--experts", "grammar", "--library", str(audio_library),
+         "--mix", f"{stem} mix: 1.wav", "--bed", f"{stem} bed: 1.wav", "--mux",
+         f"{stem} out: 1.mp4", "--progress", "none", "--", video.name],
+        cwd=work, env=cli_env, timeout=300,
+    )  # fmt: skip
+    assert res.rc == 0, res.stderr[-2000:]
+    mix, _ = sf.read(work / f"{stem} mix: 1.wav")
+    bed, _ = sf.read(work / f"{stem} bed: 1.wav")
+    assert mix.shape == bed.shape and not np.allclose(mix, bed, atol=1e-3)  # dialogue is in
+    assert sorted(stream_types(Path(f"file:{work / (stem + ' out: 1.mp4')}"))) == ["audio", "video"]
 
 
 HOSTILE_CONFIGS = {
