@@ -290,3 +290,56 @@ def test_wild_expert_on_a_real_clip_gives_a_clean_cue_sheet(tmp_path: Path, libr
                 assert all(np.isfinite(x) for x in est.values())
                 assert -1 <= est["v"] <= 1 and -1 <= est["a"] <= 1
         assert all(-1 <= s.valence <= 1 and -1 <= s.arousal <= 1 for s in back.segments)
+
+
+# ----------------------------------------------------------------------------- sampler
+def _vfr_video(path: Path, times_ms: list[int]) -> Path:
+    """H.264 (no B-frames) whose frames sit at exactly these timestamps (ms)."""
+    import av
+
+    rng = np.random.default_rng(len(times_ms))
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 36, "yuv420p"
+        s.time_base = s.codec_context.time_base = Fraction(1, 1000)
+        s.options = {"preset": "ultrafast", "bf": "0"}
+        for t in times_ms:
+            f = av.VideoFrame.from_ndarray(
+                (rng.random((36, 64, 3)) * 255).astype(np.uint8), format="rgb24"
+            )
+            f.pts, f.time_base = int(t), s.time_base
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(
+    gaps=st.lists(st.integers(1, 2500), min_size=1, max_size=50),
+    sample_fps=st.sampled_from([0.5, 1.0, 2.0, 5.0]),
+)
+def test_sampler_time_is_monotone_and_takes_nearest_frames(
+    gaps: list[int], sample_fps: float, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Variable frame rate with arbitrary gaps: sample times strictly increase, are real frame
+    times, and every grid point up to the last frame gets its nearest frame."""
+    from moodsic_engine.config import SampleConfig
+    from moodsic_engine.video import sample_video
+
+    times_ms = np.cumsum([0, *gaps])
+    path = _vfr_video(tmp_path_factory.mktemp("vfr") / "v.mkv", times_ms.tolist())
+    frames = times_ms / 1000.0
+    sampler = sample_video(path, SampleConfig(sample_fps=sample_fps))
+    got = np.concatenate([b.times for b in sampler])
+    assert np.all(np.diff(got) > 0)
+    assert np.all(np.min(np.abs(got[:, None] - frames[None, :]), axis=1) < 1e-6)
+    grid = np.arange(0.0, frames[-1] + 1e-9, 1.0 / sample_fps)
+    for g in grid:
+        d = np.abs(frames - g)
+        nearest = frames[np.isclose(d, d.min(), atol=1e-9)]  # ties: either frame will do
+        assert np.any(np.isclose(got[:, None], nearest[None, :], atol=1e-6)), (g, got)
+    assert sampler.end_s is not None and sampler.end_s >= frames[-1]
+    assert all(0 < c <= frames[-1] + 1e-6 for c in sampler.cuts)
+    assert list(sampler.cuts) == sorted(sampler.cuts)
