@@ -422,6 +422,46 @@ def test_batch_cli_meets_corpus(
     assert sha256_tree(src) == before
 
 
+def test_batch_interrupted_leaves_no_partials_or_workers(
+    library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    """Ctrl-C in a batch: exit 130 with one line, finished clips kept and summarised, no
+    half-written files, and no worker process left behind."""
+    import psutil
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        good_video(src / f"c{i}.mp4", seconds=20, audio=False)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moodsic_engine.cli", "batch", str(src), "-o", str(out),
+         "--experts", "grammar", "--library", str(library), "--workers", "2",
+         "--sample-fps", "8", "--progress", "json"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    children: list = []
+    for line in proc.stdout:
+        if json.loads(line).get("event") == "clip":
+            children = psutil.Process(proc.pid).children(recursive=True)
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, err = proc.communicate(timeout=CLI_TIMEOUT_S)
+    assert proc.returncode == 130, err
+    assert [ln for ln in err.splitlines() if ln.strip()] == ["moodsic: error: interrupted"]
+    assert children, "the batch had no workers running when interrupted"
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, alive
+    records = [json.loads(x) for x in (out / "batch.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and {r["status"] for r in records} <= {"ok", "interrupted"}
+    assert any(r["status"] == "ok" for r in records)
+    for r in records:
+        assert (out / f"{r['rel']}.moodsic.json").exists() == (r["status"] == "ok")
+    assert not [f for f in leftovers(out) if ".part" in f]
+    assert leftovers(Path(cli_env["TMPDIR"])) == []
+
+
 # ----------------------------------------------------------------------------- score-timeline
 def _timeline(clips: list[tuple[str, Path]], rate: float = 25.0):  # noqa: ANN202
     import opentimelineio as otio
