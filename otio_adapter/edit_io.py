@@ -16,16 +16,36 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _check_nesting(p: Path) -> None:
+_MAX_JSON_BYTES = 256 * 2**20  # an edit's JSON this large is an attack, not a timeline
+
+
+def _otio_json(p: Path, adapter: str) -> bytes:
+    """The JSON an .otio, .otiod or .otioz holds (size-capped: an .otioz may be a zip bomb)."""
+    import zipfile
+
+    if adapter == "otioz":
+        with zipfile.ZipFile(p) as z:
+            info = z.getinfo("content.otio")
+            if info.file_size > _MAX_JSON_BYTES:
+                raise InputError(f"{p.name}: its timeline is too large ({info.file_size} bytes)")
+            return z.read(info)
+    f = p / "content.otio" if adapter == "otiod" else p
+    if f.stat().st_size > _MAX_JSON_BYTES:
+        raise InputError(f"{p.name}: too large to be an edit ({f.stat().st_size} bytes)")
+    return f.read_bytes()
+
+
+def _check_nesting(p: Path, adapter: str) -> None:
     """OTIO's C++ JSON reader overflows its stack (segfault) on input nested some 10^4 deep;
     Python's parser stops at its recursion limit instead, so let it look first."""
     import json
+    import zipfile
 
     try:
-        json.loads(p.read_bytes())
+        json.loads(_otio_json(p, adapter))
     except RecursionError:
         raise InputError(f"{p.name}: JSON nested too deeply to be an edit") from None
-    except (ValueError, OSError):
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile):
         pass  # OTIO's own reader reports malformed files
 
 
@@ -46,8 +66,8 @@ def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> oti
         raise InputError(
             f"{p.name}: no OTIO adapter reads this format ({_one_line(exc)})"
         ) from None
-    if adapter.name == "otio_json":
-        _check_nesting(p)
+    if adapter.name in ("otio_json", "otiod", "otioz"):
+        _check_nesting(p, adapter.name)
     kwargs = {}
     if rate is not None and adapter.name == "cmx_3600":
         kwargs["rate"] = rate
