@@ -135,6 +135,9 @@ def score_video_to_files(
     _check_outputs(
         video, {"output": Path(out), **{k: Path(v) if v else None for k, v in extras_req.items()}}
     )
+    from .video import probe_video
+
+    probe_video(video, config.sample)  # a bad video fails in a blink, before models load
     progress("load", 0, 2)
     lib = load_library(library, match_config=config.match, allow_outside=allow_outside)
     progress("load", 1, 2)
