@@ -49,7 +49,10 @@ class CliResult:
 def run_cli(
     args: list[str], *, cwd: Path, timeout: float = CLI_TIMEOUT_S, env: dict | None = None
 ) -> CliResult:
-    """Run `moodsic ARGS` in a subprocess; measure its wall time and peak memory (wait4)."""
+    """Run `moodsic ARGS` in a subprocess; measure its wall time and peak memory.
+
+    Peak memory is the child's VmHWM, polled: wait4's ru_maxrss would also count the pytest
+    process's own peak, which a forked child inherits until it execs."""
     start = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moodsic_engine.cli", *args],
@@ -71,8 +74,10 @@ def run_cli(
     for r in readers:
         r.start()
     deadline = start + timeout
+    peak_kb = 0
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
+        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         if time.monotonic() > deadline:
@@ -80,7 +85,7 @@ def run_cli(
             os.wait4(proc.pid, 0)
             proc.returncode = -9
             pytest.fail(f"moodsic {' '.join(args)} did not finish within {timeout} s")
-        time.sleep(0.05)
+        time.sleep(0.02)
     proc.returncode = os.waitstatus_to_exitcode(status)
     for r in readers:
         r.join()
@@ -89,8 +94,20 @@ def run_cli(
         stdout=chunks.get("out", b"").decode("utf-8", "replace"),
         stderr=chunks.get("err", b"").decode("utf-8", "replace"),
         wall_s=time.monotonic() - start,
-        max_rss_mb=usage.ru_maxrss / 1024,
+        max_rss_mb=peak_kb / 1024,
     )
+
+
+def _vm_hwm_kb(pid: int) -> int:
+    """Peak resident memory of a live process since its exec (0 once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def sha256_tree(path: Path) -> dict[str, str]:
@@ -182,6 +199,19 @@ def test_score_cli_meets_corpus(
         assert sheet.video.path == arg  # odd names survive exactly
     assert leftovers(Path(cli_env["TMPDIR"])) == []
     assert sha256_tree(entry.path) == before  # the input is never modified
+
+
+@pytest.mark.parametrize("name", ["missing", "zero-byte", "zero-fps", "huge-y4m-header"])
+def test_score_bad_video_fails_before_loading_models(
+    name: str, corpus: dict[str, BadInput], tmp_path: Path, cli_env: dict
+) -> None:
+    """With the defaults (every expert, the built-in library) a bad video is reported at once,
+    without loading models or building a library first."""
+    entry = corpus[name]
+    res = run_cli(["score", str(entry.path), "--progress", "none"], cwd=tmp_path, env=cli_env)
+    assert_one_line_error(res, entry.fragment)
+    assert 20 < res.max_rss_mb < 300, res.max_rss_mb  # torch alone would be far more
+    assert leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("name", ["zero-byte", "truncated-faststart", "no-video-stream"])
@@ -371,6 +401,7 @@ def test_score_memory_is_flat_in_video_length(library: Path, tmp_path: Path, cli
         assert res.rc == 0, res.stderr
         peaks[seconds] = res.max_rss_mb
     # holding the 960 extra working frames (398x224 RGB) would cost about 250 MB
+    assert peaks[10] > 50, peaks  # the measurement works
     assert peaks[120] - peaks[10] < 60, peaks
 
 
@@ -593,6 +624,35 @@ def test_score_timeline_hostile_times_and_references(
         cwd=tmp_path, env=cli_env,
     )  # fmt: skip
     assert_one_line_error(res, fragment)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["otioz-deep", "otioz-bomb", "otiod-deep"])
+def test_score_timeline_hostile_bundles(
+    kind: str, library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    """.otioz/.otiod bundles: deeply nested JSON (OTIO's C++ reader would segfault) and a zip
+    bomb (300 MB of timeline in a 300 kB file) are refused with one line, quickly."""
+    import zipfile
+
+    if kind.startswith("otioz"):
+        edit = tmp_path / "edit.otioz"
+        body = "[" * 100_000 if kind == "otioz-deep" else " " * (300 * 2**20)
+        with zipfile.ZipFile(edit, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("content.otio", body)
+            z.writestr("version.txt", "1.0.0")
+    else:
+        edit = tmp_path / "edit.otiod"
+        edit.mkdir()
+        (edit / "content.otio").write_text("[" * 100_000)
+    out = tmp_path / "scored.otio"
+    res = run_cli(
+        ["score-timeline", str(edit), "-o", str(out), "--experts", "grammar", "--library",
+         str(library), "--progress", "none"],
+        cwd=tmp_path, env=cli_env,
+    )  # fmt: skip
+    assert_one_line_error(res, "too")  # "nested too deeply" / "too large"
+    assert res.max_rss_mb < 600, res.max_rss_mb
     assert not out.exists()
 
 
