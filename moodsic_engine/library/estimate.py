@@ -49,7 +49,8 @@ def _load(path: Path) -> tuple[np.ndarray, float]:
             raise LibraryError(f"cannot read audio file {path.name}") from None
         y, sr = y2[: int(_MAX_S * _SR)], _SR
         duration = _ffprobe_duration(str(path)) or len(y2) / _SR
-    mono = y.mean(axis=1)
+    # a damaged float file can hold NaN/inf samples: silence them rather than fail later
+    mono = np.nan_to_num(y.mean(axis=1), nan=0.0, posinf=0.0, neginf=0.0)
     if sr != _SR:
         import soxr
 
