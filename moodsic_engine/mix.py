@@ -50,7 +50,7 @@ def read_audio(path: str | os.PathLike[str], sr: int) -> np.ndarray:
         if y is None:
             raise InputError(f"cannot read audio file {p.name}") from None
         return y
-    y = _stereo(y)
+    y = _stereo(np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0))  # damaged float files
     if file_sr != sr:
         y = _resample(y, file_sr, sr)
     return y
