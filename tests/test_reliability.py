@@ -721,3 +721,57 @@ def test_blender_runner_engine_crash_hang_and_missing(tmp_path: Path, runner) ->
     not_exec.write_text("x")
     with pytest.raises(runner.EngineError, match="not executable"):
         runner.find_engine(str(not_exec))
+
+
+# ----------------------------------------------------------------------------- damaged library audio
+def _damaged_audio(folder: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(22050 * 4) / 22050
+    nan = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    nan[1000:3000] = np.nan
+    inf = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    inf[::97] = np.inf
+    sf.write(folder / "nan.wav", nan, 22050, subtype="FLOAT")
+    sf.write(folder / "inf.wav", inf, 22050, subtype="FLOAT")
+    sf.write(folder / "silent.wav", np.zeros(22050 * 3, np.float32), 22050, subtype="FLOAT")
+    sf.write(folder / "tiny.wav", np.zeros(10, np.float32), 22050, subtype="FLOAT")
+    (folder / "garbage.mp3").write_bytes(b"\xff\xfb" + bytes(1000))
+    (folder / "empty.flac").write_bytes(b"")
+
+
+@pytest.mark.slow
+def test_library_with_damaged_audio(tmp_path: Path, cli_env: dict) -> None:
+    """NaN/inf samples, silence, a 10-sample file, garbage and an empty file: the folder
+    loads with the unreadable ones named, and a mix over the damaged tracks stays finite."""
+    import warnings
+
+    import numpy as np
+    import soundfile as sf
+
+    from moodsic_engine.library import load_library
+
+    folder = tmp_path / "music"
+    _damaged_audio(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lib = load_library(folder, cache_dir=tmp_path / "cache")
+    assert sorted(t.title for t in lib.tracks) == ["inf", "nan"]
+    assert all(np.isfinite([t.valence, t.arousal]).all() for t in lib.tracks)
+    assert any("silent.wav" in w and "garbage.mp3" in w for w in lib.warnings)
+
+    manifest = folder / "m.json"
+    manifest.write_text(json.dumps({"tracks": [
+        {"id": "n", "path": "nan.wav", "valence": 0.5, "arousal": -0.3},
+        {"id": "i", "path": "inf.wav", "valence": -0.5, "arousal": 0.3}]}))  # fmt: skip
+    video = good_video(tmp_path / "v.mp4", seconds=3)
+    res = run_cli(
+        ["score", str(video), "-o", str(tmp_path / "c.json"), "--experts", "grammar",
+         "--library", str(manifest), "--mix", str(tmp_path / "m.wav"), "--progress", "none"],
+        cwd=tmp_path, env=cli_env, timeout=300,
+    )  # fmt: skip
+    assert res.rc == 0, res.stderr[-2000:]
+    y, _ = sf.read(tmp_path / "m.wav")
+    assert np.isfinite(y).all() and 0 < np.abs(y).max() <= 1.0
