@@ -66,7 +66,7 @@ def load_experts(
     ExpertUnavailable says why. Without, every available expert is loaded and the rest are
     reported in `unavailable`.
     """
-    requested = tuple(names or config.experts)
+    requested = tuple(dict.fromkeys(names or config.experts))  # "grammar,grammar" runs once
     strict = bool(requested)
     experts: list[Expert] = []
     unavailable: dict[str, str] = {}
