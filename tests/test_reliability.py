@@ -405,6 +405,31 @@ def test_score_memory_is_flat_in_video_length(library: Path, tmp_path: Path, cli
     assert peaks[120] - peaks[10] < 60, peaks
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [["--experts", "grammar,grammar"], ["--reroll", "-5"], ["--reroll", "99999"],
+     ["--seed", "-1"], ["--seed", "9" * 30], ["--experts", "grammar", "--experts", "nosuch"]],
+    ids=["duplicate-expert", "reroll-negative", "reroll-huge", "seed-negative", "seed-huge",
+         "unknown-expert"],
+)  # fmt: skip
+def test_score_odd_arguments(
+    extra: list[str], corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    out = tmp_path / "c.json"
+    res = run_cli(
+        ["score", str(corpus["corrupt-audio"].path), "-o", str(out), "--experts", "grammar",
+         "--library", str(library), "--progress", "none", *extra],
+        cwd=tmp_path, env=cli_env,
+    )  # fmt: skip
+    if "nosuch" in extra:
+        assert_one_line_error(res, "unknown expert")
+        assert not out.exists()
+    else:
+        assert res.rc == 0, res.stderr[-2000:]
+        cue = assert_valid_cue(out)
+        assert cue.engine["experts"] == ["grammar"]
+
+
 # ----------------------------------------------------------------------------- moodsic batch
 def test_batch_cli_meets_corpus(
     corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
