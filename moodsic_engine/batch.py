@@ -349,8 +349,11 @@ def _read_manifest(path: Path) -> list[ClipInput]:
         raw = row.get("path")
         if raw in (None, ""):
             raise InputError(f"{where}: no path given")
-        clip_path = Path(os.path.expanduser(str(raw)))
-        clip_path = (clip_path if clip_path.is_absolute() else base / clip_path).resolve()
+        try:
+            clip_path = Path(os.path.expanduser(str(raw)))
+            clip_path = (clip_path if clip_path.is_absolute() else base / clip_path).resolve()
+        except (ValueError, OSError, RuntimeError):  # NUL byte, symlink loop
+            raise InputError(f"{where}: unusable path {str(raw)!r}") from None
         out = row.get("out")
         rel = ""
         if out not in (None, ""):
@@ -421,8 +424,9 @@ def _manifest_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path.name} line {i}: not valid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # also: absurd nesting, 5000-digit ints
+            msg = getattr(exc, "msg", None) or " ".join(str(exc).split())[:120]
+            raise InputError(f"{path.name} line {i}: not valid JSON ({msg})") from None
         if isinstance(row, str):
             row = {"path": row}
         if not isinstance(row, dict):
@@ -438,7 +442,7 @@ def _parse_cell(value: str | None) -> Any:
     text = value.strip()
     if text == "":
         return ""
-    with contextlib.suppress(json.JSONDecodeError, ValueError):
+    with contextlib.suppress(ValueError, RecursionError):  # RecursionError: absurd nesting
         return json.loads(text)
     if text.lower() in ("true", "false", "yes", "no"):
         return text.lower() in ("true", "yes")
