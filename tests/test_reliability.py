@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from badinputs import BadInput, good_video, make_corpus, va_manifest
 
+from moodsic_engine.config import Config
 from moodsic_engine.cue import CueSheet
 
 CORPUS_NAMES = [
@@ -800,3 +801,36 @@ def test_library_with_damaged_audio(tmp_path: Path, cli_env: dict) -> None:
     assert res.rc == 0, res.stderr[-2000:]
     y, _ = sf.read(tmp_path / "m.wav")
     assert np.isfinite(y).all() and 0 < np.abs(y).max() <= 1.0
+
+
+# ----------------------------------------------------------------------------- batch manifests
+HOSTILE_BATCH_MANIFESTS = {
+    "deep.jsonl": ("[" * 100_000 + "\n", "not valid json"),
+    "huge-int.jsonl": ('{"path": "VIDEO", "seed": ' + "9" * 5000 + "}\n", "not valid json"),
+    "nan.jsonl": ('{"path": "VIDEO", "sample_fps": NaN}\n', "finite"),
+    "not-object.jsonl": ("[1, 2]\n", "expected an object"),
+    "nul-path.csv": ("path\n\x00\n", "unusable path"),
+    "deep-cell.csv": ("path,seed\nVIDEO," + "[" * 100_000 + "\n", "seed"),
+    "no-path-column.csv": ("file\nVIDEO\n", "path"),
+    "escape-out.csv": ("path,out\nVIDEO,../../x\n", "inside the output folder"),
+    "binary.csv": (None, "utf-8"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_BATCH_MANIFESTS))
+def test_hostile_batch_manifest_refused_in_one_line(
+    name: str, corpus: dict[str, BadInput], tmp_path: Path
+) -> None:
+    from moodsic_engine.batch import run_batch
+    from moodsic_engine.errors import InputError
+
+    text, fragment = HOSTILE_BATCH_MANIFESTS[name]
+    manifest = tmp_path / name
+    if text is None:
+        manifest.write_bytes(bytes(range(256)) * 4)
+    else:
+        manifest.write_text(text.replace("VIDEO", str(corpus["corrupt-audio"].path)), "utf-8")
+    with pytest.raises(InputError) as exc:
+        run_batch(manifest, tmp_path / "out", config=Config(experts=("grammar",)))
+    assert "\n" not in str(exc.value) and fragment in str(exc.value).lower(), str(exc.value)
+    assert leftovers(tmp_path / "out") == []  # at most an empty folder
