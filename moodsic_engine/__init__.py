@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "CueSheet", "Segment", "TrackChoice", "load_library", "score_video", "__version__"]
+__all__ = [
+    "Config",
+    "CueSheet",
+    "Segment",
+    "TrackChoice",
+    "load_library",
+    "score_video",
+    "__version__",
+]
 
 _LAZY = {
     "Config": ("moodsic_engine.config", "Config"),

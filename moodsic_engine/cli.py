@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +27,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-weights_app = typer.Typer(help="Model weights: what is ready, and fetching them.", no_args_is_help=True)
+weights_app = typer.Typer(
+    help="Model weights: what is ready, and fetching them.", no_args_is_help=True
+)
 library_app = typer.Typer(help="Music libraries.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print ratios.", no_args_is_help=True)
 eval_app = typer.Typer(help="Accuracy reports on public datasets.", no_args_is_help=True)
@@ -41,7 +43,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(blender_app, name="blender")
 
 
-class ProgressMode(str, Enum):
+class ProgressMode(StrEnum):
     bar = "bar"
     json = "json"
     none = "none"
@@ -98,10 +100,18 @@ def _version_cb(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version_cb, is_eager=True, help="Show the version.")
+        bool,
+        typer.Option("--version", callback=_version_cb, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
     """Moodsic: watch a clip, find its mood arc, and score it with fitting music."""
+
+
+def _csv(text: str | None) -> tuple[str, ...] | None:
+    """A comma list option ("scene, face") as a tuple; None when the option was not given."""
+    if not text:
+        return None
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _load_config(path: Path | None, **overrides: Any) -> Any:
@@ -117,22 +127,31 @@ def _load_config(path: Path | None, **overrides: Any) -> Any:
 def score(
     video: Annotated[Path, typer.Argument(help="Video file to score.")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Cue sheet path.")] = None,
-    library: Annotated[str, typer.Option(help="builtin, a DEAM folder, a manifest or an audio folder.")] = "builtin",
+    library: Annotated[
+        str, typer.Option(help="builtin, a DEAM folder, a manifest or an audio folder.")
+    ] = "builtin",
     experts: Annotated[str | None, typer.Option(help="Comma list from scene,face,grammar.")] = None,
     sample_fps: Annotated[float | None, typer.Option(help="Samples per second.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for deterministic choices.")] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
     scene_model: Annotated[str | None, typer.Option(help="open_clip model name.")] = None,
-    scene_pretrained: Annotated[str | None, typer.Option(help="open_clip tag or checkpoint path.")] = None,
+    scene_pretrained: Annotated[
+        str | None, typer.Option(help="open_clip tag or checkpoint path.")
+    ] = None,
     scene_head: Annotated[Path | None, typer.Option(help="Trained scene head file.")] = None,
     emonet: Annotated[Path | None, typer.Option(help="EmoNet checkpoint (emonet_8.pth).")] = None,
     mix: Annotated[Path | None, typer.Option(help="Write the finished soundtrack here.")] = None,
-    bed: Annotated[Path | None, typer.Option(help="Write the music bed (after ducking) here.")] = None,
-    mux: Annotated[Path | None, typer.Option(help="Write the video with the new soundtrack here.")] = None,
+    bed: Annotated[
+        Path | None, typer.Option(help="Write the music bed (after ducking) here.")
+    ] = None,
+    mux: Annotated[
+        Path | None, typer.Option(help="Write the video with the new soundtrack here.")
+    ] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a V/A plot PNG here.")] = None,
     reroll: Annotated[
-        list[int] | None, typer.Option(help="Segment index to re-roll to its next best track (repeatable).")
+        list[int] | None,
+        typer.Option(help="Segment index to re-roll to its next best track (repeatable)."),
     ] = None,
     allow_outside: Annotated[
         bool, typer.Option(help="Let a library manifest point outside its own folder.")
@@ -143,7 +162,7 @@ def score(
     from .api import score_video_to_files
 
     out = output or Path.cwd() / f"{video.stem}.moodsic.json"
-    names = tuple(n.strip() for n in experts.split(",") if n.strip()) if experts else None
+    names = _csv(experts)
     with reporting(progress) as (report, json_out):
         cfg = _load_config(
             config,
@@ -172,7 +191,9 @@ def score(
             progress=report,
         )
         if json_out is not None:
-            json_out.emit("done", cue=str(result.cue_path), **{k: str(v) for k, v in result.extras.items()})
+            json_out.emit(
+                "done", cue=str(result.cue_path), **{k: str(v) for k, v in result.extras.items()}
+            )
         else:
             for line in result.summary_lines():
                 info(progress, line)
@@ -188,7 +209,9 @@ def _reroll_counts(indices: list[int] | None) -> dict[int, int]:
 # ----------------------------------------------------------------------------- demo
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("moodsic-demo"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path(
+        "moodsic-demo"
+    ),
     progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
     """Generate a 60 s demo clip and a built-in library, score it, and write every output."""
@@ -230,7 +253,9 @@ def weights_status(
 @weights_app.command("fetch")
 def weights_fetch(
     what: Annotated[str, typer.Argument(help="scene or emonet")],
-    accept_license: Annotated[bool, typer.Option(help="Accept the weights' licence (EmoNet).")] = False,
+    accept_license: Annotated[
+        bool, typer.Option(help="Accept the weights' licence (EmoNet).")
+    ] = False,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
 ) -> None:
@@ -246,21 +271,27 @@ def weights_fetch(
     with reporting(ProgressMode.none):
         cfg = _load_config(config)
         module = importlib.import_module(modules[what])
-        module.fetch(cfg, resolve_weights_dir(weights_dir), accept_license=accept_license, echo=typer.echo)
+        module.fetch(
+            cfg, resolve_weights_dir(weights_dir), accept_license=accept_license, echo=typer.echo
+        )
 
 
 # ----------------------------------------------------------------------------- bench
 @bench_app.command("speed")
 def bench_speed(
-    video: Annotated[Path | None, typer.Argument(help="Clip to time (default: a generated 60 s clip).")] = None,
+    video: Annotated[
+        Path | None, typer.Argument(help="Clip to time (default: a generated 60 s clip).")
+    ] = None,
     experts: Annotated[str, typer.Option(help="Experts to time.")] = "grammar",
-    memory: Annotated[bool, typer.Option(help="Also compare peak memory of 1- and 10-minute clips.")] = False,
+    memory: Annotated[
+        bool, typer.Option(help="Also compare peak memory of 1- and 10-minute clips.")
+    ] = False,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
 ) -> None:
     """Pipeline time against decoding every frame with ffmpeg; peak memory against length."""
     from .bench import speed_report
 
-    names = tuple(n.strip() for n in experts.split(",") if n.strip())
+    names = _csv(experts) or ()
     with reporting(ProgressMode.none):
         for line in speed_report(video, names, memory=memory, weights_dir=weights_dir):
             typer.echo(line)
@@ -269,7 +300,9 @@ def bench_speed(
 # ---- section: library (issue 6) ----------------------------------------------------
 @library_app.command("info")
 def library_info(
-    path: Annotated[str, typer.Argument(help="builtin, a DEAM folder, a manifest or an audio folder.")],
+    path: Annotated[
+        str, typer.Argument(help="builtin, a DEAM folder, a manifest or an audio folder.")
+    ],
     plot: Annotated[Path | None, typer.Option(help="Write a V/A scatter plot PNG here.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     allow_outside: Annotated[
@@ -338,7 +371,7 @@ def score_timeline_cmd(
     progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
     """Score an existing edit: music tracks and mood markers added to a copy of the timeline."""
-    names = tuple(n.strip() for n in experts.split(",") if n.strip()) if experts else None
+    names = _csv(experts)
     with reporting(progress) as (report, json_out):
         from .errors import InputError
 
@@ -421,7 +454,7 @@ def blender_speech(
 
 
 # ---- section: batch (issue 9) ------------------------------------------------------
-class BatchBackend(str, Enum):  # noqa: UP042 - same pattern as ProgressMode
+class BatchBackend(StrEnum):
     local = "local"
     ray = "ray"
 
@@ -480,7 +513,7 @@ def batch(
     from .batch import run_batch
     from .batch_report import batch_reporter
 
-    names = tuple(n.strip() for n in experts.split(",") if n.strip()) if experts else None
+    names = _csv(experts)
     with reporting(progress) as (_, json_out):
         cfg = _load_config(config, seed=seed, experts=names, **{"sample.sample_fps": sample_fps})
         with batch_reporter(progress.value, json_out.emit if json_out else None) as reporter:
@@ -534,7 +567,7 @@ def bench_batch(
     """Clips/min with 1 and 2 local workers, the speed-up, and Ray's per-clip overhead."""
     from .batch_bench import batch_report
 
-    names = tuple(n.strip() for n in experts.split(",") if n.strip())
+    names = _csv(experts) or ()
     with reporting(ProgressMode.none):
         for line in batch_report(
             clips=clips, seconds=seconds, experts=names, library=library, ray=ray, repeat=repeat
@@ -545,27 +578,39 @@ def bench_batch(
 # ---- section: eval / train (issues 4, 10) -------------------------------------------
 @train_app.command("scene")
 def train_scene_cmd(
-    images: Annotated[Path, typer.Option(help="Folder of FindingEmo images (filled by --download).")],
-    output: Annotated[Path, typer.Option("-o", "--out", help="Folder for the head and the report.")] = Path(
-        "scene-head"
-    ),
+    images: Annotated[
+        Path, typer.Option(help="Folder of FindingEmo images (filled by --download).")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--out", help="Folder for the head and the report.")
+    ] = Path("scene-head"),
     annotations: Annotated[
-        Path | None, typer.Option(help="FindingEmo annotation CSV (default: the findingemo-light file).")
+        Path | None,
+        typer.Option(help="FindingEmo annotation CSV (default: the findingemo-light file)."),
     ] = None,
-    download: Annotated[bool, typer.Option(help="Fetch missing images first (resumable, rate-limited).")] = False,
+    download: Annotated[
+        bool, typer.Option(help="Fetch missing images first (resumable, rate-limited).")
+    ] = False,
     download_rate: Annotated[float, typer.Option(help="Download requests per second.")] = 2.0,
-    limit: Annotated[int | None, typer.Option(help="Use a seeded subset of this many images.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Use a seeded subset of this many images.")
+    ] = None,
     ablation: Annotated[
-        str | None, typer.Option(help="Comma list of MODEL:PRETRAINED encoders, or 'default'; one table.")
+        str | None,
+        typer.Option(help="Comma list of MODEL:PRETRAINED encoders, or 'default'; one table."),
     ] = None,
     install: Annotated[bool, typer.Option(help="Copy the head into the weights folder.")] = False,
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs (early stopping decides).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Maximum epochs (early stopping decides).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Split and training seed.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache folder.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
     scene_model: Annotated[str | None, typer.Option(help="open_clip model name.")] = None,
-    scene_pretrained: Annotated[str | None, typer.Option(help="open_clip tag or checkpoint path.")] = None,
+    scene_pretrained: Annotated[
+        str | None, typer.Option(help="open_clip tag or checkpoint path.")
+    ] = None,
     progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
     """Train the scene head on FindingEmo (annotations CC BY-NC-SA 4.0) and write its report."""
@@ -594,7 +639,9 @@ def train_scene_cmd(
             else:
                 info(progress, f"ablation: {md}")
             return
-        result = train_scene(images, output, cfg, install=install, progress=report, echo=say, **common)
+        result = train_scene(
+            images, output, cfg, install=install, progress=report, echo=say, **common
+        )
         if json_out is not None:
             json_out.emit("done", head=str(result.head_path), report=str(result.report_md))
         else:
@@ -624,8 +671,8 @@ def eval_veatic_cmd(
     from .eval.veatic import evaluate_veatic
     from .weights import resolve_weights_dir
 
-    names = tuple(n.strip() for n in experts.split(",") if n.strip()) if experts else None
-    ids = [v.strip() for v in videos.split(",") if v.strip()] if videos else None
+    names = _csv(experts)
+    ids = list(_csv(videos) or ()) or None
     with reporting(progress) as (report, json_out):
         cfg = _load_config(config, experts=names, **{"sample.sample_fps": sample_fps})
         result = evaluate_veatic(
@@ -663,7 +710,7 @@ def eval_findingemo_cmd(
     from .eval.findingemo_face import run_findingemo_eval
     from .weights import resolve_weights_dir
 
-    names = tuple(n.strip() for n in experts.split(",") if n.strip())
+    names = _csv(experts) or ()
     unknown = sorted(set(names) - {"scene", "face"})
     if unknown or not names:
         _err(f"--experts takes scene and/or face, not {', '.join(unknown) or 'nothing'}")

@@ -226,7 +226,9 @@ def validate(data: Any, *, source: str = "cue sheet") -> None:
         raise CueSheetError(f"{source}: invalid at {where}: {error.message}")
 
 
-def check_tiling(segments: tuple[Segment, ...], video: VideoRef, *, source: str = "cue sheet") -> None:
+def check_tiling(
+    segments: tuple[Segment, ...], video: VideoRef, *, source: str = "cue sheet"
+) -> None:
     """Segments must tile the video exactly, in frames and in seconds."""
     if not segments:
         raise CueSheetError(f"{source}: no segments")
@@ -234,7 +236,9 @@ def check_tiling(segments: tuple[Segment, ...], video: VideoRef, *, source: str 
         raise CueSheetError(f"{source}: first segment does not start at frame 0")
     for prev, nxt in zip(segments, segments[1:], strict=False):
         if nxt.start_frame != prev.end_frame:
-            raise CueSheetError(f"{source}: segments do not tile (gap/overlap at frame {prev.end_frame})")
+            raise CueSheetError(
+                f"{source}: segments do not tile (gap/overlap at frame {prev.end_frame})"
+            )
     for seg in segments:
         if seg.end_frame <= seg.start_frame:
             raise CueSheetError(f"{source}: empty segment at frame {seg.start_frame}")
