@@ -57,7 +57,7 @@ class Analysis:
 
 
 def _frames_for(end_s: float, fps: Fraction, declared_frames: int) -> int:
-    measured = max(1, int(round(Fraction(end_s).limit_denominator(10**9) * fps)))
+    measured = max(1, int(round(Fraction(end_s) * fps)))
     # trust the container's count when it agrees with what was decoded (within 2 frames)
     if declared_frames > 0 and abs(declared_frames - measured) <= 2:
         return declared_frames

@@ -123,7 +123,7 @@ def segment_moods(
     fps = Fraction(fps) if fps is not None else Fraction(25)
     if duration_s is None:
         duration_s = float(t[-1] + (t[-1] - t[-2] if len(t) > 1 else 1.0)) if len(t) else 1.0
-    total_frames = max(1, int(round(Fraction(duration_s).limit_denominator(10**9) * fps)))
+    total_frames = max(1, int(round(Fraction(duration_s) * fps)))
     end = float(total_frames / fps)
     if len(t) == 0:
         t = np.array([0.0])
@@ -142,7 +142,7 @@ def segment_moods(
     frames = [0]
     kept_runs = [runs[0]]
     for s, run in zip(starts, runs[1:], strict=True):
-        f = int(round(Fraction(s).limit_denominator(10**9) * fps))
+        f = int(round(Fraction(s) * fps))
         if frames[-1] < f < total_frames:
             frames.append(f)
             kept_runs.append(run)
