@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -247,14 +248,20 @@ class VideoSampler:
         cfg = self.cfg
         name = Path(self.path).name
         container = _open(self.path)
+        converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moodsic-convert")
         try:
             stream = _video_stream(container, name)
             stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = max(1, int(cfg.decoder_threads))
             fps = self.info.fps
             self.skipping = bool(cfg.skip_frames and float(fps) >= cfg.skip_ratio * cfg.sample_fps)
+            threads = max(1, int(cfg.decoder_threads))
             if self.skipping:
                 stream.codec_context.skip_frame = "BIDIR"
+                # Without B-frames the I/P chain decodes in order anyway: frame threads only add
+                # latency (measured 0.38 s vs 0.30 s for a minute of 360p), and the core they
+                # would take converts the sampled frames on the thread below instead.
+                threads = 1
+            stream.codec_context.thread_count = threads
             if self.start_s > 0 and stream.time_base is not None:
                 container.seek(int(self.start_s / stream.time_base), stream=stream, backward=True)
             rot = self.info.rotation
@@ -275,22 +282,25 @@ class VideoSampler:
             motions: list[float] = []
             cut_times: list[float] = []
             recent_scores: list[float] = []
-            frames_buf: list[np.ndarray] = []
+            frames_buf: list[Future[np.ndarray]] = []
             times_buf: list[float] = []
             motion_buf: list[float] = []
             index = 0
             last_t = None
 
+            def convert(frame) -> np.ndarray:  # noqa: ANN001
+                # area averaging: a proper downscale, and cheaper than the bicubic default
+                img = frame.to_ndarray(
+                    width=work_w, height=work_h, format="rgb24", interpolation="AREA"
+                )
+                return np.ascontiguousarray(np.rot90(img, k=rot // 90)) if rot else img
+
             def take(frame, t: float) -> None:  # noqa: ANN001
                 nonlocal last_used_t
                 if last_used_t is not None and abs(t - last_used_t) < 1e-9:
                     return  # never hand the same frame out twice
-                img = frame.to_ndarray(
-                    width=work_w, height=work_h, format="rgb24", interpolation="AREA"
-                )  # area averaging: a proper downscale, and cheaper than the bicubic default
-                if rot:
-                    img = np.ascontiguousarray(np.rot90(img, k=rot // 90))
-                frames_buf.append(img)
+                # swscale releases the GIL: converting here overlaps with decoding the next frames
+                frames_buf.append(converter.submit(convert, frame))
                 times_buf.append(t)
                 motion_buf.append(float(np.mean(motions)) if motions else 0.0)
                 motions.clear()
@@ -299,7 +309,7 @@ class VideoSampler:
             def flush() -> FrameBatch:
                 nonlocal index
                 batch = FrameBatch(
-                    frames=np.stack(frames_buf),
+                    frames=np.stack([f.result() for f in frames_buf]),
                     times=np.asarray(times_buf, dtype=np.float64),
                     motion=np.asarray(motion_buf, dtype=np.float64),
                     index0=index,
@@ -381,6 +391,7 @@ class VideoSampler:
                 )
             self.cuts = tuple(round(c, 6) for c in cut_times)
         finally:
+            converter.shutdown(wait=True, cancel_futures=True)
             container.close()
 
 
