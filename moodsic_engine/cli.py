@@ -287,13 +287,16 @@ def bench_speed(
         bool, typer.Option(help="Also compare peak memory of 1- and 10-minute clips.")
     ] = False,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
 ) -> None:
     """Pipeline time against decoding every frame with ffmpeg; peak memory against length."""
     from .bench import speed_report
 
     names = _csv(experts) or ()
     with reporting(ProgressMode.none):
-        for line in speed_report(video, names, memory=memory, weights_dir=weights_dir):
+        cfg = _load_config(config)
+        lines = speed_report(video, names, memory=memory, weights_dir=weights_dir, config=cfg)
+        for line in lines:
             typer.echo(line)
 
 
