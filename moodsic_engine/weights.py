@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -68,3 +69,17 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ResourceError(f"weights file {p.name} does not hold a state dict")
     return obj
+
+
+def file_fingerprint(path: str | os.PathLike[str]) -> str:
+    """Cheap identity of a large file (weights, videos): size plus a hash of its first and
+    last MiB, so multi-GB files are identified without reading them whole."""
+    p = Path(path)
+    size = p.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with p.open("rb") as f:
+        h.update(f.read(1 << 20))
+        if size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read(1 << 20))
+    return f"{size}:{h.hexdigest()[:32]}"

@@ -1,6 +1,6 @@
 """What a report was made with: versions, config, weights (fingerprints) and data.
 
-Weights are identified by `experts.scene.fingerprint`-style hashes (size plus the first and
+Weights are identified by `weights.file_fingerprint` hashes (size plus the first and
 last MiB): cheap on a 600 MB checkpoint, and enough to tell two files apart.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import Config
+from ..weights import file_fingerprint
 
 PACKAGES = (
     "numpy", "scipy", "av", "torch", "open_clip_torch", "mediapipe", "opencv-contrib-python",
@@ -44,19 +45,6 @@ def versions() -> dict[str, str]:
         if first and " version " in first[0]:
             out["ffmpeg"] = first[0].split(" version ")[1].split()[0]
     return out
-
-
-def file_fingerprint(path: str | os.PathLike[str]) -> str:
-    """size:sha256(first MiB + last MiB)[:32]."""
-    p = Path(path)
-    size = p.stat().st_size
-    h = hashlib.sha256(str(size).encode())
-    with p.open("rb") as f:
-        h.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
-            h.update(f.read(1 << 20))
-    return f"{size}:{h.hexdigest()[:32]}"
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -19,7 +19,6 @@ expert is unavailable with one line that says what is missing and how to get it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -33,6 +32,7 @@ import torch
 
 from ..config import Config, SceneConfig
 from ..errors import ExpertUnavailable, ResourceError
+from ..weights import file_fingerprint
 from .base import Availability, ClipContext, Estimates, ExpertSeries, FrameBatch
 
 NAME = "scene"
@@ -191,18 +191,6 @@ def resolve_encoder(
     raise ExpertUnavailable(
         f"scene: {pre!r} is neither a pretrained tag of {model} (known: {known}) nor a checkpoint file"
     )
-
-
-def fingerprint(path: Path) -> str:
-    """Cheap identity of a weights file: size plus hashes of its first and last MiB."""
-    size = path.stat().st_size
-    h = hashlib.sha256(str(size).encode())
-    with path.open("rb") as f:
-        h.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
-            h.update(f.read(1 << 20))
-    return f"{size}:{h.hexdigest()[:32]}"
 
 
 # ----------------------------------------------------------------------------- encoder
@@ -467,7 +455,7 @@ def encoder_meta(ref: EncoderRef, embed_dim: int) -> dict[str, Any]:
         "model": ref.model,
         "pretrained": ref.pretrained if ref.is_tag else Path(ref.pretrained).name,
         "pretrained_is_tag": ref.is_tag,
-        "fingerprint": fingerprint(ref.checkpoint)
+        "fingerprint": file_fingerprint(ref.checkpoint)
         if ref.checkpoint and ref.checkpoint.is_file()
         else "",
         "embed_dim": int(embed_dim),
@@ -494,7 +482,7 @@ def check_head_matches(
             raise ExpertUnavailable(hint)
         return
     # At least one side is a file: only the weights' fingerprint can tell.
-    mine = fingerprint(ref.checkpoint) if ref.checkpoint and ref.checkpoint.is_file() else ""
+    mine = file_fingerprint(ref.checkpoint) if ref.checkpoint and ref.checkpoint.is_file() else ""
     if not mine or enc.get("fingerprint") != mine:
         raise ExpertUnavailable(hint)
 
