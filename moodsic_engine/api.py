@@ -84,8 +84,7 @@ def _write_audio_outputs(
     sr = cfg.sample_rate
     steps = sum(1 for x in (mix, bed, mux) if x)
     progress("mix", 0, steps)
-    n = int(round(cue.video.duration_s * sr))
-    dialogue = mixing.video_audio(video, sr, n) if cue.video.has_audio else None
+    dialogue = mixing.dialogue_for(cue, cfg, video) if cue.video.has_audio else None
     # the bed is the music exactly as it sits in the mix (same level and ducking)
     mixed, bed_audio = mixing.mix_arrays(cue, cfg, dialogue)
     out: dict[str, Path] = {}

@@ -546,6 +546,16 @@ def _video_for(cue: CueSheet, video_path: str | os.PathLike[str] | None) -> Path
     return p if p.is_file() else None
 
 
+def dialogue_for(
+    cue: CueSheet, cfg: MixConfig, video_path: str | os.PathLike[str] | None = None
+) -> np.ndarray | None:
+    """The video's own audio spanning the cue exactly ([n, 2] at the mix rate), or None."""
+    video = _video_for(cue, video_path)
+    if video is None:
+        return None
+    return video_audio(video, cfg.sample_rate, int(round(cue.video.duration_s * cfg.sample_rate)))
+
+
 def build_bed(
     cue: CueSheet,
     cfg: MixConfig,
@@ -575,9 +585,7 @@ def write_bed(
     """The music alone, after ducking under the video's speech (if the video has audio)."""
     cfg = cfg or MixConfig()
     sr = cfg.sample_rate
-    n = int(round(cue.video.duration_s * sr))
-    video = _video_for(cue, video_path)
-    dialogue = video_audio(video, sr, n) if video is not None else None
+    dialogue = dialogue_for(cue, cfg, video_path)
     bed = build_bed(cue, cfg, dialogue=dialogue)
     return write_audio(path, bed, sr)
 
@@ -606,9 +614,7 @@ def write_mix(
     """The finished soundtrack: the video's own audio plus the ducked music, at the target loudness."""
     cfg = cfg or MixConfig()
     sr = cfg.sample_rate
-    n = int(round(cue.video.duration_s * sr))
-    video = _video_for(cue, video_path)
-    dialogue = video_audio(video, sr, n) if video is not None else None
+    dialogue = dialogue_for(cue, cfg, video_path)
     mix, _ = mix_arrays(cue, cfg, dialogue)
     return write_audio(path, mix, sr)
 
