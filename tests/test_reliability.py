@@ -514,7 +514,13 @@ def test_batch_interrupted_leaves_no_partials_or_workers(
     assert len(records) == 4 and {r["status"] for r in records} <= {"ok", "interrupted"}
     assert any(r["status"] == "ok" for r in records)
     for r in records:
-        assert (out / f"{r['rel']}.moodsic.json").exists() == (r["status"] == "ok")
+        cue = out / f"{r['rel']}.moodsic.json"
+        if r["status"] == "ok":
+            assert cue.exists()
+        elif cue.exists():
+            # a worker may finish its (atomic) write just as Ctrl-C lands, before it reports:
+            # the file must then be complete, and the clip is redone on resume
+            CueSheet.from_json(cue)
     assert not [f for f in leftovers(out) if ".part" in f]
     assert leftovers(Path(cli_env["TMPDIR"])) == []
 
