@@ -245,6 +245,24 @@ def _halves(cue: CueSheet, cfg: MixConfig) -> tuple[list[int], list[int]]:
     return bounds, halves
 
 
+def _grid_and_loop_s(path: str, sr: int, *, detect: bool) -> tuple[BeatGrid | None, float]:
+    """A track's bar grid and loop length. With a `.beats.json` sidecar only the file's header
+    is read (placement runs for every cue sheet, so it must not decode whole tracks)."""
+    no_audio = np.zeros((0, 2), dtype=np.float32)
+    grid = beat_grid(path, no_audio, sr, detect=False)
+    if grid is not None:
+        try:
+            import soundfile as sf
+
+            frames = int(round(sf.info(path).duration * sr))
+            return grid, _loop_len(np.empty((frames, 0)), sr, grid) / sr
+        except (RuntimeError, OSError, ValueError):
+            pass  # not a soundfile format (MP3 on old libsndfile...): decode below
+    y = read_audio(path, sr)
+    grid = beat_grid(path, y, sr, detect=detect)
+    return grid, _loop_len(y, sr, grid) / sr
+
+
 def place_tracks(cue: CueSheet, cfg: MixConfig | None = None) -> CueSheet:
     """The cue with each track's `in_s` set to where the mixdown really starts it.
 
@@ -264,9 +282,7 @@ def place_tracks(cue: CueSheet, cfg: MixConfig | None = None) -> CueSheet:
             segs.append(seg)
             continue
         if tr.path not in grids:
-            y = read_audio(tr.path, sr)
-            grid = beat_grid(tr.path, y, sr, detect=cfg.beat_align)
-            grids[tr.path] = (grid, _loop_len(y, sr, grid) / sr)
+            grids[tr.path] = _grid_and_loop_s(tr.path, sr, detect=cfg.beat_align)
         grid, loop_s = grids[tr.path]
         start = round(_start_s(tr.in_s, grid, halves[i] / sr, loop_s), 6)
         segs.append(dataclasses.replace(seg, track=dataclasses.replace(tr, in_s=start)))

@@ -210,6 +210,18 @@ def cut_score(
     return 0.5 * (min(1.0, 3.0 * pix) + hist)
 
 
+class _InlineExecutor:
+    """The ThreadPoolExecutor calls the sampler uses, run on the calling thread."""
+
+    def submit(self, fn, *args):  # noqa: ANN001, ANN002, ANN202
+        done: Future[np.ndarray] = Future()
+        done.set_result(fn(*args))
+        return done
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:  # noqa: ARG002
+        return None
+
+
 class VideoSampler:
     """Iterate to get FrameBatch objects; afterwards `cuts`, `end_s` and `decoded` are set."""
 
@@ -248,7 +260,13 @@ class VideoSampler:
         cfg = self.cfg
         name = Path(self.path).name
         container = _open(self.path)
-        converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moodsic-convert")
+        # With a budget of two or more threads, sampled frames are converted on a helper thread
+        # while decoding goes on; with one (e.g. each worker of a full batch pool), inline.
+        converter: ThreadPoolExecutor | _InlineExecutor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="moodsic-convert")
+            if cfg.decoder_threads >= 2
+            else _InlineExecutor()
+        )
         try:
             stream = _video_stream(container, name)
             stream.thread_type = "AUTO"
