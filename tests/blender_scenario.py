@@ -210,8 +210,18 @@ try:
     result["after_reload"] = describe(scene)
 
     # --- Clear removes only Moodsic's strips and markers
+    import hashlib
+
+    saved = hashlib.sha256(open(payload["blend"], "rb").read()).hexdigest()  # noqa: SIM115
     result["clear"] = sorted(bpy.ops.sequencer.moodsic_clear())
     result["after_clear"] = describe(scene)
+    # Moodsic's operators never write the user's .blend (scoring a saved file puts its cue
+    # sheets beside it): the file on disk is exactly what the user saved.
+    result["auto_saved"] = sorted(bpy.ops.sequencer.moodsic_auto_score())
+    bpy.ops.sequencer.moodsic_clear()
+    result["blend_unchanged"] = (
+        hashlib.sha256(open(payload["blend"], "rb").read()).hexdigest() == saved  # noqa: SIM115
+    )
 
     # --- The UI path: the modal operator driven by TIMER events (Blender's event loop does
     # not run in background mode, so the events and the window manager are stand-ins).

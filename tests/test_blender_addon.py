@@ -235,6 +235,8 @@ def test_save_and_reload_keeps_the_score(run):
 
 
 def test_clear_removes_only_moodsic(run):
+    assert run["auto_saved"] == ["FINISHED"]
+    assert run["blend_unchanged"] is True  # the user's saved .blend is never written
     after = run["after_clear"]
     assert music(after) == []
     assert after["markers"] == []
