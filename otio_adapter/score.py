@@ -251,19 +251,7 @@ def _keep_range(a: Analysis, clip: EditClip) -> np.ndarray:
 def _clip_analysis(a: Analysis, clip: EditClip) -> Analysis:
     """Only the samples inside the clip's used range (the sampler may overrun by a sample)."""
     keep = _keep_range(a, clip)
-    series = tuple(
-        dataclasses.replace(
-            s,
-            t=s.t[keep],
-            v=s.v[keep],
-            a=s.a[keep],
-            var_v=s.var_v[keep],
-            var_a=s.var_a[keep],
-            present=s.present[keep],
-            faces=s.faces[keep] if s.faces is not None else None,
-        )
-        for s in a.series
-    )
+    series = tuple(s.select(keep) for s in a.series)
     return dataclasses.replace(
         a,
         t=a.t[keep],
@@ -374,19 +362,7 @@ def score_timeline_report(
     fused_var = np.concatenate([a.fused_var for a, _ in parts])
     order = np.argsort(t, kind="stable")  # clips are in record order; this only guards it
     t, fused_va, fused_var = t[order], fused_va[order], fused_var[order]
-    series = tuple(
-        dataclasses.replace(
-            s,
-            t=s.t[order],
-            v=s.v[order],
-            a=s.a[order],
-            var_v=s.var_v[order],
-            var_a=s.var_a[order],
-            present=s.present[order],
-            faces=s.faces[order] if s.faces is not None else None,
-        )
-        for s in series
-    )
+    series = tuple(s.select(order) for s in series)
     # One EMA across the whole edit: the mood carries over cuts, as a viewer's does.
     stable_va, held = stabilize(t, fused_va, fused_var, config.stabilize, config.sample.sample_fps)
     cuts = sorted(

@@ -85,6 +85,19 @@ class ExpertSeries:
             mode=mode,
         )
 
+    def select(self, index: np.ndarray) -> ExpertSeries:
+        """The same expert at a subset or reordering of its samples (mask or index array)."""
+        return dataclasses.replace(
+            self,
+            t=self.t[index],
+            v=self.v[index],
+            a=self.a[index],
+            var_v=self.var_v[index],
+            var_a=self.var_a[index],
+            present=self.present[index],
+            faces=self.faces[index] if self.faces is not None else None,
+        )
+
     def sanitized(self, var_floor: float, var_ceiling: float) -> ExpertSeries:
         """Non-finite values become absent; variances are clamped into [floor, ceiling]."""
         finite = np.isfinite(self.v) & np.isfinite(self.a)
