@@ -91,6 +91,15 @@ def info(mode: ProgressMode, message: str) -> None:
     typer.echo(message, err=(mode == ProgressMode.json))
 
 
+def finish(mode: ProgressMode, json_out: Any, lines: list[str], **fields: Any) -> None:
+    """The end of a command: one `done` event in json mode, else the human summary lines."""
+    if json_out is not None:
+        json_out.emit("done", **fields)
+    else:
+        for line in lines:
+            info(mode, line)
+
+
 def _version_cb(value: bool) -> None:
     if value:
         typer.echo(f"moodsic {__version__}")
@@ -190,13 +199,8 @@ def score(
             allow_outside=allow_outside,
             progress=report,
         )
-        if json_out is not None:
-            json_out.emit(
-                "done", cue=str(result.cue_path), **{k: str(v) for k, v in result.extras.items()}
-            )
-        else:
-            for line in result.summary_lines():
-                info(progress, line)
+        extras = {k: str(v) for k, v in result.extras.items()}
+        finish(progress, json_out, result.summary_lines(), cue=str(result.cue_path), **extras)
 
 
 def _reroll_counts(indices: list[int] | None) -> dict[int, int]:
@@ -219,11 +223,7 @@ def demo(
 
     with reporting(progress) as (report, json_out):
         result = run_demo(output, progress=report)
-        if json_out is not None:
-            json_out.emit("done", cue=str(result.cue_path))
-        else:
-            for line in result.summary_lines():
-                info(progress, line)
+        finish(progress, json_out, result.summary_lines(), cue=str(result.cue_path))
 
 
 # ----------------------------------------------------------------------------- weights
@@ -537,19 +537,17 @@ def batch(
                 contact_sheet=contact_sheet,
                 reporter=reporter,
             )
-        if json_out is not None:
-            json_out.emit(
-                "done",
-                summary=str(result.summary_jsonl),
-                csv=str(result.summary_csv),
-                contact_sheet=str(result.contact_sheet) if result.contact_sheet else None,
-                ok=result.count("ok"),
-                skipped=result.count("skipped"),
-                failed=result.count("failed"),
-            )
-        else:
-            for line in result.summary_lines():
-                info(progress, line)
+        finish(
+            progress,
+            json_out,
+            result.summary_lines(),
+            summary=str(result.summary_jsonl),
+            csv=str(result.summary_csv),
+            contact_sheet=str(result.contact_sheet) if result.contact_sheet else None,
+            ok=result.count("ok"),
+            skipped=result.count("skipped"),
+            failed=result.count("failed"),
+        )
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 
@@ -645,11 +643,8 @@ def train_scene_cmd(
         result = train_scene(
             images, output, cfg, install=install, progress=report, echo=say, **common
         )
-        if json_out is not None:
-            json_out.emit("done", head=str(result.head_path), report=str(result.report_md))
-        else:
-            for line in result.summary_lines():
-                info(progress, line)
+        lines = result.summary_lines()
+        finish(progress, json_out, lines, head=str(result.head_path), report=str(result.report_md))
 
 
 @eval_app.command("veatic")
@@ -682,11 +677,10 @@ def eval_veatic_cmd(
             root, output, cfg, weights_dir=resolve_weights_dir(weights_dir), videos=ids,
             limit=limit, cache_dir=cache_dir, plots=plots, progress=report,
         )  # fmt: skip
-        if json_out is not None:
-            json_out.emit("done", report=str(result.summary_md), data=str(result.report_json))
-        else:
-            for line in result.summary_lines():
-                info(progress, line)
+        lines = result.summary_lines()
+        finish(
+            progress, json_out, lines, report=str(result.summary_md), data=str(result.report_json)
+        )
 
 
 @eval_app.command("findingemo")
@@ -725,11 +719,7 @@ def eval_findingemo_cmd(
             weights_dir=resolve_weights_dir(weights_dir), cache_dir=cache_dir, limit=limit,
             progress=report,
         )  # fmt: skip
-        if json_out is not None:
-            json_out.emit("done", **{k: str(v) for k, v in result.reports.items()})
-        else:
-            for line in result.lines:
-                info(progress, line)
+        finish(progress, json_out, result.lines, **{k: str(v) for k, v in result.reports.items()})
 
 
 @bench_app.command("stability")
