@@ -76,7 +76,15 @@ class WorkerContext:
     def warm(self, spec: WarmSpec) -> float:
         t0 = time.perf_counter()
         self.experts(spec.config, spec.weights_dir, spec.fns.load_experts)
-        self.library(spec.library, spec.config, spec.allow_outside, spec.fns.load_library)
+        library = self.library(spec.library, spec.config, spec.allow_outside, spec.fns.load_library)
+        # What the first clip would otherwise pay (about 0.5 s): the catalogue's KD-trees
+        # (scipy.spatial's import), the decoder and the engine's modules. Startup, not scoring.
+        build_index = getattr(library, "build_index", None)
+        if callable(build_index):
+            build_index()
+        importlib.import_module("av")
+        importlib.import_module("soundfile")  # track placement reads audio headers
+        resolve(spec.fns.score)
         return time.perf_counter() - t0
 
     def experts(self, config: Any, weights_dir: str | None, loader: str) -> Any:

@@ -225,3 +225,22 @@ def test_cli_batch_mix_and_mux(tmp_path: Path, bank: dict[str, Path]) -> None:
     row = json.loads((out / "batch.jsonl").read_text())
     assert set(row["outputs"]) == {"cue", "mix", "mux"}
     assert not [p for p in out.rglob("*") if ".part" in p.name]
+
+
+def test_worker_warm_up_builds_what_the_first_clip_would(bank: dict[str, Path]) -> None:
+    # Loading once per worker includes the catalogue's search index: otherwise the first
+    # clip of every worker pays for it (about 0.5 s, most of a short clip's scoring time).
+    from moodsic_engine.batch import EngineFns, WarmSpec
+    from moodsic_engine.batch_worker import WorkerContext
+
+    fns = EngineFns()
+    spec = WarmSpec(
+        config=GRAMMAR, library=str(bank["library"]), weights_dir=None, allow_outside=False,
+        fns=fns,
+    )  # fmt: skip
+    ctx = WorkerContext(threads=1)
+    ctx.warm(spec)
+    library = ctx.library(spec.library, GRAMMAR, False, fns.load_library)
+    assert library.clusters.k >= 2
+    assert sorted(library._trees) == list(range(library.clusters.k))
+    assert ctx.library(spec.library, GRAMMAR, False, fns.load_library) is library  # once

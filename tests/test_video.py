@@ -166,3 +166,46 @@ def test_truncated_tail_of_faststart_file_is_reported(tmp_path):
     cut.write_bytes(good.read_bytes()[: int(good.stat().st_size * 0.4)])
     with pytest.raises(VideoError, match="truncated|readable"):
         list(sample_video(cut))
+
+
+_BLOCKING_PROBE = r"""
+import resource, sys
+from moodsic_engine.config import SampleConfig
+from moodsic_engine.video import sample_video
+cfg = SampleConfig(decoder_threads=int(sys.argv[2]))
+list(sample_video(sys.argv[1], cfg))  # warm-up: codec code paged in, file in the page cache
+before = resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw
+for _ in range(3):
+    list(sample_video(sys.argv[1], cfg))
+print(resource.getrusage(resource.RUSAGE_THREAD).ru_nvcsw - before)
+"""
+
+
+def _blocking_waits(path, threads: int) -> int:
+    """Times the sampling thread blocked over three passes, in a fresh single-threaded
+    interpreter: starting and joining a helper thread (FFmpeg's or ours) blocks it."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", _BLOCKING_PROBE, str(path), str(threads)],
+        capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+    return int(out.stdout.split()[-1])
+
+
+def test_a_one_thread_budget_starts_no_threads(tmp_path):
+    # A batch worker on its share of the cores gets a budget of one thread. PyAV's defaults
+    # start a thread pool per opened decoder (the rotation probe) and per converted frame
+    # (swscale's automatic thread count): about 100 blocking joins per clip; none may remain.
+    src = lavfi_video(tmp_path / "src.mp4", seconds=6, size="320x180")
+    rot = tmp_path / "rot.mp4"
+    run([FFMPEG, "-loglevel", "error", "-y", "-i", str(src), "-c", "copy",
+         "-metadata:s:v:0", "rotate=90", str(rot)])  # fmt: skip
+    assert probe_video(rot).rotation in (90, 270)  # the probe decodes a frame
+    assert _blocking_waits(rot, threads=1) <= 3
+    # With a budget of two, frames are handed to the conversion helper thread and waited
+    # for: the probe sees that blocking, so it measures what it should.
+    assert _blocking_waits(rot, threads=2) > 3
