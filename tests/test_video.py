@@ -209,3 +209,19 @@ def test_a_one_thread_budget_starts_no_threads(tmp_path):
     # With a budget of two, frames are handed to the conversion helper thread and waited
     # for: the probe sees that blocking, so it measures what it should.
     assert _blocking_waits(rot, threads=2) > 3
+
+
+def test_sparse_sampling_of_hevc_and_of_a_stream_without_timestamps(tmp_path):
+    # HEVC: dropping every B-frame (fine for H.264) stops its decoder after two frames, which
+    # read as a truncated file. Raw H.264 has no timestamps: time is counted in decoded
+    # frames, so nothing may be skipped.
+    hevc = lavfi_video(tmp_path / "h.mp4", seconds=6, size="320x180", extra=["-c:v", "libx265"])
+    raw = tmp_path / "r.h264"
+    run([FFMPEG, "-loglevel", "error", "-y", "-i", str(hevc), "-c:v", "libx264",
+         "-preset", "ultrafast", "-f", "h264", str(raw)])  # fmt: skip
+    for path, skipped in ((hevc, True), (raw, False)):
+        sampler, times, frames = collect(path)
+        assert sampler.skipping is skipped
+        assert sampler.end_s == pytest.approx(6.0)
+        assert len(times) == 12 and np.all(np.abs(times - np.arange(12) / 2.0) <= 2 / 25 + 1e-9)
+        assert (sampler.decoded < 120) if skipped else (sampler.decoded == 150)
