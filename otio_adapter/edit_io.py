@@ -49,11 +49,22 @@ def _check_nesting(p: Path, adapter: str) -> None:
         pass  # OTIO's own reader reports malformed files
 
 
+BUNDLE_ATTR = "_moodsic_bundle"  # set on a Timeline read from an .otioz/.otiod: its path
+
+
+def bundle_of(timeline: otio.schema.Timeline) -> Path | None:
+    """The .otioz file or .otiod folder `timeline` was read from by `read_edit`, if any:
+    its media references are relative to the bundle (``media/clip.mov``)."""
+    found = getattr(timeline, BUNDLE_ATTR, None)
+    return Path(found) if found is not None else None
+
+
 def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> otio.schema.Timeline:
     """Read an edit (.otio, .otioz, .fcpxml, .edl, .moodsic.json, ...) as one Timeline.
 
     `rate` is passed to readers that need it (CMX 3600 EDLs carry no frame rate).
-    Raises InputError with one line when the file cannot be read.
+    A timeline read from an .otioz/.otiod remembers the bundle (`bundle_of`), so scoring
+    finds the media inside it. Raises InputError with one line when the file cannot be read.
     """
     p = Path(path)
     if not p.exists():
@@ -84,6 +95,8 @@ def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> oti
         result = timelines[0]
     if not isinstance(result, otio.schema.Timeline):
         raise InputError(f"{p.name} is not a timeline (found {type(result).__name__})")
+    if adapter.name in ("otioz", "otiod"):
+        setattr(result, BUNDLE_ATTR, str(p.resolve()))
     return result
 
 

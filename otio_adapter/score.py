@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -75,21 +77,89 @@ def _timecode(frames: int, rate: float) -> str:
         return f"frame {frames}"
 
 
-def media_path(ref: Any, base_dir: Path | None) -> Path | None:
-    """The local file a media reference points at (file:// URL or plain path), if any."""
+def _url_candidates(url: str) -> list[str]:
+    """Local paths a target URL may mean, most likely first.
+
+    A file:// URL is percent-decoded (RFC 8089), but editors also write unencoded paths
+    after file:// (a literal '%', '#' or '?' in a file name); a plain path is taken as it
+    is, then percent-decoded (OTIO's own bundle code decodes plain paths too).
+    """
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        raw = url[len("file:") :]
+        if raw.startswith("//"):
+            raw = raw[2:]
+            host, slash, rest = raw.partition("/")
+            raw = slash + rest if host in ("", "localhost") else "//" + raw
+        path = unquote(parsed.path)
+        if parsed.netloc not in ("", "localhost"):
+            path = "//" + parsed.netloc + path  # a UNC share
+        return [path, raw]
+    if parsed.scheme and len(parsed.scheme) > 1:
+        return [url]  # http:// and friends, or a plain name holding a colon
+    return [url, unquote(url)]
+
+
+def media_path(ref: Any, base_dir: Path | None, bundle_dir: Path | None = None) -> Path | None:
+    """The local file a media reference points at (file:// URL or plain path), if any.
+
+    Relative paths resolve against `bundle_dir` (the media of an .otiod/.otioz bundle)
+    first, then `base_dir`; of several readings of the URL, the first that exists wins.
+    """
     url = getattr(ref, "target_url", None)
     if not url:
         return None
     parsed = urlparse(url)
-    if parsed.scheme == "file":
-        path = Path(unquote(parsed.path))
-    elif parsed.scheme and len(parsed.scheme) > 1:
-        return None  # http:// and friends: not a local file
-    else:
-        path = Path(url)
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    return path
+    local = parsed.scheme in ("", "file") or len(parsed.scheme) == 1
+    found: list[Path] = []
+    for text in dict.fromkeys(_url_candidates(url)):
+        path = Path(text)
+        if path.is_absolute():
+            found.append(path)
+            continue
+        found.extend(d / path for d in (bundle_dir, base_dir) if d is not None)
+        found.append(path)
+    for path in found:
+        if path.is_file():
+            return path
+    if not local:
+        return None  # not a local file (and no file of that name either)
+    return found[0]
+
+
+@contextmanager
+def bundle_media(bundle: Path | None, timeline: otio.schema.Timeline) -> Iterator[Path | None]:
+    """The folder a bundle's relative media paths resolve against: an .otiod itself; for an
+    .otioz, a temporary folder holding the media its clips reference, extracted for the
+    duration of the block (the archive is only read)."""
+    if bundle is None:
+        yield None
+        return
+    if bundle.is_dir():
+        yield bundle
+        return
+    import shutil
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory(prefix="moodsic-otioz-") as tmp:
+        root = Path(tmp).resolve()
+        try:
+            with zipfile.ZipFile(bundle) as z:
+                names = set(z.namelist())
+                for clip in timeline.find_clips():
+                    url = getattr(clip.media_reference, "target_url", None)
+                    for rel in _url_candidates(url) if url else ():
+                        rel = rel.removeprefix("./")
+                        target = (root / rel).resolve()
+                        if rel not in names or target.exists() or not target.is_relative_to(root):
+                            continue
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        with z.open(rel) as src, open(target, "wb") as dst:
+                            shutil.copyfileobj(src, dst, 2**20)
+        except (OSError, zipfile.BadZipFile, KeyError) as exc:
+            raise InputError(f"{bundle.name}: cannot extract its media ({exc})") from None
+        yield root
 
 
 def media_timecode_s(path: Path) -> float:
@@ -140,7 +210,10 @@ def main_video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
 
 
 def edit_clips(
-    timeline: otio.schema.Timeline, *, base_dir: Path | None = None
+    timeline: otio.schema.Timeline,
+    *,
+    base_dir: Path | None = None,
+    bundle_dir: Path | None = None,
 ) -> tuple[list[EditClip], Fraction, int]:
     """The main track's clips, its rate, and its duration in frames.
 
@@ -199,7 +272,7 @@ def edit_clips(
         elif isinstance(ref, otio.schema.ImageSequenceReference):
             problem = "image sequences are not supported"
         else:
-            path = media_path(ref, base_dir)
+            path = media_path(ref, base_dir, bundle_dir)
             if path is None:
                 problem = f"not a local file: {getattr(ref, 'target_url', '')}"
             elif not path.is_file():
@@ -273,13 +346,47 @@ def score_timeline_report(
     weights_dir: str | os.PathLike[str] | None = None,
     strict: bool = False,
     base_dir: str | os.PathLike[str] | None = None,
+    bundle: str | os.PathLike[str] | None = None,
     layout: str = "alternate",
     progress: ProgressFn = no_progress,
 ) -> tuple[otio.schema.Timeline, ScoreReport]:
     """Score `timeline`; return the scored copy and a report (missing media listed there).
 
-    With `strict`, any clip that cannot be read is an error instead.
+    With `strict`, any clip that cannot be read is an error instead. Relative media paths
+    resolve inside `bundle` (an .otioz/.otiod; default: the one `read_edit` read the
+    timeline from), then against `base_dir`.
     """
+    from .edit_io import bundle_of
+
+    source = Path(bundle) if bundle is not None else bundle_of(timeline)
+    with bundle_media(source, timeline) as bundle_dir:
+        return _score_report(
+            timeline,
+            library,
+            config,
+            experts=experts,
+            weights_dir=weights_dir,
+            strict=strict,
+            base_dir=base_dir,
+            bundle_dir=bundle_dir,
+            layout=layout,
+            progress=progress,
+        )
+
+
+def _score_report(
+    timeline: otio.schema.Timeline,
+    library: Library | str | os.PathLike[str] | None,
+    config: Config | None,
+    *,
+    experts: LoadedExperts | None,
+    weights_dir: str | os.PathLike[str] | None,
+    strict: bool,
+    base_dir: str | os.PathLike[str] | None,
+    bundle_dir: Path | None,
+    layout: str,
+    progress: ProgressFn,
+) -> tuple[otio.schema.Timeline, ScoreReport]:
     from moodsic_engine.experts import load_experts
     from moodsic_engine.library import Library, load_library
     from moodsic_engine.pipeline import Analysis, analyze_video, build_cue
@@ -291,7 +398,7 @@ def score_timeline_report(
         raise InputError(f"unknown layout {layout!r} (choose {' or '.join(LAYOUTS)})")
     base = Path(base_dir) if base_dir is not None else None
     try:
-        clips, fps, frames = edit_clips(timeline, base_dir=base)
+        clips, fps, frames = edit_clips(timeline, base_dir=base, bundle_dir=bundle_dir)
     except (ValueError, OverflowError, ZeroDivisionError) as exc:  # rate 0, NaN or inf
         raise InputError(f"timeline {timeline.name!r}: unusable times or rates ({exc})") from None
     if not clips:

@@ -1,0 +1,86 @@
+"""score-timeline on edits the first tests never tried: bundles, URLs editors really write,
+odd track layouts, rates the FCPXML adapter mangles, outputs that would lose the score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+
+from moodsic_engine.config import Config
+from otio_adapter import read_edit, score_timeline_report
+from otio_adapter.testing import make_edit, small_library, write_video
+
+RT = otio.opentime.RationalTime
+TR = otio.opentime.TimeRange
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("unseen")
+    return {
+        "root": root,
+        "a": write_video(root / "a.mp4", 3, size="160x90").resolve(),  # 75 frames
+        "b": write_video(root / "b.mp4", 3, colour="0x081030", size="160x90").resolve(),
+        "lib": small_library(root / "lib", per_quadrant=1, seconds=10.0),
+    }
+
+
+@pytest.fixture(scope="module")
+def cfg() -> Config:
+    return Config().replace(experts=("grammar",), **{"segment.min_segment_s": 1.0})
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float, float]]:
+    import moodsic_engine.pipeline as pipeline
+
+    calls: list[tuple[str, float, float]] = []
+    real = pipeline.analyze_video
+
+    def spy(path, experts, config, *, start_s=0.0, end_s=None, progress=None):  # noqa: ANN001, ANN202
+        calls.append((Path(path).name, start_s, end_s))
+        return real(path, experts, config, start_s=start_s, end_s=end_s)
+
+    monkeypatch.setattr(pipeline, "analyze_video", spy)
+    return calls
+
+
+@pytest.mark.parametrize("suffix", ["otioz", "otiod"])
+def test_bundle_edit_scores_the_media_inside_it(media, cfg, tmp_path, suffix) -> None:  # noqa: ANN001
+    # otioz/otiod bundles rewrite references to "media/a.mp4", relative to the bundle
+    edit = make_edit([(media["a"], 10, 40, 75), (media["b"], 5, 30, 75)])
+    bundle = tmp_path / f"edit.{suffix}"
+    otio.adapters.write_to_file(edit, str(bundle))
+    timeline = read_edit(bundle)
+    urls = [c.media_reference.target_url for c in timeline.find_clips()]
+    assert urls == ["media/a.mp4", "media/b.mp4"]
+    scored, report = score_timeline_report(timeline, media["lib"], cfg, base_dir=tmp_path)
+    assert report.missing == ()
+    assert report.cue.summary["edit"]["scored"] == ["a.mp4", "b.mp4"]
+    assert report.cue.video.frames == 70 and report.cue.cuts == (1.6,)
+    # the copy keeps the bundle's own references; nothing extracted is left behind
+    assert [c.media_reference.target_url for c in scored.tracks[0].find_clips()] == urls
+    assert list(tmp_path.iterdir()) == [bundle]
+
+
+def test_media_urls_as_editors_write_them(media, cfg, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import shutil
+
+    odd = tmp_path / "take 1 é%20#2.mp4"  # literal '%20' and '#' in the file name
+    shutil.copy(media["a"], odd)
+    plain = tmp_path / "day two.mp4"
+    shutil.copy(media["b"], plain)
+    calls = _spy(monkeypatch)
+    edit = make_edit(
+        [
+            ("file://" + str(odd), 0, 25),  # unencoded path after file://
+            (odd.as_uri(), 25, 25),  # RFC 8089: percent-encoded
+            ("file://localhost" + plain.as_uri()[len("file://") :], 0, 25),
+            ("day%20two.mp4", 25, 25),  # relative and percent-encoded
+        ]
+    )
+    _, report = score_timeline_report(edit, media["lib"], cfg, base_dir=tmp_path)
+    assert report.missing == ()
+    assert [c[0] for c in calls] == [odd.name, odd.name, plain.name, plain.name]
+    assert [c[1] for c in calls] == [0.0, 1.0, 0.0, 1.0]
