@@ -100,6 +100,21 @@ def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> oti
     return result
 
 
+def _check_edl_keeps_everything(timeline: otio.schema.Timeline, target: Path) -> None:
+    """The CMX 3600 writer keeps only the first track and drops the rest without a word:
+    refuse a timeline whose other tracks hold clips (a scored edit's music, say)."""
+    lost = [
+        track.name or f"{track.kind} track {i + 1}"
+        for i, track in enumerate(timeline.tracks)
+        if i > 0 and any(True for _ in track.find_clips())
+    ]
+    if lost:
+        raise InputError(
+            f"{target.name}: a CMX 3600 EDL holds one track, so {', '.join(lost)} would be "
+            "lost; write .otio, .otioz or .fcpxml instead"
+        )
+
+
 def write_timeline(timeline: otio.schema.Timeline, path: str | os.PathLike[str]) -> Path:
     """Write in the format the suffix names; complete or absent, never half-written."""
     target = Path(path)
@@ -109,6 +124,8 @@ def write_timeline(timeline: otio.schema.Timeline, path: str | os.PathLike[str])
         raise InputError(
             f"{target.name}: no OTIO adapter writes this format ({_one_line(exc)})"
         ) from None
+    if adapter.name == "cmx_3600":
+        _check_edl_keeps_everything(timeline, target)
     with atomic_path(target) as tmp:
         tmp.unlink()  # bundle writers (otioz) refuse to overwrite the placeholder
         try:

@@ -9,6 +9,7 @@ import opentimelineio as otio
 import pytest
 
 from moodsic_engine.config import Config
+from moodsic_engine.errors import InputError
 from otio_adapter import read_edit, score_timeline_report
 from otio_adapter.testing import make_edit, small_library, write_video
 
@@ -84,3 +85,25 @@ def test_media_urls_as_editors_write_them(media, cfg, tmp_path, monkeypatch) -> 
     assert report.missing == ()
     assert [c[0] for c in calls] == [odd.name, odd.name, plain.name, plain.name]
     assert [c[1] for c in calls] == [0.0, 1.0, 0.0, 1.0]
+
+
+def test_edl_output_that_would_drop_the_music_is_refused(media, tmp_path) -> None:  # noqa: ANN001
+    from otio_adapter import write_timeline
+
+    edit = make_edit([(media["a"], 0, 50, 75), (media["b"], 0, 25, 75)])
+    music = otio.schema.Track(name="Music A", kind=otio.schema.TrackKind.Audio)
+    music.append(otio.schema.Gap(source_range=TR(RT(0, 25), RT(10, 25))))
+    edit.tracks.append(music)
+    # a track of gaps loses nothing: written
+    write_timeline(edit, tmp_path / "pic.edl")
+    assert len(read_edit(tmp_path / "pic.edl", rate=25).tracks[0].find_clips()) == 2
+    music.append(
+        otio.schema.Clip(
+            name="tone",
+            media_reference=otio.schema.ExternalReference(target_url=str(media["a"])),
+            source_range=TR(RT(0, 25), RT(40, 25)),
+        )
+    )
+    with pytest.raises(InputError, match="scored.edl: a CMX 3600 EDL holds one track, so Music A"):
+        write_timeline(edit, tmp_path / "scored.edl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pic.edl"]
