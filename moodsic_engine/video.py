@@ -76,10 +76,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _video_stream(container, name: str):  # noqa: ANN001, ANN202
-    if not container.streams.video:
+    fmt = container.format.name
+    if fmt == "image2" or fmt.endswith("_pipe"):  # how FFmpeg opens a lone PNG/JPEG/...
+        raise VideoError(f"{name} is a still image ({fmt.removesuffix('_pipe')}), not a video")
+    # Cover art in a music file (or an MP4) is a one-picture "video" stream: not footage.
+    footage = [s for s in container.streams.video if not int(s.disposition) & _ATTACHED_PIC]
+    if not footage:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
-        raise VideoError(f"{name} has no video stream (streams: {', '.join(kinds)})")
-    return container.streams.video[0]
+        what = ", ".join(kinds) + (" (cover art)" if container.streams.video else "")
+        raise VideoError(f"{name} has no video stream (streams: {what})")
+    return footage[0]
+
+
+_ATTACHED_PIC = 0x0400  # AV_DISPOSITION_ATTACHED_PIC
 
 
 def _rate(stream) -> Fraction | None:  # noqa: ANN001

@@ -130,6 +130,14 @@ def audio_only(path: Path) -> Path:
     return path
 
 
+def with_cover_art(path: Path, picture: Path) -> Path:
+    """A song with its cover art: a one-picture video stream marked as attached."""
+    _ff("-f", "lavfi", "-i", f"sine=f=330:d={SECONDS}", "-i", str(picture), "-map", "0",
+        "-map", "1", "-c:a", "libmp3lame", "-c:v", "png", "-disposition:v", "attached_pic",
+        str(path))  # fmt: skip
+    return path
+
+
 def corrupt_audio(path: Path, src: Path) -> Path:
     """A good video stream next to an AAC stream whose every packet is random bytes."""
     out = subprocess.run(
@@ -175,7 +183,8 @@ def make_corpus(folder: Path) -> dict[str, BadInput]:
     png = folder / "picture.mov"
     _ff("-f", "lavfi", "-i", "color=c=red:s=32x32:d=1", "-frames:v", "1", "-f", "image2",
         "-c:v", "png", str(png))  # fmt: skip
-    add("png-named-mov", png, "ok")  # FFmpeg reads a still as a one-frame video: scored
+    # FFmpeg opens a still as a one-frame video; scored, it would be a 0.04 s "clip".
+    add("png-named-mov", png, "error", "still image")
     wrong_ext = folder / "really_a_video.txt"
     wrong_ext.write_bytes(good.read_bytes())
     add("video-named-txt", wrong_ext, "ok")
@@ -188,6 +197,8 @@ def make_corpus(folder: Path) -> dict[str, BadInput]:
     add("nan-fps-y4m", nan_fps_y4m(folder / "nan_fps.y4m"), "ok")
     add("extreme-aspect", extreme_aspect_y4m(folder / "thin.y4m"), "ok")
     add("no-video-stream", audio_only(folder / "audio_only.mp4"), "error", "no video stream")
+    add("audio-with-cover-art", with_cover_art(folder / "song.mp3", png), "error",
+        "no video stream")  # fmt: skip
     add("corrupt-audio", corrupt_audio(folder / "corrupt_audio.mp4", good), "ok")
     odd = folder / "clip with spaces – ünïcödé 日本語 ✓.mp4"
     odd.write_bytes(good.read_bytes())

@@ -30,6 +30,7 @@ CORPUS_NAMES = [
     "zero-byte", "truncated-moov-at-end", "truncated-faststart", "text-named-mp4",
     "png-named-mov", "video-named-txt", "huge-y4m-header", "huge-frames-in-small-mkv",
     "absurd-declared-duration", "timestamp-gap", "zero-fps", "nan-fps-y4m", "no-video-stream",
+    "audio-with-cover-art",
     "corrupt-audio", "non-ascii-spaces-name", "dash-name", "directory-named-mp4", "missing",
     "symlink-loop-file", "extreme-aspect", "colon-name", "protocol-name",
 ]  # fmt: skip
