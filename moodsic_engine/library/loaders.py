@@ -469,13 +469,63 @@ def _find_static_csvs(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+def _read_text(path: Path) -> str:
+    """A CSV's text: UTF-8 (a BOM is dropped), else Windows-1252, else Latin-1 (never fails on
+    bytes; DEAM's own metadata files are not all UTF-8)."""
+    data = path.read_bytes()
+    for enc in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def _sniff_delimiter(text: str, default: str = ",") -> str:
+    """The header line's delimiter: the default unless it is absent and ';' or a tab is there."""
+    header = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if default in header:
+        return default
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else default
+
+
 def _read_csv_stripped(path: Path) -> list[dict[str, str]]:
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-    reader = csv.DictReader(io.StringIO(text), skipinitialspace=True)
+    text = _read_text(path)
+    reader = csv.DictReader(
+        io.StringIO(text), delimiter=_sniff_delimiter(text), skipinitialspace=True
+    )
     return [
-        {str(k).strip().lower(): (v or "").strip() for k, v in r.items() if k is not None}
+        {
+            str(k).strip().strip("\ufeff").lower(): (v if isinstance(v, str) else "").strip()
+            for k, v in r.items()
+            if k is not None
+        }
         for r in reader
     ]
+
+
+# Column names DEAM's files (and re-exports of them) use for the song id and the static means.
+_DEAM_ID = ("song_id", "musicid", "music_id", "songid", "song id", "id", "track_id")
+_DEAM_V = ("valence_mean", "valence", "mean_valence")
+_DEAM_A = ("arousal_mean", "arousal", "mean_arousal")
+
+
+def _first(r: dict[str, str], names: tuple[str, ...]) -> str | None:
+    for n in names:
+        if n in r:
+            return r[n]
+    return None
+
+
+def _deam_id(raw: str | None) -> str | None:
+    """'2', ' 2 ', '2.0' -> '2'; anything else -> None."""
+    try:
+        x = float(str(raw).strip())
+        return str(int(x)) if x.is_integer() and x >= 0 else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def load_deam(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Library:
@@ -486,35 +536,57 @@ def load_deam(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Libra
     dyn_a = next(iter(sorted(folder.rglob("arousal.csv"))), None)
     audio_dir = next((p for p in sorted(folder.rglob("MEMD_audio")) if p.is_dir()), None)
     audio_files = (
-        sorted(p for p in audio_dir.iterdir() if p.suffix.lower() in AUDIO_EXTS)
+        sorted(p for p in audio_dir.iterdir() if p.suffix.lower() in AUDIO_EXTS and p.is_file())
         if audio_dir
         else []
     )
 
     def build() -> tuple[list[Track], list[str]]:
         static: dict[str, tuple[float, float]] = {}
+        bad: list[str] = []
         for csv_path in statics:
-            for n, r in enumerate(_read_csv_stripped(csv_path), start=2):
+            try:
+                rows = _read_csv_stripped(csv_path)
+            except (OSError, csv.Error) as exc:
+                raise LibraryError(f"cannot read DEAM {csv_path.name}: {exc}") from None
+            if rows:
+                for names, what in ((_DEAM_ID, "song_id"), (_DEAM_V, "valence_mean"),
+                                    (_DEAM_A, "arousal_mean")):  # fmt: skip
+                    if _first(rows[0], names) is None:
+                        cols = ", ".join(k for k in rows[0] if k) or "none"
+                        raise LibraryError(
+                            f"DEAM {csv_path.name} has no {what} column (columns: {cols[:200]})"
+                        )
+            for n, r in enumerate(rows, start=2):
+                sid = _deam_id(_first(r, _DEAM_ID))
                 try:
-                    sid = str(int(float(r["song_id"])))
-                    v, a = float(r["valence_mean"]), float(r["arousal_mean"])
-                except (KeyError, ValueError):
-                    raise LibraryError(
-                        f"DEAM {csv_path.name}: bad row {n} (need song_id, valence_mean, arousal_mean)"
-                    ) from None
-                if not (1.0 <= v <= 9.0 and 1.0 <= a <= 9.0):
-                    raise LibraryError(f"DEAM {csv_path.name}: row {n} outside the 1..9 scale")
+                    if sid is None:
+                        raise ValueError(f"song id {_first(r, _DEAM_ID)!r} is not a number")
+                    v = float(_first(r, _DEAM_V) or "nan")
+                    a = float(_first(r, _DEAM_A) or "nan")
+                    if not (math.isfinite(v) and math.isfinite(a)):
+                        raise ValueError("valence_mean and arousal_mean must be numbers")
+                    if not (1.0 <= v <= 9.0 and 1.0 <= a <= 9.0):
+                        raise ValueError("outside the 1..9 scale")
+                except ValueError as exc:
+                    bad.append(f"{csv_path.name} row {n} {exc}")
+                    continue
                 static[sid] = (
                     float(scales.deam_static_to_ref(v)),
                     float(scales.deam_static_to_ref(a)),
                 )
+        if bad:
+            shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise LibraryError(f"DEAM annotations have bad rows: {shown}")
         meta: dict[str, dict[str, str]] = {}
         for m in metas:
-            for r in _read_csv_stripped(m):
-                sid_raw = r.get("song_id") or r.get("id")
-                try:
-                    sid = str(int(float(sid_raw or "")))
-                except ValueError:
+            try:
+                meta_rows = _read_csv_stripped(m)
+            except (OSError, csv.Error):
+                continue  # titles are a nicety: an unreadable metadata file is not fatal
+            for r in meta_rows:
+                sid = _deam_id(_first(r, _DEAM_ID))
+                if sid is None:
                     continue
                 meta[sid] = {
                     "artist": r.get("artist", ""),
@@ -522,16 +594,25 @@ def load_deam(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Libra
                     "genre": r.get("genre", ""),
                 }
         curves = _deam_curves(dyn_v, dyn_a)
-        by_id = {p.stem: p for p in audio_files}
-        tracks, missing = [], []
+        by_id: dict[str, Path] = {}
+        for p in audio_files:
+            sid = _deam_id(p.stem)
+            if sid is not None and (sid not in by_id or p.suffix.lower() == ".mp3"):
+                by_id[sid] = p  # {id}.mp3 as published; another format when that is all there is
+        tracks, missing, unreadable = [], [], []
         for sid in sorted(static, key=int):
             v, a = static[sid]
             audio = ""
+            duration = None
             if audio_dir is not None:
                 if sid not in by_id:
                     missing.append(sid)
                     continue
                 audio = str(by_id[sid].resolve())
+                duration = _duration(audio)
+                if not duration:
+                    unreadable.append(by_id[sid].name)
+                    continue
             md = meta.get(sid, {})
             tracks.append(
                 Track(
@@ -539,7 +620,7 @@ def load_deam(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Libra
                     title=md.get("title") or f"DEAM {sid}",
                     artist=md.get("artist", ""),
                     path=audio,
-                    duration_s=None,
+                    duration_s=duration,
                     valence=v,
                     arousal=a,
                     va_source="annotated",
@@ -555,8 +636,17 @@ def load_deam(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Libra
                 f" and {len(missing) - 10} more" if len(missing) > 10 else ""
             )
             warns.append(f"skipped {len(missing)} DEAM song(s) whose audio is missing: {shown}")
+        if unreadable:
+            shown = ", ".join(unreadable[:10]) + (
+                f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else ""
+            )
+            warns.append(f"skipped {len(unreadable)} unreadable audio file(s): {shown}")
         if not tracks:
-            raise LibraryError(f"DEAM folder {folder}: no song has both annotations and audio")
+            raise LibraryError(
+                f"DEAM folder {folder}: no song has both annotations and audio"
+                f" ({len(static)} annotated, {len(missing)} missing audio,"
+                f" {len(unreadable)} unreadable)"
+            )
         return tracks, warns
 
     files = [*statics, *metas, *(p for p in (dyn_v, dyn_a) if p), *audio_files]
@@ -581,19 +671,25 @@ def _deam_curves(
 
     def read(p: Path) -> dict[str, dict[float, float]]:
         out: dict[str, dict[float, float]] = {}
-        for r in _read_csv_stripped(p):
-            try:
-                sid = str(int(float(r.get("song_id", ""))))
-            except ValueError:
+        try:
+            rows = _read_csv_stripped(p)
+        except (OSError, csv.Error):
+            return out  # curves are optional: songs keep their static V/A
+        for r in rows:
+            sid = _deam_id(_first(r, _DEAM_ID))
+            if sid is None:
                 continue
             series = {}
             for k, val in r.items():
                 m = re.fullmatch(r"sample_(\d+)ms", k)
-                if m and val not in ("", "nan", "NaN"):
-                    try:
-                        series[int(m.group(1)) / 1000.0] = float(val)
-                    except ValueError:
-                        continue
+                if not m:
+                    continue
+                try:
+                    x = float(val)
+                except ValueError:
+                    continue  # blank cells past a song's end
+                if math.isfinite(x):
+                    series[int(m.group(1)) / 1000.0] = min(1.0, max(-1.0, x))
             out[sid] = series
         return out
 
