@@ -196,16 +196,26 @@ def edit_rate(timeline: otio.schema.Timeline, track: otio.schema.Track) -> Fract
 
 
 def main_video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
+    """The edit's picture: the first (lowest) video track that holds a clip; an empty V1
+    under the cut (or a track of gaps) is passed over. Only when no video track holds a
+    clip is the first video track returned (its emptiness is reported by the caller)."""
     if not isinstance(timeline, otio.schema.Timeline):
         raise InputError(f"expected an OTIO Timeline, got {type(timeline).__name__}")
+    videos: list[otio.schema.Track] = []
     for track in timeline.tracks:
         if isinstance(track, otio.schema.Track) and track.kind == otio.schema.TrackKind.Video:
-            return track
-        if isinstance(track, otio.schema.Stack):
+            if any(
+                not isinstance(item, otio.schema.Gap | otio.schema.Transition) for item in track
+            ):
+                return track
+            videos.append(track)
+        elif isinstance(track, otio.schema.Stack):
             raise InputError(
                 f"timeline {timeline.name!r}: a nested stack ({track.name or 'unnamed'}) sits "
                 "among the tracks; flatten the edit first"
             )
+    if videos:
+        return videos[0]
     raise InputError(f"timeline {timeline.name!r} has no video track")
 
 
@@ -232,6 +242,8 @@ def edit_clips(
                 f"timeline {timeline.name!r}: item {item.name or i!r} on the main track has no "
                 f"usable range ({' '.join(str(exc).split())[:120]})"
             ) from None
+    if all(isinstance(item, otio.schema.Gap | otio.schema.Transition) for item in track):
+        raise InputError(f"timeline {timeline.name!r}: the main video track has no clips")
     fps = edit_rate(timeline, track)
     rate = rate_of(fps)
     clips: list[EditClip] = []

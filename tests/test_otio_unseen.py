@@ -107,3 +107,31 @@ def test_edl_output_that_would_drop_the_music_is_refused(media, tmp_path) -> Non
     with pytest.raises(InputError, match="scored.edl: a CMX 3600 EDL holds one track, so Music A"):
         write_timeline(edit, tmp_path / "scored.edl")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pic.edl"]
+
+
+def test_main_track_is_the_first_video_track_with_clips(media, cfg, monkeypatch) -> None:  # noqa: ANN001
+    calls = _spy(monkeypatch)
+    edit = make_edit([(media["a"], 5, 30, 75), (media["b"], 0, 20, 75)])
+    edit.tracks.insert(0, otio.schema.Track(name="V0", kind=otio.schema.TrackKind.Video))
+    gaps = otio.schema.Track(name="V0b", kind=otio.schema.TrackKind.Video)
+    gaps.append(otio.schema.Gap(source_range=TR(RT(0, 25), RT(90, 25))))
+    edit.tracks.insert(1, gaps)
+    dialogue = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
+    dialogue.append(edit.tracks[2][0].clone())
+    edit.tracks.insert(0, dialogue)
+    top = make_edit([(media["b"], 0, 50, 75)]).tracks[0].clone()
+    top.name = "V2 titles"
+    edit.tracks.append(top)
+    scored, report = score_timeline_report(edit, media["lib"], cfg)
+    assert calls == [("a.mp4", 0.2, 1.4), ("b.mp4", 0.0, 0.8)]
+    # the picture ends at 2 s; the gap track keeps the edit running to 3.6 s
+    assert report.cue.cuts == (1.2, 2.0) and report.cue.video.frames == 90
+    assert [t.name for t in scored.tracks] == ["A1", "V0", "V0b", "V1", "V2 titles"] + [
+        "Music A",
+        "Music B",
+    ]
+
+    empty = make_edit([(None, 0, 25)])
+    empty.tracks.insert(0, otio.schema.Track(name="V0", kind=otio.schema.TrackKind.Video))
+    with pytest.raises(InputError, match="the main video track has no clips"):
+        score_timeline_report(empty, media["lib"], cfg)
