@@ -60,30 +60,42 @@ def _err(message: str) -> None:
     typer.echo(f"moodsic: error: {line}", err=True)
 
 
+def _show_warning(message: Any, *args: Any, **kwargs: Any) -> None:  # noqa: ARG001
+    # A warning is news for the user (tracks skipped, a fallback taken): one line on stderr,
+    # not Python's "file:line: UserWarning" with a source line under it.
+    line = " ".join(str(message).split())
+    typer.echo(f"moodsic: warning: {line}", err=True)
+
+
 @contextlib.contextmanager
 def reporting(mode: ProgressMode) -> Iterator[tuple[Callable[[str, int, int], None], Any]]:
-    """Yield (progress callback, json emitter or None); turn user errors into exit code 1."""
+    """Yield (progress callback, json emitter or None); turn user errors into exit code 1
+    and warnings into one `moodsic: warning:` line each."""
+    import warnings
+
     from .progress import JsonProgress, RichProgress, no_progress
 
     json_out = JsonProgress() if mode == ProgressMode.json else None
-    try:
-        if json_out is not None:
-            yield json_out, json_out
-        elif mode == ProgressMode.bar and sys.stderr.isatty():
-            with RichProgress() as bar:
-                yield bar, None
-        else:
-            yield no_progress, None
-    except MoodsicError as exc:
-        if json_out is not None:
-            json_out.emit("error", message=" ".join(str(exc).split()))
-        _err(str(exc))
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        if json_out is not None:
-            json_out.emit("error", message="interrupted")
-        _err("interrupted")
-        raise typer.Exit(130) from None
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            if json_out is not None:
+                yield json_out, json_out
+            elif mode == ProgressMode.bar and sys.stderr.isatty():
+                with RichProgress() as bar:
+                    yield bar, None
+            else:
+                yield no_progress, None
+        except MoodsicError as exc:
+            if json_out is not None:
+                json_out.emit("error", message=" ".join(str(exc).split()))
+            _err(str(exc))
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            if json_out is not None:
+                json_out.emit("error", message="interrupted")
+            _err("interrupted")
+            raise typer.Exit(130) from None
 
 
 def info(mode: ProgressMode, message: str) -> None:

@@ -203,3 +203,27 @@ def test_demo_end_to_end(tmp_path):
     assert sorted(stream_types(out / "demo-scored.mp4")) == ["audio", "video"]
     assert "experts:" in r.stdout and "grammar" in r.stdout
     assert "scene" in r.stdout  # says why the scene expert did not run (no weights here)
+
+
+def test_warnings_are_one_line_each_on_stderr(tmp_path, clip):
+    # A library with a missing audio file still scores; the skipped track is reported as
+    # one "moodsic: warning:" line, not Python's file:line UserWarning with source under it,
+    # and never on stdout, which holds only JSON events in this mode.
+    import soundfile as sf
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    t = np.arange(22050 * 4) / 22050
+    for name, freq in (("a.wav", 220.0), ("b.wav", 330.0)):
+        sf.write(lib / name, 0.2 * np.sin(2 * np.pi * freq * t), 22050)
+    (lib / "library.csv").write_text(
+        "path,valence,arousal\na.wav,0.6,0.5\nb.wav,-0.6,-0.5\ngone.wav,0.1,-0.4\n"
+    )
+    r = moodsic("score", clip, "-o", tmp_path / "c.json", "--experts", "grammar",
+                "--library", lib / "library.csv", "--progress", "json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["event"] for line in r.stdout.splitlines()][-1] == "done"
+    warning_lines = [line for line in r.stderr.splitlines() if "warning" in line.lower()]
+    assert len(warning_lines) == 1, r.stderr
+    assert warning_lines[0].startswith("moodsic: warning: skipped 1 track(s)")
+    assert "gone.wav" in warning_lines[0] and "UserWarning" not in r.stderr
