@@ -208,3 +208,24 @@ def test_no_repeat_holds_for_any_segments_when_the_library_is_big_enough() -> No
                 assert ids[i] != plain[i].id
 
     check()
+
+
+def test_library_smaller_than_the_window_never_repeats_back_to_back() -> None:
+    """Two or three tracks and a window of 3: repeats are unavoidable, but the window shrinks
+    so a segment never gets the track the previous segment had."""
+    for n in (2, 3):
+        lib = library_from_tracks(
+            [Track(f"t{i}", f"T{i}", "", "", None, 0.2, 0.2) for i in range(n)]
+        )
+        seg = np.full((7, 2), 0.2)
+        ids = [c.id for c in match_segments(lib, seg, lib.clusters.posterior(seg), MatchConfig())]
+        assert all(a != b for a, b in zip(ids, ids[1:], strict=False)), ids
+        assert len(set(ids)) == n
+    # Two rows naming one audio file count as one track for the window.
+    same = [Track(f"s{i}", "S", "", "/music/same.wav", 10.0, 0.1, 0.1 + i * 1e-3) for i in (0, 1)]
+    other = Track("o", "O", "", "/music/other.wav", 10.0, 0.6, 0.6)
+    lib = library_from_tracks([*same, other])
+    seg = np.full((4, 2), 0.1)
+    paths = [c.path for c in match_segments(lib, seg, lib.clusters.posterior(seg), MatchConfig())]
+    assert paths == ["/music/same.wav", "/music/other.wav"] * 2
+    assert match_segments(lib, np.zeros((0, 2)), np.zeros((0, lib.clusters.k)), MatchConfig()) == []

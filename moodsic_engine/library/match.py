@@ -83,10 +83,25 @@ def match_segments(
     follows that arc best; without arcs, where it is closest to the segment's V/A.
     """
     seg_va = np.asarray(seg_va, dtype=np.float64).reshape(-1, 2)
+    if len(seg_va) == 0:
+        return []
     seg_post = np.asarray(seg_post, dtype=np.float64).reshape(len(seg_va), -1)
     reroll = {int(i): int(n) for i, n in (reroll or {}).items() if n > 0}
-    window = max(0, int(cfg.no_repeat))
     m = len(library.tracks)
+    keys: dict[int, str] = {}
+
+    def key(t: int) -> str:
+        """What "the same track" means for the no-repeat window: its audio file (a manifest may
+        list one file twice), else its id."""
+        if t not in keys:
+            tr = library.tracks[t]
+            keys[t] = tr.path or f"id:{tr.id}"
+        return keys[t]
+
+    # A library with fewer distinct tracks than the window would otherwise repeat one track in
+    # consecutive segments: the window shrinks so each segment still differs from the last.
+    distinct = len({key(t) for t in range(m)}) if m <= 64 else m
+    window = max(0, min(int(cfg.no_repeat), distinct - 1))
     ranked_all: list[list[int]] = []
     for i in range(len(seg_va)):
         need = min(m, window + 1 + reroll.get(i, 0) + 1)
@@ -94,28 +109,34 @@ def match_segments(
             ranked_candidates(library, seg_va[i], seg_post[i], cfg.cluster_gate, need, seed)
         )
 
-    def pick(ranked: list[int], exclude: set[int], skip: int) -> tuple[int, int]:
-        free = [(r, t) for r, t in enumerate(ranked) if t not in exclude]
+    def pick(i: int, exclude: set[str]) -> tuple[int, int]:
+        ranked = ranked_all[i]
+        free = [(r, t) for r, t in enumerate(ranked) if key(t) not in exclude]
+        if not free and len(ranked) < m:  # all near ones were recent (files listed twice)
+            ranked = ranked_all[i] = ranked_candidates(
+                library, seg_va[i], seg_post[i], cfg.cluster_gate, m, seed
+            )
+            free = [(r, t) for r, t in enumerate(ranked) if key(t) not in exclude]
         if not free:
             free = list(enumerate(ranked))  # library smaller than the window: repeats allowed
-        return free[skip % len(free)]
+        return free[0]
 
     base: list[tuple[int, int]] = []  # (rank, track index) per segment, without re-rolls
-    for i, ranked in enumerate(ranked_all):
-        recent = {t for _, t in base[max(0, i - window) : i]}
-        base.append(pick(ranked, recent, 0))
+    for i in range(len(ranked_all)):
+        recent = {key(t) for _, t in base[max(0, i - window) : i]}
+        base.append(pick(i, recent))
     final = list(base)
     for i, n in sorted(reroll.items()):
         if not 0 <= i < len(seg_va):
             continue
         # Neighbours keep their choices; a re-rolled neighbour's new track is taken too.
         near = [j for j in range(max(0, i - window), min(len(base), i + window + 1)) if j != i]
-        neighbours = {base[j][1] for j in near} | {final[j][1] for j in near}
+        neighbours = {key(base[j][1]) for j in near} | {key(final[j][1]) for j in near}
         ranked = ranked_all[i]
-        if len(ranked) < m and len([t for t in ranked if t not in neighbours]) <= n:
+        if len(ranked) < m and len([t for t in ranked if key(t) not in neighbours]) <= n:
             ranked = ranked_candidates(library, seg_va[i], seg_post[i], cfg.cluster_gate, m, seed)
         # Re-roll n: skip the base choice's position among free tracks, then n-1 more.
-        free = [t for t in ranked if t not in neighbours]
+        free = [t for t in ranked if key(t) not in neighbours]
         start = free.index(base[i][1]) if base[i][1] in free else -1
         target = free[(start + n) % len(free)] if free else base[i][1]
         final[i] = (ranked.index(target), target)
