@@ -84,3 +84,126 @@ def test_deam_bad_rows_missing_columns_and_unreadable_audio(tmp_path: Path) -> N
     assert [t.id for t in lib.tracks] == ["deam-2", "deam-3"]
     assert any("unreadable" in w and "4.mp3" in w for w in warns)
     assert any("missing" in w and "5" in w for w in warns)
+
+
+# ----------------------------------------------------------------------------- manifests
+@pytest.mark.parametrize(
+    ("scale", "hi", "lo"),
+    [
+        ("0-1", 1, 0),
+        ("0-100", 100, 0),
+        ("1 - 9", 9, 1),
+        ("[-1, 1]", 1, -1),
+        ([0, 100], 100, 0),
+        ({"min": 1, "max": 9}, 9, 1),
+        ({"valence": "0..1", "arousal": "1..9"}, None, None),
+    ],
+)
+def test_manifest_scale_spellings(tmp_path: Path, scale: object, hi: float, lo: float) -> None:
+    import json
+
+    _tone(tmp_path / "a.wav")
+    _tone(tmp_path / "b.wav")
+    if hi is None:  # per-axis scales: valence 0..1, arousal 1..9
+        rows = [{"path": "a.wav", "valence": 1, "arousal": 1}, {"path": "b.wav", "valence": 0.5,
+                 "arousal": 7}]  # fmt: skip
+    else:
+        rows = [{"path": "a.wav", "valence": hi, "arousal": lo},
+                {"path": "b.wav", "valence": lo, "arousal": hi}]  # fmt: skip
+    (tmp_path / "m.json").write_text(json.dumps({"scale": scale, "tracks": rows}))
+    lib, _ = _load(tmp_path / "m.json")
+    got = np.array([(t.valence, t.arousal) for t in lib.tracks])
+    want = [(1.0, -1.0), (0.0, 0.5)] if hi is None else [(1.0, -1.0), (-1.0, 1.0)]
+    np.testing.assert_allclose(got, want, atol=1e-9)
+
+
+def test_manifest_json_shapes_aliases_and_per_axis_scale_keys(tmp_path: Path) -> None:
+    import json
+
+    _tone(tmp_path / "a.wav")
+    _tone(tmp_path / "b.wav")
+    (tmp_path / "songs.json").write_text(
+        json.dumps(
+            {
+                "valence_scale": "1..9",
+                "arousal_scale": "0..100",
+                "songs": [{"audio_path": "a.wav", "val": 9, "aro": 0}],
+            }
+        )  # fmt: skip
+    )
+    lib, _ = _load(tmp_path / "songs.json")
+    assert [(t.valence, t.arousal, Path(t.path).name) for t in lib.tracks] == [(1.0, -1.0, "a.wav")]
+    (tmp_path / "byid.json").write_text(
+        json.dumps({"tracks": {"x1": {"path": "a.wav", "valence": 0.2, "arousal": 0.1},
+                               "x2": {"path": "b.wav", "valence": -0.2, "arousal": 0.3}}})
+    )  # fmt: skip
+    lib, _ = _load(tmp_path / "byid.json")
+    assert [t.id for t in lib.tracks] == ["x1", "x2"]
+    # A path column under a name the loader does not know would silently lose the audio:
+    # a manifest without any path column says so.
+    (tmp_path / "nopath.csv").write_text("where,valence,arousal\na.wav,0.1,0.1\n")
+    lib, warns = _load(tmp_path / "nopath.csv")
+    assert lib.tracks[0].path == ""
+    assert any("no path column" in w for w in warns)
+    # A boolean is not a valence.
+    (tmp_path / "bool.json").write_text(json.dumps([{"path": "a.wav", "valence": True,
+                                                     "arousal": 0}]))  # fmt: skip
+    with pytest.raises(LibraryError, match=r"row 1 \(valence True is not a number"):
+        load_library(tmp_path / "bool.json")
+
+
+def test_manifest_csv_semicolons_decimal_commas_and_path_spellings(tmp_path: Path) -> None:
+    import unicodedata
+
+    _tone(tmp_path / "sub dir" / "Ä song.wav")
+    _tone(tmp_path / unicodedata.normalize("NFD", "café.wav"))  # as macOS writes names
+    _tone(tmp_path / "c.wav")
+    (tmp_path / "m.csv").write_text(
+        "# scale: 1-9\npath;valence;arousal\n"
+        "sub dir\\Ä song.wav;9;1\n"  # a Windows-style separator
+        + unicodedata.normalize("NFC", "café.wav")
+        + ";5,5;5\n"
+        f"file://{tmp_path / 'c.wav'};1;9\n",
+        encoding="utf-8",
+    )
+    lib, warns = _load(tmp_path / "m.csv")
+    assert not warns
+    assert [Path(t.path).name for t in lib.tracks] == [
+        "Ä song.wav",
+        unicodedata.normalize("NFD", "café.wav"),
+        "c.wav",
+    ]
+    assert [t.id for t in lib.tracks][0] == "Ä song"
+    np.testing.assert_allclose(
+        [(t.valence, t.arousal) for t in lib.tracks], [(1.0, -1.0), (0.125, 0.0), (-1.0, 1.0)]
+    )
+    # A file:// URL outside the folder is refused like any other outside path.
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "m.csv").write_text(f"path,valence,arousal\nfile://{tmp_path}/c.wav,0,0\n")
+    with pytest.raises(LibraryError, match="row 2.*outside"):
+        load_library(tmp_path / "in" / "m.csv")
+
+
+def test_manifest_wrong_scale_hint_and_duplicate_paths(tmp_path: Path) -> None:
+    from moodsic_engine.config import MatchConfig
+    from moodsic_engine.library.match import match_segments
+
+    _tone(tmp_path / "a.wav")
+    _tone(tmp_path / "b.wav", freq=440)
+    # 1..9 values in a manifest that states no scale: the error says which scale would fit.
+    (tmp_path / "deam.csv").write_text("path,valence,arousal\na.wav,3.1,7\nb.wav,6,2\n")
+    with pytest.raises(LibraryError, match=r"outside its scale -1..1.*fit 1..7.*scale"):
+        load_library(tmp_path / "deam.csv")
+    # The same file listed three times: kept, warned about, never played back to back.
+    (tmp_path / "dup.csv").write_text(
+        "path,valence,arousal\na.wav,0.1,0.1\n./a.wav,0.12,0.1\nb.wav,0.9,0.9\na.wav,0.11,0.1\n"
+    )
+    lib, warns = _load(tmp_path / "dup.csv")
+    assert len(lib.tracks) == 4
+    assert any("row 3 (as row 2)" in w and "row 5 (as row 2)" in w for w in warns)
+    seg = np.full((4, 2), 0.1)
+    ids = [
+        Path(c.path).name
+        for c in match_segments(lib, seg, lib.clusters.posterior(seg), MatchConfig(), 0)
+    ]
+    assert ids == ["a.wav", "b.wav", "a.wav", "b.wav"]

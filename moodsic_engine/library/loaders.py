@@ -221,25 +221,46 @@ def load_builtin(cfg: Any, *, cache_dir: Path | None = None) -> Library:
 
 # ----------------------------------------------------------------------------- manifest / table
 _ALIASES = {
-    "path": ("path", "file", "filename", "file_name", "audio"),
-    "id": ("id", "song_id", "track_id"),
+    "path": ("path", "file", "filename", "file_name", "filepath", "file_path", "audio",
+             "audio_path", "audio_file", "audiofile", "location"),
+    "id": ("id", "song_id", "track_id", "musicid", "music_id", "songid", "song id"),
     "title": ("title", "song_title", "song title", "track", "name"),
     "artist": ("artist",),
     "genre": ("genre",),
-    "valence": ("valence", "valence_ref", "valence_mean", "v"),
-    "arousal": ("arousal", "arousal_ref", "arousal_mean", "a"),
-    "scale": ("scale",),
-}
+    "valence": ("valence", "valence_ref", "valence_mean", "mean_valence", "v", "val"),
+    "arousal": ("arousal", "arousal_ref", "arousal_mean", "mean_arousal", "a", "aro"),
+    "scale": ("scale", "va_scale"),
+    "valence_scale": ("valence_scale", "v_scale"),
+    "arousal_scale": ("arousal_scale", "a_scale"),
+}  # fmt: skip
+# Keys a JSON manifest may keep its track list under.
+_TRACK_KEYS = ("tracks", "songs", "items", "library", "entries", "data")
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 
 
-def parse_scale(text: str | None, *, default: str = "ref") -> tuple[float, float]:
-    """A scale name from scales.NAMED_SCALES ('ref', 'deam', '1-9', ...) or 'lo..hi'."""
-    s = str(text or default).strip().lower()
+def parse_scale(text: Any, *, default: str = "ref") -> tuple[float, float]:
+    """A scale name from scales.NAMED_SCALES ('ref', 'deam', '1-9', ...), 'lo..hi' (also
+    'lo-hi', 'lo to hi', '[lo, hi]'), a [lo, hi] pair or {"min": lo, "max": hi}."""
+    if isinstance(text, dict):
+        d = {str(k).strip().lower(): v for k, v in text.items()}
+        for lo_key, hi_key in (("min", "max"), ("lo", "hi"), ("low", "high"), ("from", "to")):
+            if lo_key in d and hi_key in d:
+                return parse_scale([d[lo_key], d[hi_key]])
+        raise ValueError(f"unknown scale {text!r} (use {{'min': lo, 'max': hi}})")
+    if isinstance(text, list | tuple):
+        if len(text) == 2 and all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in text
+        ):
+            lo, hi = float(text[0]), float(text[1])
+            if math.isfinite(lo) and math.isfinite(hi) and lo < hi:
+                return lo, hi
+        raise ValueError(f"unknown scale {text!r} (a scale pair is [lo, hi] with lo < hi)")
+    s = str(default if text is None else text).strip().lower()
     if s in ("reference", "ref", ""):
         return scales.NAMED_SCALES["ref"]
     if s in scales.NAMED_SCALES:
         return scales.NAMED_SCALES[s]
-    m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*(?:\.\.|to|,|:)\s*(-?\d+(?:\.\d+)?)\s*", s)
+    m = re.fullmatch(rf"[\[(]?\s*({_NUM})\s*(?:\.\.\.?|to|,|:|;|-|–|/)\s*({_NUM})\s*[\])]?", s)
     if m and float(m.group(1)) < float(m.group(2)):
         return float(m.group(1)), float(m.group(2))
     raise ValueError(
@@ -247,17 +268,66 @@ def parse_scale(text: str | None, *, default: str = "ref") -> tuple[float, float
     )
 
 
-def _read_rows(path: Path) -> tuple[list[dict[str, Any]], str | None]:
-    """Rows of a manifest/table with lower-cased, stripped keys; plus a file-level scale."""
+def _axis_scales(
+    spec: Any, v_spec: Any = None, a_spec: Any = None
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(valence scale, arousal scale): one scale for both, {"valence": .., "arousal": ..}, or
+    separate valence_scale / arousal_scale values (which win over the shared one)."""
+    if isinstance(spec, dict):
+        d = {str(k).strip().lower(): v for k, v in spec.items()}
+        if "valence" in d or "arousal" in d or "v" in d or "a" in d:
+            v_spec = v_spec if v_spec is not None else d.get("valence", d.get("v"))
+            a_spec = a_spec if a_spec is not None else d.get("arousal", d.get("a"))
+            spec = None
+    v = parse_scale(v_spec if v_spec is not None else spec)
+    a = parse_scale(a_spec if a_spec is not None else spec)
+    return v, a
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, str):
+        return v.strip() == ""
+    if isinstance(v, float):
+        return math.isnan(v)
+    return type(v).__name__ in ("NAType", "NaTType")  # pandas' missing markers
+
+
+def _number(v: Any, axis: str) -> float:
+    if isinstance(v, bool):
+        raise ValueError(f"{axis} {v!r} is not a number")
+    if isinstance(v, str):
+        s = v.strip()
+        try:
+            return float(s)
+        except ValueError:
+            if re.fullmatch(r"[-+]?\d+,\d+", s):  # a decimal comma (European spreadsheets)
+                return float(s.replace(",", "."))
+            raise ValueError(f"{axis} {v!r} is not a number") from None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{axis} {v!r} is not a number") from None
+
+
+FileScale = dict[str, Any]
+
+
+def _read_rows(path: Path) -> tuple[list[dict[str, Any]], FileScale]:
+    """Rows of a manifest/table with lower-cased, stripped keys; plus file-level scales
+    ({"scale": .., "valence_scale": .., "arousal_scale": ..}, any of them absent)."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
             import pandas as pd
 
             df = pd.read_parquet(path)
+            if any(name is not None for name in df.index.names):
+                df = df.reset_index()  # an id kept as the table's index is a column too
             return [
                 {str(k).strip().lower(): v for k, v in r.items()} for r in df.to_dict("records")
-            ], None
+            ], {}
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise LibraryError(f"manifest {path} is not UTF-8 text") from None
@@ -270,10 +340,20 @@ def _read_rows(path: Path) -> tuple[list[dict[str, Any]], str | None]:
             data = json.loads(text)
         except (ValueError, RecursionError) as exc:  # also: absurd nesting, huge ints
             raise LibraryError(f"manifest {path} is not valid JSON: {exc}") from None
-        scale = None
+        file_scale: FileScale = {}
         if isinstance(data, dict):
-            scale = data.get("scale")
-            data = data.get("tracks")
+            low = {str(k).strip().lower(): v for k, v in data.items()}
+            file_scale = {
+                k: low[alias]
+                for k in ("scale", "valence_scale", "arousal_scale")
+                for alias in _ALIASES[k]
+                if alias in low
+            }
+            key = next((k for k in _TRACK_KEYS if k in low), None)
+            data = low.get(key) if key else None
+            if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+                # {"tracks": {"id1": {...}, "id2": {...}}}: the keys are the ids
+                data = [{"id": k, **v} for k, v in data.items()]
         if not isinstance(data, list):
             raise LibraryError(f"manifest {path}: expected a list of tracks or {{'tracks': [...]}}")
         rows = []
@@ -281,37 +361,83 @@ def _read_rows(path: Path) -> tuple[list[dict[str, Any]], str | None]:
             if not isinstance(r, dict):
                 raise LibraryError(f"manifest {path}: track {i} is not an object")
             rows.append({str(k).strip().lower(): v for k, v in r.items()})
-        return rows, scale
-    # CSV/TSV; a first line "# scale: deam" states the scale for the whole file.
-    scale = None
+        return rows, file_scale
+    # CSV/TSV; first lines "# scale: deam" (or valence_scale / arousal_scale) state the scales.
+    file_scale = {}
     lines = text.splitlines(keepends=True)
-    while lines and lines[0].lstrip().startswith("#"):
-        m = re.match(r"#\s*scale\s*[:=]\s*(\S+)", lines[0].strip())
+    while lines and (lines[0].lstrip().startswith("#") or not lines[0].strip()):
+        m = re.match(r"#\s*((?:valence_|arousal_)?scale)\s*[:=]\s*(.+?)\s*$", lines[0].strip())
         if m:
-            scale = m.group(1)
+            file_scale[m.group(1).lower()] = m.group(2)
         lines = lines[1:]
-    dialect = "excel-tab" if suffix == ".tsv" else "excel"
-    reader = csv.DictReader(io.StringIO("".join(lines)), dialect=dialect, skipinitialspace=True)
-    rows = []
-    for r in reader:
-        rows.append(
+    body = "".join(lines)
+    delimiter = "\t" if suffix == ".tsv" else _sniff_delimiter(body)
+    try:
+        reader = csv.DictReader(io.StringIO(body), delimiter=delimiter, skipinitialspace=True)
+        rows = [
             {
                 str(k).strip().lower(): (v.strip() if isinstance(v, str) else v)
                 for k, v in r.items()
                 if k
             }
-        )
-    return rows, scale
+            for r in reader
+        ]
+    except csv.Error as exc:
+        raise LibraryError(f"manifest {path} is not a readable CSV: {exc}") from None
+    return rows, file_scale
 
 
 def _pick(row: dict[str, Any], field: str) -> Any:
     for alias in _ALIASES[field]:
-        if alias in row and row[alias] not in (None, ""):
-            v = row[alias]
-            if isinstance(v, float) and math.isnan(v):
-                continue
-            return v
+        if alias in row and not _is_missing(row[alias]):
+            return row[alias]
     return None
+
+
+def _manifest_path(base: Path, raw: Any, *, allow_outside: bool) -> Path:
+    """A manifest cell -> the audio file it names, inside `base` unless allowed.
+
+    `file://` URLs are paths; when the cell does not name an existing file as written, a
+    Windows-style `sub\\name.wav` and the other Unicode normalisation of the name (macOS
+    writes decomposed accents) are tried too. Raises InputError for a path outside `base`.
+    """
+    import unicodedata
+    from urllib.parse import unquote, urlparse
+
+    text = str(raw).strip()
+    if text.lower().startswith("file:"):
+        url = urlparse(text)
+        if url.netloc not in ("", "localhost"):
+            raise InputError(f"path {text!r} is on another host")
+        text = unquote(url.path)
+    first = resolve_inside(base, text, allow_outside=allow_outside)
+    if first.exists():
+        return first
+    variants = [text.replace("\\", "/")] if "\\" in text else []
+    for form in ("NFC", "NFD"):
+        variants.extend(unicodedata.normalize(form, v) for v in [text, *variants[:1]])
+    for v in dict.fromkeys(variants):
+        if v == text:
+            continue
+        cand = resolve_inside(base, v, allow_outside=allow_outside)
+        if cand.exists():
+            return cand
+    return first
+
+
+def _scale_hint(values: list[float]) -> str:
+    """' (the values fit 1..9: state the scale, ...)' when a named scale would hold them all."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    for name in ("unit", "1-5", "1-7", "1-9", "0-10", "percent"):
+        s_lo, s_hi = scales.NAMED_SCALES[name]
+        if s_lo <= lo and hi <= s_hi:
+            return (
+                f" (all values fit {s_lo:g}..{s_hi:g}: state it with a scale column,"
+                f" a '# scale: {name}' first line or a JSON \"scale\")"
+            )
+    return ""
 
 
 def load_manifest(
@@ -330,56 +456,75 @@ def load_manifest(
             if p is None:
                 continue
             try:
-                referenced.append(resolve_inside(base, str(p), allow_outside=allow_outside))
+                referenced.append(_manifest_path(base, p, allow_outside=allow_outside))
             except InputError:
                 pass  # reported with its row number by build()
 
     def build() -> tuple[list[Track], list[str]]:
         bad: list[str] = []
+        values: list[float] = []  # every finite V/A value, for the hint on a wrong scale
+        n_out = 0
         missing: list[str] = []
         unreadable: list[str] = []
+        duplicates: list[str] = []
         tracks: list[Track] = []
         seen: set[str] = set()
+        seen_audio: dict[str, int] = {}
         for i, r in enumerate(rows, start=1):
             row_no = (
                 i + 1 if path.suffix.lower() in (".csv", ".tsv") else i
             )  # CSV: count the header
             try:
-                lo, hi = parse_scale(_pick(r, "scale") or file_scale)
+                (v_lo, v_hi), (a_lo, a_hi) = _axis_scales(
+                    _pick(r, "scale") if _pick(r, "scale") is not None
+                    else file_scale.get("scale"),
+                    _pick(r, "valence_scale") if _pick(r, "valence_scale") is not None
+                    else file_scale.get("valence_scale"),
+                    _pick(r, "arousal_scale") if _pick(r, "arousal_scale") is not None
+                    else file_scale.get("arousal_scale"),
+                )  # fmt: skip
                 v_raw, a_raw = _pick(r, "valence"), _pick(r, "arousal")
                 if v_raw is None or a_raw is None:
-                    raise ValueError("valence and arousal are required")
-                v, a = float(v_raw), float(a_raw)
+                    gone = [n for n, x in (("valence", v_raw), ("arousal", a_raw)) if x is None]
+                    raise ValueError(f"{' and '.join(gone)} missing or empty")
+                v, a = _number(v_raw, "valence"), _number(a_raw, "arousal")
+                values.extend(x for x in (v, a) if math.isfinite(x))
                 if not (math.isfinite(v) and math.isfinite(a)):
                     raise ValueError("valence/arousal must be finite numbers")
-                for axis, x in (("valence", v), ("arousal", a)):
+                for axis, x, lo, hi in (("valence", v, v_lo, v_hi), ("arousal", a, a_lo, a_hi)):
                     if not lo - 1e-9 <= x <= hi + 1e-9:
+                        n_out += 1
                         raise ValueError(f"{axis} {x:g} outside its scale {lo:g}..{hi:g}")
-                v_ref = float(scales.range_to_ref(v, lo, hi))
-                a_ref = float(scales.range_to_ref(a, lo, hi))
+                v_ref = float(scales.range_to_ref(v, v_lo, v_hi))
+                a_ref = float(scales.range_to_ref(a, a_lo, a_hi))
                 p = _pick(r, "path")
                 audio = ""
                 duration = None
                 if p is not None:
                     try:
-                        resolved = resolve_inside(base, str(p), allow_outside=allow_outside)
+                        resolved = _manifest_path(base, p, allow_outside=allow_outside)
                     except InputError as exc:
                         raise ValueError(str(exc)) from None
                     if not resolved.is_file():
                         missing.append(str(p))
                         continue
                     audio = str(resolved)
+                    if audio in seen_audio:  # kept; matching treats them as one track
+                        duplicates.append(f"row {row_no} (as row {seen_audio[audio]})")
+                    seen_audio.setdefault(audio, row_no)
                     duration = _duration(audio)
-                    if duration is None:
+                    if not duration:
                         unreadable.append(str(p))
                         continue
                 elif has_paths:
                     raise ValueError("path is empty")
-                tid = str(_pick(r, "id") or (Path(str(p)).stem if p else f"row{row_no}"))
-                if isinstance(_pick(r, "id"), float) and float(_pick(r, "id")).is_integer():
-                    tid = str(int(_pick(r, "id")))
+                raw_id = _pick(r, "id")
+                if isinstance(raw_id, float) and raw_id.is_integer():
+                    raw_id = int(raw_id)
+                tid = str(raw_id).strip() if raw_id is not None else ""
+                tid = tid or (Path(audio).stem if audio else f"row{row_no}")
                 if tid in seen:
-                    if _pick(r, "id") is not None:
+                    if raw_id is not None:
                         raise ValueError(f"duplicate id {tid!r}")
                     base_id, n = tid, 2  # derived from a file name: make it unique
                     while tid in seen:
@@ -388,7 +533,7 @@ def load_manifest(
                 tracks.append(
                     Track(
                         id=tid,
-                        title=str(_pick(r, "title") or (Path(str(p)).stem if p else tid)),
+                        title=str(_pick(r, "title") or (Path(audio).stem if audio else tid)),
                         artist=str(_pick(r, "artist") or ""),
                         path=audio,
                         duration_s=duration if audio else None,
@@ -402,7 +547,8 @@ def load_manifest(
                 bad.append(f"row {row_no} ({exc})")
         if bad:
             shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
-            raise LibraryError(f"manifest {path.name} has bad rows: {shown}")
+            hint = _scale_hint(values) if n_out == len(bad) else ""
+            raise LibraryError(f"manifest {path.name} has bad rows: {shown}{hint}")
         warns = []
         if missing:
             shown = ", ".join(missing[:10]) + (
@@ -414,6 +560,19 @@ def load_manifest(
                 f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else ""
             )
             warns.append(f"skipped {len(unreadable)} unreadable audio file(s): {shown}")
+        if duplicates:
+            shown = ", ".join(duplicates[:10]) + (
+                f" and {len(duplicates) - 10} more" if len(duplicates) > 10 else ""
+            )
+            warns.append(
+                f"{len(duplicates)} row(s) list an audio file another row lists too"
+                f" (never played back to back): {shown}"
+            )
+        if not has_paths:
+            warns.append(
+                f"manifest {path.name} has no path column"
+                f" ({', '.join(_ALIASES['path'][:4])}, ...): tracks can be matched but not mixed"
+            )
         if not tracks:
             raise LibraryError(
                 f"manifest {path.name}: no track has a readable audio file"
