@@ -139,12 +139,10 @@ def test_manifest_json_shapes_aliases_and_per_axis_scale_keys(tmp_path: Path) ->
     )  # fmt: skip
     lib, _ = _load(tmp_path / "byid.json")
     assert [t.id for t in lib.tracks] == ["x1", "x2"]
-    # A path column under a name the loader does not know would silently lose the audio:
-    # a manifest without any path column says so.
-    (tmp_path / "nopath.csv").write_text("where,valence,arousal\na.wav,0.1,0.1\n")
+    # V/A-only manifests (no path column) are fine and quiet: library info counts the audio.
+    (tmp_path / "nopath.csv").write_text("id,valence,arousal\nx,0.1,0.1\n")
     lib, warns = _load(tmp_path / "nopath.csv")
-    assert lib.tracks[0].path == ""
-    assert any("no path column" in w for w in warns)
+    assert lib.tracks[0].path == "" and not warns
     # A boolean is not a valence.
     (tmp_path / "bool.json").write_text(json.dumps([{"path": "a.wav", "valence": True,
                                                      "arousal": 0}]))  # fmt: skip

@@ -568,11 +568,6 @@ def load_manifest(
                 f"{len(duplicates)} row(s) list an audio file another row lists too"
                 f" (never played back to back): {shown}"
             )
-        if not has_paths:
-            warns.append(
-                f"manifest {path.name} has no path column"
-                f" ({', '.join(_ALIASES['path'][:4])}, ...): tracks can be matched but not mixed"
-            )
         if not tracks:
             raise LibraryError(
                 f"manifest {path.name}: no track has a readable audio file"
