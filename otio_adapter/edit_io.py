@@ -59,6 +59,25 @@ def bundle_of(timeline: otio.schema.Timeline) -> Path | None:
     return Path(found) if found is not None else None
 
 
+def _read_fcpxml(p: Path, adapter: otio.adapters.Adapter) -> otio.core.SerializableObject:
+    """The FCPXML adapter with exact rates and frames and the sequence's tcStart honoured
+    (see otio_adapter.fcpxml)."""
+    from .fcpxml import apply_tc_start, exact_fcpxml
+
+    if p.stat().st_size > _MAX_JSON_BYTES:
+        raise InputError(f"{p.name}: too large to be an edit ({p.stat().st_size} bytes)")
+    text = p.read_text(encoding="utf-8", errors="replace")
+    with exact_fcpxml():
+        result = adapter.read_from_string(text)
+    for timeline in (
+        [result]
+        if isinstance(result, otio.schema.Timeline)
+        else list(result.find_children(descended_from_type=otio.schema.Timeline))
+    ):
+        apply_tc_start(timeline, text)
+    return result
+
+
 def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> otio.schema.Timeline:
     """Read an edit (.otio, .otioz, .fcpxml, .edl, .moodsic.json, ...) as one Timeline.
 
@@ -83,7 +102,10 @@ def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> oti
     if rate is not None and adapter.name == "cmx_3600":
         kwargs["rate"] = rate
     try:
-        result = adapter.read_from_file(str(p), **kwargs)
+        if adapter.name == "fcpx_xml":
+            result = _read_fcpxml(p, adapter)
+        else:
+            result = adapter.read_from_file(str(p), **kwargs)
     except InputError:
         raise
     except Exception as exc:  # adapters raise anything from ValueError to OTIOError
@@ -129,7 +151,13 @@ def write_timeline(timeline: otio.schema.Timeline, path: str | os.PathLike[str])
     with atomic_path(target) as tmp:
         tmp.unlink()  # bundle writers (otioz) refuse to overwrite the placeholder
         try:
-            adapter.write_to_file(timeline, str(tmp))
+            if adapter.name == "fcpx_xml":
+                from .fcpxml import exact_fcpxml
+
+                with exact_fcpxml():
+                    adapter.write_to_file(timeline, str(tmp))
+            else:
+                adapter.write_to_file(timeline, str(tmp))
         except Exception as exc:
             raise InputError(
                 f"{target.name}: cannot be written as {adapter.name}: {_one_line(exc)}"

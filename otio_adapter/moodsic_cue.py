@@ -23,6 +23,7 @@ from moodsic_engine.errors import CueSheetError
 from moodsic_engine.fileio import write_text_atomic
 
 # Absolute import: OTIO loads this file by path as opentimelineio.adapters.moodsic.
+from otio_adapter.fcpxml import install_exact_fcpxml
 from otio_adapter.timeline import cue_to_timeline, music_track_timeline, timeline_to_cue
 
 
@@ -54,6 +55,9 @@ def _timeline(
     music_track: object,
     base_dir: Path | None,
 ) -> otio.schema.Timeline:
+    # otioconvert writes the timeline with another adapter next; the FCPXML one cannot write
+    # 24000/1001 or 30000/1001 on its own (see otio_adapter.fcpxml).
+    install_exact_fcpxml()
     timeline = cue_to_timeline(
         cue, layout=layout, crossfade_s=_crossfade(crossfade_s), base_dir=base_dir
     )

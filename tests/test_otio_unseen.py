@@ -3,6 +3,9 @@ odd track layouts, rates the FCPXML adapter mangles, outputs that would lose the
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from fractions import Fraction
 from pathlib import Path
 
 import opentimelineio as otio
@@ -135,3 +138,100 @@ def test_main_track_is_the_first_video_track_with_clips(media, cfg, monkeypatch)
     empty.tracks.insert(0, otio.schema.Track(name="V0", kind=otio.schema.TrackKind.Video))
     with pytest.raises(InputError, match="the main video track has no clips"):
         score_timeline_report(empty, media["lib"], cfg)
+
+
+NTSC = [Fraction(24000, 1001), Fraction(30000, 1001), Fraction(25)]
+
+
+@pytest.mark.parametrize("fps", NTSC, ids=["23.976", "29.97", "25"])
+def test_fcpxml_edit_keeps_exact_rate_and_every_frame(tmp_path, fps) -> None:  # noqa: ANN001
+    from otio_adapter import write_timeline
+    from otio_adapter.timeline import rate_of, to_frames
+
+    rate = rate_of(fps)
+    # ~1 hour: 300 clips of 287 frames, 207-frame tail (the adapter used to truncate 207/25 s)
+    items = [(tmp_path / "a.mp4", 1000 + k, 287, 100000) for k in range(300)]
+    items.append((tmp_path / "a.mp4", 7, 207, 100000))
+    edit = make_edit(items, fps=fps)
+    write_timeline(edit, tmp_path / "edit.fcpxml")
+    back = read_edit(tmp_path / "edit.fcpxml")
+    clips = back.tracks[0].find_clips()
+    assert len(clips) == 301
+    assert {c.source_range.duration.rate for c in clips} == {rate}
+    rec = [to_frames(c.range_in_parent().start_time, rate) for c in clips]
+    assert rec == [287 * k for k in range(301)]
+    assert [to_frames(c.source_range.start_time, rate) for c in clips] == [i[1] for i in items]
+    assert to_frames(back.duration(), rate) == 300 * 287 + 207
+
+
+def test_hand_written_fcpxml_at_23976_with_tc_start(media, cfg, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import shutil
+
+    shutil.copy(media["a"], tmp_path / "a.mp4")
+    shutil.copy(media["b"], tmp_path / "b.mp4")
+    # FCP's own form: 01:00:00:00 at 23.976 NDF is 86400 frames = 18018/5 s
+    (tmp_path / "hand.fcpxml").write_text(
+        """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE fcpxml>
+<fcpxml version="1.9">
+  <resources>
+    <format id="r1" frameDuration="1001/24000s" width="160" height="90"/>
+    <asset id="r2" name="a" src="a.mp4" start="0s" duration="3s" hasVideo="1" format="r1"/>
+    <asset id="r3" name="b" src="b.mp4" start="0s" duration="3s" hasVideo="1" format="r1"/>
+  </resources>
+  <library><event name="e"><project name="hand">
+    <sequence format="r1" duration="3003/1000s" tcStart="18018/5s">
+      <spine>
+        <asset-clip ref="r2" offset="18018/5s" name="a" start="1001/1000s" duration="1001/1000s"/>
+        <gap offset="3604601/1000s" duration="1001/2000s"/>
+        <asset-clip ref="r3" offset="7210203/2000s" name="b" start="1001/2000s" duration="1001/1000s"/>
+      </spine>
+    </sequence>
+  </project></event></library>
+</fcpxml>
+"""
+    )
+    edit = read_edit(tmp_path / "hand.fcpxml")
+    rate = 24000 / 1001
+    assert edit.global_start_time == RT(86400, rate)
+    track = edit.tracks[0]
+    assert [type(i).__name__ for i in track] == ["Clip", "Gap", "Clip"]
+    assert [i.range_in_parent().start_time for i in track] == [
+        RT(0, rate),
+        RT(24, rate),
+        RT(36, rate),
+    ]
+    calls = _spy(monkeypatch)
+    _, report = score_timeline_report(edit, media["lib"], cfg, base_dir=tmp_path)
+    assert report.missing == ()
+    assert [c[0] for c in calls] == ["a.mp4", "b.mp4"]  # source seconds at 24000/1001, not 23
+    assert [c[1:] for c in calls] == [
+        pytest.approx((1.001, 2.002), abs=1e-9),
+        pytest.approx((0.5005, 1.5015), abs=1e-9),
+    ]
+    assert report.cue.video.fps == Fraction(24000, 1001) and report.cue.video.frames == 60
+
+
+def test_otioconvert_writes_an_ntsc_cue_sheet_as_readable_fcpxml(tmp_path) -> None:  # noqa: ANN001
+    from otio_adapter.testing import make_cue
+    from otio_adapter.timeline import to_frames
+
+    fps = Fraction(24000, 1001)
+    cue = make_cue(tmp_path, fps=fps)
+    cue.to_json(tmp_path / "clip.moodsic.json")
+    exe = Path(sys.executable).with_name("otioconvert")
+    res = subprocess.run(
+        [str(exe), "-i", "clip.moodsic.json", "-o", "clip.fcpxml", "-a", "layout=single"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert 'frameDuration="1001/24000s"' in (tmp_path / "clip.fcpxml").read_text()
+    back = read_edit(tmp_path / "clip.fcpxml")
+    rate = 24000 / 1001
+    (music,) = [t for t in back.tracks if t.kind == "Audio"]
+    starts = [to_frames(c.range_in_parent().start_time, rate) for c in music.find_clips()]
+    assert starts == [s.start_frame for s in cue.segments] == [0, 144, 300, 480]
+    assert to_frames(back.duration(), rate) == cue.video.frames == 623

@@ -1,0 +1,189 @@
+"""Exact frame rates and times for the FCPXML adapter (otio-fcpx-xml-adapter 1.0).
+
+That adapter
+- reads every rate as ``int(fps)``: a 1001/24000 s format becomes 23 fps, 30000/1001 becomes
+  29, so a 23.976 edit read back is 0.1 % short and every source time in seconds is 4 % off;
+- truncates times to frames (``int(207/25 * 25)`` is 206), losing a frame at random;
+- writes an empty ``frameDuration`` for 24000/1001 and 30000/1001 timelines (its table has
+  only the keys 23.98 and 29.97), a file it cannot read back;
+- ignores a sequence's ``tcStart``: an FCP project starting at 01:00:00:00 reads as an hour
+  of gap before the first clip.
+
+`exact_fcpxml()` patches those few functions of OTIO's loaded adapter module for the duration
+of one read or write (under a lock, restored afterwards), and `read_fcpxml` moves a
+sequence's ``tcStart`` into the timeline's ``global_start_time``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from typing import Any
+
+import opentimelineio as otio
+
+_LOCK = threading.RLock()
+
+
+def _seconds(text: str) -> Fraction:
+    """An FCPXML time ("1001/24000s", "3600s", "12.5s") as an exact number of seconds."""
+    body = text.strip().removesuffix("s")
+    num, _, den = body.partition("/")
+    return Fraction(num) / Fraction(den or 1)
+
+
+def _rate(frame_duration: str) -> float:
+    """The exact frame rate (as OTIO's double) of a format's frameDuration."""
+    fps = 1 / _seconds(frame_duration)
+    for den in (1, 1001):  # nearest broadcast rate when a file rounds its frameDuration
+        num = fps * den
+        if abs(num - round(num)) < Fraction(1, 10**6):
+            fps = Fraction(round(num), den)
+            break
+    return fps.numerator / fps.denominator
+
+
+def _exact_fps(fps: float) -> Fraction:
+    from .timeline import fps_from_rate
+
+    return fps_from_rate(float(fps))
+
+
+_NTSC = {
+    Fraction(24000, 1001): "1001/24000s",
+    Fraction(30000, 1001): "1001/30000s",
+    Fraction(48000, 1001): "1001/48000s",
+    Fraction(60000, 1001): "1001/60000s",
+}
+
+
+def _patches(module: Any) -> dict[tuple[Any, str], Any]:
+    cls_in, cls_out = module.FcpxXml, module.FcpxOtio
+    rt = otio.opentime.RationalTime
+
+    def to_rational_time(rational_number: str | None, fps: float) -> otio.opentime.RationalTime:
+        if rational_number is None or rational_number == "0s":
+            return rt(0, float(fps))
+        return rt(round(_seconds(rational_number) * _exact_fps(fps)), float(fps))
+
+    def _format_frame_rate(self: Any, format_id: str) -> float:
+        return _rate(self._format_by_id(format_id).get("frameDuration"))
+
+    def _number_of_frames(self: Any, time_value: str | None, format_id: str) -> int:
+        if time_value is None or time_value == "0s":
+            return 0
+        fps = _exact_fps(self._format_frame_rate(format_id))
+        return round(_seconds(time_value) * fps)
+
+    def _frame_rate_from_element(self: Any, element: Any, default_format_id: str) -> float:
+        format_id = default_format_id
+        if element.tag == "ref-clip":
+            format_id = self._media_by_id(element.get("ref")).find("./sequence").get("format")
+        elif element.tag == "clip":
+            inner = element.find("./gap")
+            ref = (
+                inner.find("./audio").get("ref")
+                if inner is not None
+                else element.find("./video").get("ref")
+            )
+            format_id = self._asset_by_id(ref).get("format")
+        elif element.tag == "asset-clip":
+            format_id = self._asset_by_id(element.get("ref")).get("format")
+        found = self.resource_element.find(f"./format[@id='{format_id}']")
+        return _rate(found.get("frameDuration"))
+
+    frame_durations = dict(module.FRAMERATE_FRAMEDURATION)
+    for fps, text in _NTSC.items():
+        frame_durations[fps.numerator / fps.denominator] = text
+
+    return {
+        (module, "to_rational_time"): to_rational_time,
+        (module, "FRAMERATE_FRAMEDURATION"): frame_durations,
+        (cls_in, "_format_frame_rate"): _format_frame_rate,
+        (cls_in, "_number_of_frames"): _number_of_frames,
+        (cls_out, "_frame_rate_from_element"): _frame_rate_from_element,
+    }
+
+
+@contextmanager
+def exact_fcpxml() -> Iterator[None]:
+    """While the block runs, OTIO's fcpx_xml adapter reads and writes exact rates and frames."""
+    module = otio.adapters.from_name("fcpx_xml").module()
+    with _LOCK:
+        patches = _patches(module)
+        saved = {key: getattr(*key) for key in patches}
+        try:
+            for (owner, name), value in patches.items():
+                setattr(owner, name, value)
+            yield
+        finally:
+            for (owner, name), value in saved.items():
+                setattr(owner, name, value)
+
+
+def _tc_start(text: str) -> Fraction | None:
+    """The first project sequence's tcStart, in seconds (None when absent or zero)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return None
+    sequence = root.find(".//project/sequence")
+    if sequence is None or not sequence.get("tcStart"):
+        return None
+    try:
+        start = _seconds(sequence.get("tcStart"))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return start if start > 0 else None
+
+
+def apply_tc_start(timeline: otio.schema.Timeline, text: str) -> None:
+    """Move a sequence's tcStart (read by the adapter as a leading gap on every track) into
+    `timeline.global_start_time`."""
+    start = _tc_start(text)
+    if start is None:
+        return
+    tracks = [t for t in timeline.tracks if isinstance(t, otio.schema.Track) and len(t)]
+    if not tracks:
+        return
+    rate = tracks[0][0].trimmed_range().duration.rate
+    frames = round(start * _exact_fps(rate))
+    for track in tracks:
+        first = track[0]
+        if not isinstance(first, otio.schema.Gap):
+            return  # not the adapter's tcStart gap: leave the timeline as read
+        if first.source_range.duration.value_rescaled_to(rate) < frames - 0.5:
+            return
+    for track in tracks:
+        gap = track[0]
+        left = round(gap.source_range.duration.value_rescaled_to(rate)) - frames
+        if left > 0:
+            gap.source_range = otio.opentime.TimeRange(
+                otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(left, rate)
+            )
+        else:
+            del track[0]
+    timeline.global_start_time = otio.opentime.RationalTime(frames, rate)
+
+
+_INSTALLED = False
+
+
+def install_exact_fcpxml() -> None:
+    """Patch OTIO's fcpx_xml adapter for the rest of the process (``otioconvert`` writes
+    FCPXML after our adapter read a cue sheet, outside any ``with`` block)."""
+    global _INSTALLED
+    with _LOCK:
+        if _INSTALLED:
+            return
+        try:
+            module = otio.adapters.from_name("fcpx_xml").module()
+        except Exception:  # the FCPXML adapter is not installed: nothing to fix
+            return
+        for (owner, name), value in _patches(module).items():
+            setattr(owner, name, value)
+        _INSTALLED = True
