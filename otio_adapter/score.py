@@ -162,6 +162,35 @@ def bundle_media(bundle: Path | None, timeline: otio.schema.Timeline) -> Iterato
         yield root
 
 
+def media_duration_s(path: Path) -> float | None:
+    """The media file's duration in seconds (container, else video stream), if it tells."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            if container.duration:
+                return container.duration / 1_000_000
+            video = container.streams.video[0] if container.streams.video else None
+            if video is not None and video.duration and video.time_base:
+                return float(video.duration * video.time_base)
+    except Exception:  # unreadable files are reported as such by the analysis
+        return None
+    return None
+
+
+def _past_the_end(clip: EditClip) -> str:
+    """Why a clip gave no frames, when its used range lies past the end of its media."""
+    if clip.path is None:
+        return ""
+    duration = media_duration_s(clip.path)
+    if duration is None or clip.src_start_s < duration - 1e-3:
+        return ""
+    return (
+        f"its source range {clip.src_start_s:.3f}-{clip.src_end_s:.3f} s starts past the end "
+        f"of {clip.path.name} ({duration:.3f} s)"
+    )
+
+
 def media_timecode_s(path: Path) -> float:
     """The start timecode a media file carries (tmcd track or tag), in seconds; 0 if none."""
     try:
@@ -454,13 +483,17 @@ def _score_report(
                 progress=clip_progress,
             )
         except MoodsicError as exc:
+            problem = _past_the_end(clip) or f"unreadable: {exc}"
             if strict:
-                raise InputError(f"clip {clip.name}: {exc}") from None
-            missing.append(dataclasses.replace(clip, problem=f"unreadable: {exc}"))
+                raise InputError(f"clip {clip.name}: {problem}") from None
+            missing.append(dataclasses.replace(clip, problem=problem))
             continue
         a = _clip_analysis(a, clip)
         if len(a.t) == 0:
-            missing.append(dataclasses.replace(clip, problem="no frames in the used range"))
+            problem = _past_the_end(clip) or "no frames in the used range"
+            if strict:
+                raise InputError(f"clip {clip.name}: {problem}") from None
+            missing.append(dataclasses.replace(clip, problem=problem))
             continue
         rec_start_s = float(Fraction(clip.rec_start) / fps)
         parts.append((a, rec_start_s - clip.src_start_s))

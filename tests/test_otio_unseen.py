@@ -235,3 +235,15 @@ def test_otioconvert_writes_an_ntsc_cue_sheet_as_readable_fcpxml(tmp_path) -> No
     starts = [to_frames(c.range_in_parent().start_time, rate) for c in music.find_clips()]
     assert starts == [s.start_frame for s in cue.segments] == [0, 144, 300, 480]
     assert to_frames(back.duration(), rate) == cue.video.frames == 623
+
+
+def test_source_range_past_the_media_end_is_named_as_such(media, cfg) -> None:  # noqa: ANN001
+    # b.mp4 has 75 frames: the second clip asks for frames 100-139
+    edit = make_edit([(media["a"], 0, 50), (media["b"], 100, 40)])
+    _, report = score_timeline_report(edit, media["lib"], cfg)
+    assert report.missing_lines() == [
+        "b.mp4 (item 1): its source range 4.000-5.600 s starts past the end of b.mp4 (3.000 s)"
+    ]
+    assert report.cue.summary["edit"]["scored"] == ["a.mp4"]
+    with pytest.raises(InputError, match=r"clip b.mp4: its source range 4.000-5.600 s starts past"):
+        score_timeline_report(edit, media["lib"], cfg, strict=True)
