@@ -148,6 +148,9 @@ def write_timeline(timeline: otio.schema.Timeline, path: str | os.PathLike[str])
         ) from None
     if adapter.name == "cmx_3600":
         _check_edl_keeps_everything(timeline, target)
+    if adapter.name in ("otioz", "otiod"):
+        _write_bundle(timeline, target, adapter)
+        return target
     with atomic_path(target) as tmp:
         tmp.unlink()  # bundle writers (otioz) refuse to overwrite the placeholder
         try:
@@ -163,3 +166,48 @@ def write_timeline(timeline: otio.schema.Timeline, path: str | os.PathLike[str])
                 f"{target.name}: cannot be written as {adapter.name}: {_one_line(exc)}"
             ) from None
     return target
+
+
+def _bundler_url(path: Path) -> str:
+    """A file URL OTIO's bundler maps back to `path`: it percent-decodes a URL twice
+    (unquote, then url2pathname), so a name holding '%' needs its URL encoded twice."""
+    from urllib.parse import quote
+
+    from opentimelineio import url_utils
+
+    uri = path.as_uri()
+    twice = "file://" + quote(uri[len("file://") :], safe="/")
+    for url in (uri, twice):
+        if url_utils.filepath_from_url(url) == str(path):
+            return url
+    return uri
+
+
+def _write_bundle(
+    timeline: otio.schema.Timeline, target: Path, adapter: otio.adapters.Adapter
+) -> None:
+    """An .otioz/.otiod holding the media: every reference that names a local file (a plain
+    path with '%' in it, a file:// URL, a path inside the bundle the timeline was read from)
+    is bundled; a clip whose media is missing keeps a MissingReference (its URL in metadata),
+    as scoring went on without it, instead of failing the whole write."""
+    import copy
+
+    from .score import bundle_media, media_path
+
+    bundled = copy.deepcopy(timeline)
+    with bundle_media(bundle_of(timeline), bundled) as bundle_dir:
+        for clip in bundled.find_clips():
+            ref = clip.media_reference
+            if not isinstance(ref, otio.schema.ExternalReference):
+                continue
+            path = media_path(ref, None, bundle_dir)
+            if path is not None and path.is_file():
+                ref.target_url = _bundler_url(path.resolve())
+        with atomic_path(target) as tmp:
+            tmp.unlink()  # bundle writers refuse to overwrite the placeholder
+            try:
+                adapter.write_to_file(bundled, str(tmp), media_policy="MissingIfNotFile")
+            except Exception as exc:
+                raise InputError(
+                    f"{target.name}: cannot be written as {adapter.name}: {_one_line(exc)}"
+                ) from None

@@ -565,7 +565,11 @@ def add_score(
     Music tracks and mood markers of an earlier Moodsic run are replaced, not stacked up;
     everything else in the timeline is kept as it is.
     """
+    from .edit_io import BUNDLE_ATTR
+
     scored = copy.deepcopy(timeline)
+    if hasattr(timeline, BUNDLE_ATTR):  # its media paths are still relative to that bundle
+        setattr(scored, BUNDLE_ATTR, getattr(timeline, BUNDLE_ATTR))
     for i in reversed(range(len(scored.tracks))):
         if is_moodsic_music(scored.tracks[i]):
             del scored.tracks[i]

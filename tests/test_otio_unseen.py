@@ -247,3 +247,45 @@ def test_source_range_past_the_media_end_is_named_as_such(media, cfg) -> None:  
     assert report.cue.summary["edit"]["scored"] == ["a.mp4"]
     with pytest.raises(InputError, match=r"clip b.mp4: its source range 4.000-5.600 s starts past"):
         score_timeline_report(edit, media["lib"], cfg, strict=True)
+
+
+def test_bundle_output_holds_media_with_odd_names_and_survives_missing_clips(
+    media,  # noqa: ANN001
+    cfg,  # noqa: ANN001
+    tmp_path,  # noqa: ANN001
+) -> None:
+    import shutil
+    import zipfile
+
+    from otio_adapter import write_timeline
+
+    odd = tmp_path / "take 1 é%20.mp4"
+    shutil.copy(media["b"], odd)
+    edit = make_edit(
+        [(media["a"], 0, 25, 75), (odd, 0, 25, 75), (tmp_path / "gone.mp4", 0, 25, 75)]
+    )
+    write_timeline(edit, tmp_path / "edit.otioz")
+    with zipfile.ZipFile(tmp_path / "edit.otioz") as z:
+        assert sorted(n for n in z.namelist() if n.startswith("media/")) == [
+            "media/a.mp4",
+            "media/take 1 é%20.mp4",
+        ]
+    back = read_edit(tmp_path / "edit.otioz")
+    gone = back.tracks[0][2].media_reference
+    assert gone.is_missing_reference and gone.metadata["original_target_url"].endswith("gone.mp4")
+
+    # scoring the bundle and writing the scored copy as a bundle again carries the media
+    scored, report = score_timeline_report(back, media["lib"], cfg)
+    assert [c.name for c in report.missing] == ["gone.mp4"]
+    write_timeline(scored, tmp_path / "scored.otioz")
+    with zipfile.ZipFile(tmp_path / "scored.otioz") as z:
+        names = [n for n in z.namelist() if n.startswith("media/")]
+    assert {"media/a.mp4", "media/take 1 é%20.mp4"} <= set(names)
+    assert len(names) == 2 + len(
+        {
+            Path(c.media_reference.target_url).name
+            for c in scored.tracks[-2].find_clips() + scored.tracks[-1].find_clips()
+        }
+    )
+    _, again = score_timeline_report(read_edit(tmp_path / "scored.otioz"), media["lib"], cfg)
+    assert [c.name for c in again.missing] == ["gone.mp4"]
