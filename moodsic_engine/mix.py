@@ -15,10 +15,13 @@ or, when `MixConfig.beat_align` is on, from librosa's beat tracker.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,30 @@ _MAX_TRACK_GAIN_DB = 24.0
 
 
 # ----------------------------------------------------------------------------- reading
+@contextlib.contextmanager
+def quiet_native_stderr(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Silence what C code prints on file descriptor 2 while libsndfile opens an MP3: its
+    libmpg123 writes "Note: Illegal Audio-MPEG-Header ... Trying to resync" lines for a damaged
+    file, which would break the one-line error a user gets. Other formats pass through."""
+    if Path(path).suffix.lower() not in (".mp3", ".mp2", ".mpga"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to hide
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def read_audio(path: str | os.PathLike[str], sr: int) -> np.ndarray:
     """Any audio file as float32 [n, 2] at `sr` (soundfile, else ffmpeg). Raises InputError."""
     p = Path(path)
@@ -44,7 +71,8 @@ def read_audio(path: str | os.PathLike[str], sr: int) -> np.ndarray:
     try:
         import soundfile as sf
 
-        y, file_sr = sf.read(str(p), dtype="float32", always_2d=True)
+        with quiet_native_stderr(p):
+            y, file_sr = sf.read(str(p), dtype="float32", always_2d=True)
     except Exception:  # noqa: BLE001 - libsndfile cannot read it: let ffmpeg try
         y = _ffmpeg_decode(p, sr)
         if y is None:
@@ -254,7 +282,8 @@ def _grid_and_loop_s(path: str, sr: int, *, detect: bool) -> tuple[BeatGrid | No
         try:
             import soundfile as sf
 
-            frames = int(round(sf.info(path).duration * sr))
+            with quiet_native_stderr(path):
+                frames = int(round(sf.info(path).duration * sr))
             return grid, _loop_len(np.empty((frames, 0)), sr, grid) / sr
         except (RuntimeError, OSError, ValueError):
             pass  # not a soundfile format (MP3 on old libsndfile...): decode below

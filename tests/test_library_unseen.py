@@ -205,3 +205,59 @@ def test_manifest_wrong_scale_hint_and_duplicate_paths(tmp_path: Path) -> None:
         for c in match_segments(lib, seg, lib.clusters.posterior(seg), MatchConfig(), 0)
     ]
     assert ids == ["a.wav", "b.wav", "a.wav", "b.wav"]
+
+
+# ----------------------------------------------------------------------------- audio folders
+def _music(path: Path, seconds: float, sr: int, channels: int = 2, freq: float = 220.0) -> Path:
+    """A chord with clicks on a 120 BPM beat: enough for tempo, key and onsets."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.2 * np.sin(2 * np.pi * freq * t) + 0.1 * np.sin(2 * np.pi * freq * 1.25 * t)
+    y = y + (np.mod(t, 0.5) < 0.02) * 0.4 * np.sin(2 * np.pi * 3000 * t)
+    sf.write(str(path), np.repeat(y[:, None], channels, axis=1).astype(np.float32), sr)
+    return path
+
+
+def test_audio_folder_formats_rates_and_a_single_file(tmp_path: Path) -> None:
+    """AAC among WAV (8 kHz mono, 6 channels) and FLAC, a silent and a garbage file: each
+    usable file gets an estimate; the skipped ones are named with the reason. A single audio
+    file is a library of one."""
+    import subprocess
+
+    folder = tmp_path / "songs"
+    _music(folder / "mono8k.wav", 2.0, 8000, 1)
+    _music(folder / "six.wav", 2.0, 32000, 6, 330)
+    _music(folder / "deep" / "er" / "b.flac", 2.0, 48000, 2, 262)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(folder / "six.wav"), "-ac", "2",
+         "-c:a", "aac", str(folder / "c.aac")],
+        check=True,
+    )  # fmt: skip
+    sf.write(str(folder / "quiet.wav"), np.zeros(SR * 2, np.float32), SR)
+    (folder / "junk.mp3").write_bytes(b"\xff\xfb\x90" + bytes(range(256)) * 8)
+    lib, warns = _load(folder)
+    assert sorted(t.title for t in lib.tracks) == ["b", "c", "mono8k", "six"]
+    assert all(t.va_source == "estimated" and -1 <= t.valence <= 1 for t in lib.tracks)
+    assert {t.title: round(t.duration_s, 1) for t in lib.tracks}["mono8k"] == 2.0
+    assert any("junk.mp3" in w and "quiet.wav (silent)" in w for w in warns)
+    assert not any("n_fft" in w for w in warns)  # librosa's notes stay inside
+    one, warns = _load(folder / "mono8k.wav")
+    assert [t.title for t in one.tracks] == ["mono8k"] and one.kind == "audio"
+    assert not warns
+
+
+def test_damaged_mp3_is_one_clean_line_on_the_cli(tmp_path: Path) -> None:
+    """libmpg123 (inside libsndfile) prints resync notes for a damaged MP3 straight to file
+    descriptor 2: they must not surround Moodsic's one-line warning or error."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "x.mp3").write_bytes(np.random.default_rng(0).bytes(5000))
+    cmd = [sys.executable, "-m", "moodsic_engine.cli", "library", "info", str(folder)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        f"moodsic: error: {folder}: none of its 1 audio file(s) could be used (x.mp3)"
+    ]

@@ -35,11 +35,16 @@ class Estimate:
 def _load(path: Path) -> tuple[np.ndarray, float]:
     import soundfile as sf
 
+    from ..mix import quiet_native_stderr
+
     try:
-        info = sf.info(str(path))
-        frames = int(min(info.frames, _MAX_S * info.samplerate))
-        y, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+        with quiet_native_stderr(path):
+            info = sf.info(str(path))
+            frames = int(min(info.frames, _MAX_S * info.samplerate))
+            y, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
         duration = float(info.duration)
+        if len(y) == 0:
+            raise ValueError("no samples")
     except Exception:  # noqa: BLE001 - not readable by libsndfile: ask ffmpeg
         from ..mix import _ffmpeg_decode
         from .loaders import _ffprobe_duration
@@ -71,14 +76,19 @@ def key_mode_score(chroma_mean: np.ndarray) -> float:
 
 
 def features(y: np.ndarray, sr: int = _SR) -> dict[str, float]:
+    import warnings
+
     import librosa
 
-    tempo, _ = librosa.beat.beat_track(y=y, sr=sr)
-    tempo = float(np.atleast_1d(tempo)[0])
-    onsets = librosa.onset.onset_detect(y=y, sr=sr, units="time")
-    chroma = librosa.feature.chroma_cqt(y=y, sr=sr)  # steadier key estimates than STFT
-    centroid = float(np.mean(librosa.feature.spectral_centroid(y=y, sr=sr)))
-    rms = librosa.feature.rms(y=y)[0]
+    with warnings.catch_warnings():
+        # librosa's notes on a short clip (n_fft larger than the signal...) are not the user's
+        warnings.simplefilter("ignore", UserWarning)
+        tempo, _ = librosa.beat.beat_track(y=y, sr=sr)
+        tempo = float(np.atleast_1d(tempo)[0])
+        onsets = librosa.onset.onset_detect(y=y, sr=sr, units="time")
+        chroma = librosa.feature.chroma_cqt(y=y, sr=sr)  # steadier key estimates than STFT
+        centroid = float(np.mean(librosa.feature.spectral_centroid(y=y, sr=sr)))
+        rms = librosa.feature.rms(y=y)[0]
     rms_db = float(20 * np.log10(np.mean(rms) + 1e-9))
     return {
         "tempo_bpm": tempo if math.isfinite(tempo) else 0.0,

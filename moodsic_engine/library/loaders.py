@@ -31,7 +31,10 @@ from .clusters import MoodClusters
 
 INDEX_VERSION = 2
 INDEX_NAME = ".moodsic-index.json"
-AUDIO_EXTS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif", ".m4a", ".opus"}
+AUDIO_EXTS = {
+    ".wav", ".flac", ".mp3", ".ogg", ".oga", ".aiff", ".aif", ".aifc", ".m4a", ".opus", ".aac",
+    ".wma", ".mka", ".caf",
+}  # fmt: skip
 _STATIC_GLOB = "static_annotations_averaged_songs_*.csv"
 
 
@@ -67,9 +70,9 @@ def load(
     suffix = path.suffix.lower()
     if suffix in (".csv", ".json", ".parquet", ".tsv"):
         return load_manifest(path, cfg, allow_outside=allow_outside, cache_dir=cache_dir)
-    if suffix in AUDIO_EXTS:
-        raise LibraryError(
-            f"{path} is a single audio file: point --library at its folder or a manifest"
+    if suffix in AUDIO_EXTS:  # one track: a library of that file alone (V/A estimated)
+        return load_audio_folder(
+            path.parent, cfg, allow_outside=allow_outside, cache_dir=cache_dir, only=path
         )
     raise LibraryError(
         f"cannot tell what kind of library {path} is (expected a folder, .csv, .json or .parquet)"
@@ -591,7 +594,10 @@ def _duration(path: str) -> float | None:
     try:
         import soundfile as sf
 
-        return float(sf.info(path).duration)
+        from ..mix import quiet_native_stderr
+
+        with quiet_native_stderr(path):
+            return float(sf.info(path).duration)
     except Exception:  # noqa: BLE001 - formats libsndfile cannot read fall back to ffprobe
         return _ffprobe_duration(path)
 
@@ -865,13 +871,27 @@ def _deam_curves(
 
 # ----------------------------------------------------------------------------- audio folder
 def load_audio_folder(
-    folder: Path, cfg: Any, *, allow_outside: bool = False, cache_dir: Path | None = None
+    folder: Path,
+    cfg: Any,
+    *,
+    allow_outside: bool = False,
+    cache_dir: Path | None = None,
+    only: Path | None = None,
 ) -> Library:
-    """Unlabelled audio: V/A estimated from the audio (marked `va_source="estimated"`)."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTS)
-    files = [
-        p for p in files if not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    ]
+    """Unlabelled audio: V/A estimated from the audio (marked `va_source="estimated"`).
+
+    `only`: one file of the folder is the whole library (`load_library("song.mp3")`)."""
+    if only is not None:
+        files = [folder / only.name] if (folder / only.name).is_file() else []
+    else:
+        files = sorted(
+            p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTS
+        )
+        files = [
+            p
+            for p in files
+            if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        ]
     outside: list[str] = []  # symlinks leading out of the folder, refused like manifest paths
     if not allow_outside:
         kept = []
@@ -897,8 +917,10 @@ def load_audio_folder(
         for p in files:
             try:
                 est = estimate_va(p)
-            except LibraryError:
-                bad.append(p.name)
+            except LibraryError as exc:
+                reason = str(exc)
+                why = next((w for w in ("silent", "shorter than one second") if w in reason), "")
+                bad.append(f"{p.name} ({why})" if why else p.name)
                 continue
             tracks.append(
                 Track(
@@ -915,21 +937,25 @@ def load_audio_folder(
             )
         warns = []
         if bad:
-            warns.append(f"skipped {len(bad)} unreadable audio file(s): {', '.join(bad[:10])}")
+            shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+            warns.append(f"skipped {len(bad)} unreadable audio file(s): {shown}")
         if outside:
             warns.append(
                 f"skipped {len(outside)} file(s) linking outside the folder (allow it explicitly"
                 f" to use them): {', '.join(outside[:10])}"
             )
         if not tracks:
-            raise LibraryError(f"{folder}: none of its {len(files)} audio files could be read")
+            raise LibraryError(
+                f"{folder}: none of its {len(files)} audio file(s) could be used"
+                f" ({', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''})"
+            )
         return tracks, warns
 
     return _cached(
-        name=folder.name or "audio",
+        name=(only.stem if only is not None else folder.name) or "audio",
         root=folder,
         kind="audio",
-        index_path=folder / INDEX_NAME,
+        index_path=folder / (f".{only.name}{INDEX_NAME}" if only is not None else INDEX_NAME),
         files=files,
         cfg=cfg,
         build=build,
