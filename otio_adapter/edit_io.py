@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -78,6 +79,63 @@ def _read_fcpxml(p: Path, adapter: otio.adapters.Adapter) -> otio.core.Serializa
     return result
 
 
+_MAX_LEAD_S = 600  # black before the first event: more than this is no hour-based program
+
+
+def _exact_rate(rate: float) -> float:
+    """29.97, 23.976, 23.98 or 59.94 as typed mean 30000/1001, 24000/1001 or 60000/1001
+    (OTIO's timecode functions refuse the rounded values)."""
+    if not math.isfinite(rate) or rate <= 0:
+        raise InputError(f"frame rate must be a positive number, got {rate}")
+    nominal = round(rate * 1001 / 1000)
+    if rate != round(rate) and abs(rate - nominal * 1000 / 1001) < 0.006:
+        return nominal * 1000 / 1001
+    return rate
+
+
+def _edl_record_start(timeline: otio.schema.Timeline) -> None:
+    """The CMX 3600 reader keeps where each track's first event sits on the record side only
+    as a negative ``source_range`` start on the track (a window that, taken as OTIO means it,
+    hides the clips or shifts them against any track added later). Make it plain OTIO: the
+    program starts on the hour at or below the first record in (01:00:00:00 as NLEs do),
+    which becomes the global start time, and black before a track's first event becomes a
+    leading gap."""
+    firsts = {}
+    for i, track in enumerate(timeline.tracks):
+        rng = track.source_range if isinstance(track, otio.schema.Track) else None
+        if rng is not None and rng.start_time.value < 0:
+            firsts[i] = -rng.start_time
+    if not firsts:
+        return
+    first = min(firsts.values(), key=lambda t: t.to_seconds())
+    rate = first.rate
+    try:
+        tc = otio.opentime.to_timecode(first, rate)  # "01:00:02;00" when drop-frame
+        hour = tc[:2] + "".join("0" if c.isdigit() else c for c in tc[2:])
+        start = otio.opentime.from_timecode(hour, rate)
+    except Exception:  # a rate without a timecode form: the program starts at its first event
+        start = first
+    if (first - start).to_seconds() > _MAX_LEAD_S:
+        start = first
+    for i, rec_in in firsts.items():
+        track = timeline.tracks[i]
+        lead = round((rec_in - start).value_rescaled_to(rate))
+        track.source_range = None
+        if lead > 0:
+            track.insert(
+                0,
+                otio.schema.Gap(
+                    source_range=otio.opentime.TimeRange(
+                        otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(lead, rate)
+                    )
+                ),
+            )
+    if start.value > 0:
+        timeline.global_start_time = otio.opentime.RationalTime(
+            round(start.value_rescaled_to(rate)), rate
+        )
+
+
 def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> otio.schema.Timeline:
     """Read an edit (.otio, .otioz, .fcpxml, .edl, .moodsic.json, ...) as one Timeline.
 
@@ -100,7 +158,7 @@ def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> oti
         _check_nesting(p, adapter.name)
     kwargs = {}
     if rate is not None and adapter.name == "cmx_3600":
-        kwargs["rate"] = rate
+        kwargs["rate"] = _exact_rate(rate)
     try:
         if adapter.name == "fcpx_xml":
             result = _read_fcpxml(p, adapter)
@@ -110,6 +168,8 @@ def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> oti
         raise
     except Exception as exc:  # adapters raise anything from ValueError to OTIOError
         raise InputError(f"{p.name}: cannot be read as {adapter.name}: {_one_line(exc)}") from None
+    if adapter.name == "cmx_3600" and isinstance(result, otio.schema.Timeline):
+        _edl_record_start(result)
     if isinstance(result, otio.schema.SerializableCollection):
         timelines = list(result.find_children(descended_from_type=otio.schema.Timeline))
         if len(timelines) != 1:

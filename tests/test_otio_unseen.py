@@ -289,3 +289,69 @@ def test_bundle_output_holds_media_with_odd_names_and_survives_missing_clips(
     )
     _, again = score_timeline_report(read_edit(tmp_path / "scored.otioz"), media["lib"], cfg)
     assert [c.name for c in again.missing] == ["gone.mp4"]
+
+
+def test_edl_record_start_and_leading_black_are_kept(media, cfg, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import shutil
+
+    from otio_adapter.timeline import to_frames
+
+    shutil.copy(media["a"], tmp_path / "a.mp4")
+    shutil.copy(media["b"], tmp_path / "b.mp4")
+    # the program starts at 01:00:00:00; two seconds of black before the first event
+    (tmp_path / "hand.edl").write_text(
+        "TITLE: hand\nFCM: NON-DROP FRAME\n\n"
+        "001  AX       V     C        00:00:00:05 00:00:01:05 01:00:02:00 01:00:03:00\n"
+        "* FROM CLIP: a.mp4\n"
+        "002  AX       V     C        00:00:00:00 00:00:01:00 01:00:03:00 01:00:04:00\n"
+        "* FROM CLIP: b.mp4\n"
+    )
+    edit = read_edit(tmp_path / "hand.edl", rate=25)
+    assert edit.global_start_time == RT(90000, 25)
+    assert [
+        (type(i).__name__, to_frames(i.range_in_parent().start_time, 25)) for i in edit.tracks[0]
+    ] == [
+        ("Gap", 0),
+        ("Clip", 50),
+        ("Clip", 75),
+    ]
+    calls = _spy(monkeypatch)
+    scored, report = score_timeline_report(edit, media["lib"], cfg, base_dir=tmp_path)
+    assert calls == [("a.mp4", 0.2, 1.2), ("b.mp4", 0.0, 1.0)]
+    assert report.cue.video.frames == 100 and report.cue.cuts == (2.0, 3.0)
+    t = [s.t for s in report.cue.samples]
+    assert min(t) >= 2.0  # nothing was seen in the black
+    # the picture and the music line up on the stack: both start at the program start
+    picture, music = scored.tracks[0], scored.tracks[-2]
+    assert picture.source_range is None and to_frames(music.duration(), 25) == 100
+
+    # an edit with leading black, written by OTIO's own EDL writer, reads back with it
+    black = make_edit([(None, 0, 25), (media["a"], 5, 40), (None, 0, 10), (media["b"], 0, 20)])
+    otio.adapters.write_to_file(black, str(tmp_path / "black.edl"))
+    back = read_edit(tmp_path / "black.edl", rate=25)
+    assert [to_frames(i.range_in_parent().start_time, 25) for i in back.tracks[0]] == [
+        0,
+        25,
+        65,
+        75,
+    ]
+
+
+def test_drop_frame_edl_with_rate_as_typed(media, tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "df.edl").write_text(
+        "TITLE: df\nFCM: DROP FRAME\n\n"
+        "001  AX       V     C        00:00:00;05 00:00:01;05 01:00:02;00 01:00:03;00\n"
+        f"* FROM CLIP: {media['a']}\n"
+        "002  AX       V     C        00:00:00;00 00:00:01;00 01:00:03;00 01:00:04;00\n"
+        f"* FROM CLIP: {media['b']}\n"
+    )
+    rate = 30000 / 1001
+    for typed in (29.97, rate):
+        edit = read_edit(tmp_path / "df.edl", rate=typed)
+        assert edit.global_start_time == RT(107892, rate)  # 01:00:00;00 drop-frame
+        items = list(edit.tracks[0])
+        assert [type(i).__name__ for i in items] == ["Gap", "Clip", "Clip"]
+        assert items[0].duration() == RT(60, rate)
+        assert items[1].source_range == TR(RT(5, rate), RT(30, rate))
+    with pytest.raises(InputError, match="frame rate must be a positive number"):
+        read_edit(tmp_path / "df.edl", rate=0)
