@@ -154,8 +154,8 @@ def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> oti
         raise InputError(
             f"{p.name}: no OTIO adapter reads this format ({_one_line(exc)})"
         ) from None
-    if adapter.name in ("otio_json", "otiod", "otioz"):
-        _check_nesting(p, adapter.name)
+    if adapter.name in ("otio_json", "otiod", "otioz", "moodsic"):
+        _check_nesting(p, adapter.name)  # moodsic: a .json file may hold OTIO JSON
     kwargs = {}
     if rate is not None and adapter.name == "cmx_3600":
         kwargs["rate"] = _exact_rate(rate)

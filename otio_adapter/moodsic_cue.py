@@ -14,6 +14,7 @@ Adapter arguments (``otioconvert -a layout=single``):
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import opentimelineio as otio
@@ -66,6 +67,30 @@ def _timeline(
     return timeline
 
 
+_OTIO_HEAD = re.compile(rb'\s*\{\s*"OTIO_SCHEMA"\s*:')
+
+
+def _is_otio_json(filepath: str) -> bool:
+    """True for OTIO's own JSON (its writer puts OTIO_SCHEMA first in every object)."""
+    try:
+        with open(filepath, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False  # the cue sheet reader reports it
+    return _OTIO_HEAD.match(head.removeprefix(b"\xef\xbb\xbf")) is not None
+
+
+def _otio_json(text: str) -> otio.core.SerializableObject:
+    # OTIO's C++ reader overflows its stack on JSON nested ~10^4 deep; Python's stops first.
+    try:
+        json.loads(text)
+    except RecursionError:
+        raise CueSheetError("JSON nested too deeply to be a timeline") from None
+    except ValueError:
+        pass  # OTIO's reader reports malformed JSON
+    return otio.adapters.read_from_string(text, adapter_name="otio_json")
+
+
 def read_from_file(
     filepath: str,
     layout: str = "alternate",
@@ -73,7 +98,13 @@ def read_from_file(
     music_edl: object = False,
     music_track: object = 0,
 ) -> otio.schema.Timeline:
-    """Read a cue sheet file; relative media paths resolve against its folder."""
+    """Read a cue sheet file; relative media paths resolve against its folder.
+
+    This adapter owns the ``.json`` suffix, so an OTIO JSON timeline saved as ``.json`` is
+    handed to ``otio_json`` instead of failing as a cue sheet without a schema.
+    """
+    if _is_otio_json(filepath):
+        return _otio_json(Path(filepath).read_bytes().decode("utf-8-sig"))
     cue = CueSheet.from_json(filepath)
     base = Path(filepath).resolve().parent
     return _timeline(cue, layout, crossfade_s, music_edl, music_track, base)
@@ -90,6 +121,8 @@ def read_from_string(
         data = json.loads(input_str)
     except (ValueError, RecursionError) as exc:  # also: absurd nesting, 5000-digit ints
         raise CueSheetError(f"cue sheet is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and "OTIO_SCHEMA" in data:
+        return _otio_json(input_str)
     cue = CueSheet.from_dict(data)
     return _timeline(cue, layout, crossfade_s, music_edl, music_track, None)
 

@@ -355,3 +355,18 @@ def test_drop_frame_edl_with_rate_as_typed(media, tmp_path) -> None:  # noqa: AN
         assert items[1].source_range == TR(RT(5, rate), RT(30, rate))
     with pytest.raises(InputError, match="frame rate must be a positive number"):
         read_edit(tmp_path / "df.edl", rate=0)
+
+
+def test_otio_json_saved_as_json_is_read_as_a_timeline(media, tmp_path) -> None:  # noqa: ANN001
+    edit = make_edit([(media["a"], 5, 30, 75), (media["b"], 0, 20, 75)])
+    text = otio.adapters.write_to_string(edit, "otio_json")
+    (tmp_path / "edit.json").write_text(text)
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    for name in ("edit.json", "bom.json"):
+        back = read_edit(tmp_path / name)
+        assert otio.adapters.write_to_string(back, "otio_json") == text
+        assert otio.adapters.read_from_file(str(tmp_path / name)).name == "edit"  # otioconvert
+    deep = '{"OTIO_SCHEMA": "Timeline.1", "metadata": ' + "[" * 50000 + "]" * 50000 + "}"
+    (tmp_path / "deep.json").write_text(deep)
+    with pytest.raises(InputError, match="nested too deeply"):
+        read_edit(tmp_path / "deep.json")
