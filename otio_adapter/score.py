@@ -212,15 +212,26 @@ def media_timecode_s(path: Path) -> float:
     return 0.0
 
 
+_MAX_VIDEO_FPS = 300  # a rate above this is an audio sample rate, not a picture's
+
+
 def edit_rate(timeline: otio.schema.Timeline, track: otio.schema.Track) -> Fraction:
-    """The edit's frame rate: its global start time's, else its first clip's."""
+    """The edit's frame rate: its global start time's, else its first clip's. A rate that
+    is no picture rate (a global start time at 48 kHz, as some tools write it) is passed over
+    while another item tells a picture rate."""
+    rates = []
     if timeline.global_start_time is not None and timeline.global_start_time.rate > 1:
-        return fps_from_rate(timeline.global_start_time.rate)
+        rates.append(timeline.global_start_time.rate)
     for item in track:
         if isinstance(item, otio.core.Item) and item.source_range is not None:
-            return fps_from_rate(item.source_range.duration.rate)
-        if isinstance(item, otio.schema.Clip):
-            return fps_from_rate(item.trimmed_range().duration.rate)
+            rates.append(item.source_range.duration.rate)
+        elif isinstance(item, otio.schema.Clip):
+            rates.append(item.trimmed_range().duration.rate)
+    for rate in rates:
+        if 1 < rate <= _MAX_VIDEO_FPS:
+            return fps_from_rate(rate)
+    if rates:
+        return fps_from_rate(rates[0])
     raise InputError(f"timeline {timeline.name!r}: cannot tell its frame rate (empty main track)")
 
 

@@ -370,3 +370,15 @@ def test_otio_json_saved_as_json_is_read_as_a_timeline(media, tmp_path) -> None:
     (tmp_path / "deep.json").write_text(deep)
     with pytest.raises(InputError, match="nested too deeply"):
         read_edit(tmp_path / "deep.json")
+
+
+def test_global_start_at_an_audio_rate_is_not_the_edit_rate(media) -> None:  # noqa: ANN001
+    from otio_adapter.score import edit_clips
+
+    edit = make_edit([(media["a"], 0, 50), (media["b"], 10, 40)])
+    edit.global_start_time = RT(48000 * 3600, 48000)  # 01:00:00:00 in samples
+    clips, fps, frames = edit_clips(edit)
+    assert fps == 25 and frames == 90
+    assert [(c.rec_start, c.rec_end) for c in clips] == [(0, 50), (50, 90)]
+    edit.global_start_time = RT(86400, 24000 / 1001)  # a picture rate: it names the edit's
+    assert edit_clips(edit)[1] == Fraction(24000, 1001)
