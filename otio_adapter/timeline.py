@@ -294,6 +294,8 @@ def cue_to_timeline(
     fps = cue.video.fps
     rate = rate_of(fps)
     xfade = crossfade_of(cue) if crossfade_s is None else float(crossfade_s)
+    if not math.isfinite(xfade) or xfade < 0:
+        raise CueSheetError(f"crossfade_s must be a number of seconds >= 0, got {crossfade_s!r}")
     video_path = _resolve(cue.video.path, base)
 
     timeline = otio.schema.Timeline(name=name or Path(cue.video.path).stem)

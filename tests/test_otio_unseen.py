@@ -382,3 +382,19 @@ def test_global_start_at_an_audio_rate_is_not_the_edit_rate(media) -> None:  # n
     assert [(c.rec_start, c.rec_end) for c in clips] == [(0, 50), (50, 90)]
     edit.global_start_time = RT(86400, 24000 / 1001)  # a picture rate: it names the edit's
     assert edit_clips(edit)[1] == Fraction(24000, 1001)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_crossfade_that_is_no_length_is_refused(tmp_path, value) -> None:  # noqa: ANN001
+    from moodsic_engine.errors import CueSheetError
+    from otio_adapter import cue_to_timeline
+    from otio_adapter.testing import make_cue
+
+    cue = make_cue(tmp_path, write_audio=False)
+    cue.to_json(tmp_path / "clip.moodsic.json")
+    with pytest.raises(CueSheetError, match="crossfade_s must be a number of seconds >= 0"):
+        cue_to_timeline(cue, crossfade_s=float(value))
+    with pytest.raises(CueSheetError, match="crossfade_s must be a number of seconds >= 0"):
+        otio.adapters.read_from_file(
+            str(tmp_path / "clip.moodsic.json"), adapter_name="moodsic", crossfade_s=value
+        )
