@@ -24,7 +24,7 @@ from .errors import InputError
 class SampleConfig:
     sample_fps: float = 2.0  # samples per second handed to the experts
     short_side: int = 224  # working resolution of sampled frames
-    skip_frames: bool = True  # let the decoder drop B-frames when sampling sparsely
+    skip_frames: bool = True  # decoder drops unreferenced frames when sampling sparsely
     skip_ratio: float = 4.0  # skip only when video fps >= skip_ratio * sample_fps
     cut_threshold: float = 0.22  # content change (0..1) that counts as a shot cut
     cut_min_gap_s: float = 0.5  # no two cuts closer than this
