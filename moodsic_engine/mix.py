@@ -567,20 +567,94 @@ def duck_envelope(
 
 
 # ----------------------------------------------------------------------------- outputs
-def write_audio(path: str | os.PathLike[str], y: np.ndarray, sr: int) -> Path:
-    """WAV/FLAC (24-bit) or MP3 by extension, written atomically."""
+_MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def _peak_db(y: np.ndarray) -> float:
+    tp = float(true_peak(y).max(initial=0.0)) if len(y) else 0.0
+    return 20 * math.log10(tp) if tp > 0 else -math.inf
+
+
+def _encode_under_ceiling(
+    y: np.ndarray,
+    sr: int,
+    ceiling_db: float,
+    encode: Any,
+    decode: Any,
+    *,
+    tries: int = 3,
+) -> None:
+    """Encode (lossy) so the DECODED audio's true peak stays at or below `ceiling_db`.
+
+    MP3/AAC coding noise rides on the peaks: a mix limited to -1 dBTP came back from an MP3
+    at +0.2 dBTP and from AAC at +0.4. Each try limits the source lower by the overshoot, at
+    the source's own loudness (limiting alone cost dense material most of a dB); the encoder's
+    overshoot is not monotonic in the ceiling, so if that does not settle it, plain gain on
+    the best try does (a codec is close to linear in gain)."""
+    encode(None)  # the source as it is
+    if not math.isfinite(ceiling_db):
+        return
+    lufs = integrated_lufs(y, sr)
+    target = ceiling_db
+    best: tuple[float, np.ndarray] | None = None
+    source = y
+    for step in range(tries + 3):
+        decoded = decode()
+        if decoded is None or len(decoded) == 0:
+            return
+        over = _peak_db(decoded) - ceiling_db
+        if over <= 0:
+            return
+        if best is None or over < best[0]:
+            best = (over, source)
+        if step < tries:
+            target -= over + 0.1
+            source = normalize(y, sr, lufs, target) if math.isfinite(lufs) else limit(y, sr, target)
+        else:
+            source = best[1] * np.float32(10 ** (-(best[0] + 0.05) / 20))
+            best = None
+        encode(source)
+
+
+def write_audio(
+    path: str | os.PathLike[str], y: np.ndarray, sr: int, *, ceiling_db: float | None = None
+) -> Path:
+    """WAV/FLAC (24-bit) or MP3 by extension, written atomically.
+
+    MP3: at a rate MP3 has (above 48 kHz: 48 kHz), and re-encoded until the decoded true peak
+    is no higher than `ceiling_db` (default: the input's own true peak), so the encoder's
+    overshoot does not undo the limiter."""
     import soundfile as sf
 
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in (".wav", ".flac", ".mp3"):
         raise InputError(f"cannot write audio as {ext or 'no extension'}: use .wav, .flac or .mp3")
-    y = np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0)
+    y = np.clip(np.asarray(y, dtype=np.float32).reshape(len(y), -1), -1.0, 1.0)
     with atomic_path(p) as tmp:
-        if ext == ".mp3":
-            sf.write(str(tmp), y, sr, format="MP3", subtype="MPEG_LAYER_III")
-        else:
-            sf.write(str(tmp), y, sr, subtype="PCM_24")
+        try:
+            if ext == ".mp3":
+                rate = sr if sr in _MP3_RATES else min((r for r in _MP3_RATES if r >= sr),
+                                                       default=48000)  # fmt: skip
+                src = _resample(y, sr, rate) if rate != sr else y
+                ceiling = _peak_db(src) if ceiling_db is None else float(ceiling_db)
+
+                def encode(alt: np.ndarray | None) -> None:
+                    out = np.clip(src if alt is None else alt, -1.0, 1.0)
+                    sf.write(str(tmp), out, rate, format="MP3", subtype="MPEG_LAYER_III")
+
+                def decode() -> np.ndarray | None:
+                    try:
+                        return sf.read(str(tmp), dtype="float32", always_2d=True)[0]
+                    except Exception:  # noqa: BLE001 - cannot check: keep what was written
+                        return None
+
+                _encode_under_ceiling(src, rate, ceiling, encode, decode)
+            else:
+                sf.write(str(tmp), y, sr, subtype="PCM_24")
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise InputError(f"cannot write {p}: {first}") from None
     return p
 
 
@@ -632,7 +706,7 @@ def write_bed(
     sr = cfg.sample_rate
     dialogue = dialogue_for(cue, cfg, video_path)
     bed = build_bed(cue, cfg, dialogue=dialogue)
-    return write_audio(path, bed, sr)
+    return write_audio(path, bed, sr, ceiling_db=cfg.true_peak_db)
 
 
 def mix_arrays(
@@ -661,15 +735,23 @@ def write_mix(
     sr = cfg.sample_rate
     dialogue = dialogue_for(cue, cfg, video_path)
     mix, _ = mix_arrays(cue, cfg, dialogue)
-    return write_audio(path, mix, sr)
+    return write_audio(path, mix, sr, ceiling_db=cfg.true_peak_db)
 
 
 def mux(
     video_path: str | os.PathLike[str],
     audio_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
+    *,
+    ceiling_db: float | None = None,
 ) -> Path:
-    """The video with `audio_path` as its only audio; the video stream is copied, not re-encoded."""
+    """The video with `audio_path` as its only audio; the video stream is copied, not re-encoded.
+
+    A lossy audio codec (AAC, Opus) is checked like an MP3 output: when its decoded true peak
+    lands above `ceiling_db` (default: the audio file's own true peak), the audio is limited by
+    the overshoot and encoded again."""
+    import tempfile
+
     video, audio, out = Path(video_path), Path(audio_path), Path(out_path)
     for p in (video, audio):
         if not p.is_file():
@@ -678,11 +760,12 @@ def mux(
         ".mkv": ["-c:a", "flac"],
         ".webm": ["-c:a", "libopus", "-b:a", "160k"],
     }.get(out.suffix.lower(), ["-c:a", "aac", "-b:a", "192k"])
-    with atomic_path(out) as tmp:
+
+    def run(tmp: Path, source: Path) -> None:
         try:
             proc = subprocess.run(
                 ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", os.path.abspath(video),
-                 "-i", os.path.abspath(audio), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+                 "-i", os.path.abspath(source), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
                  *codec, "-map_metadata", "0", os.path.abspath(tmp)],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
@@ -691,4 +774,44 @@ def mux(
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
             raise InputError(f"cannot mux {video.name}: {last[:200]}")
+
+    with atomic_path(out) as tmp, tempfile.TemporaryDirectory(prefix="moodsic-mux-") as work:
+        if codec[1] == "flac":
+            run(tmp, audio)
+        else:
+            sr = _file_rate(audio)
+            y = read_audio(audio, sr)
+            ceiling = _peak_db(y) if ceiling_db is None else float(ceiling_db)
+            limited = Path(work) / "limited.wav"
+
+            def encode(alt: np.ndarray | None) -> None:
+                if alt is None:
+                    run(tmp, audio)
+                    return
+                import soundfile as sf
+
+                sf.write(str(limited), np.clip(alt, -1.0, 1.0), sr, subtype="FLOAT")
+                run(tmp, limited)
+
+            _encode_under_ceiling(y, sr, ceiling, encode, lambda: _ffmpeg_decode(tmp, sr))
     return out
+
+
+def _file_rate(path: Path) -> int:
+    """An audio file's sample rate (48 kHz when neither soundfile nor ffprobe can tell)."""
+    try:
+        import soundfile as sf
+
+        with quiet_native_stderr(path):
+            return int(sf.info(str(path)).samplerate)
+    except Exception:  # noqa: BLE001 - not a soundfile format
+        pass
+    try:
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+             "stream=sample_rate", "-of", "csv=p=0", os.path.abspath(path)],
+            capture_output=True, text=True, check=False, timeout=30,
+        )  # fmt: skip
+        return int(out.stdout.strip().splitlines()[0])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return 48000

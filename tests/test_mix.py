@@ -395,3 +395,50 @@ def test_streaming_loudness_matches_pyloudnorm(sr: int) -> None:
     )
     ref = pyloudnorm.Meter(sr).integrated_loudness(y)
     assert mix.integrated_lufs(y.astype(np.float32), sr) == pytest.approx(ref, abs=0.01)
+
+
+def _tp_db(y: np.ndarray) -> float:
+    return float(20 * np.log10(mix.true_peak(y).max()))
+
+
+def _dense_master(seconds: float, sr: int) -> np.ndarray:
+    """Chords with noise bursts on the beat, mastered to -14 LUFS / -1 dBTP: the kind of
+    material whose lossy encodings overshoot the limiter's ceiling."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.2 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 330 * t)
+    noise = np.random.default_rng(0).standard_normal(len(t))
+    noise = np.convolve(noise, np.full(4, 0.5), mode="same")  # below MP3's low-pass
+    y = y + (np.mod(t, 0.5) < 0.03) * 0.5 * noise
+    return mix.normalize(np.stack([y, y], axis=1).astype(np.float32), sr, -14.0, -1.0)
+
+
+@pytest.mark.parametrize("sr", [44100, 48000])
+def test_lossy_outputs_keep_the_true_peak_ceiling(tmp_path: Path, sr: int) -> None:
+    """MP3 and the muxed video's AAC decode to a true peak at or below -1 dBTP (the encoders'
+    overshoot came back at about +0.2..+0.6 dBTP), at the same loudness."""
+    y = _dense_master(8.0, sr)
+    assert _tp_db(y) <= -1.0
+    out = mix.write_audio(tmp_path / "m.mp3", y, sr, ceiling_db=-1.0)
+    z, zsr = sf.read(str(out), always_2d=True)
+    assert zsr == sr
+    assert _tp_db(z) <= -1.0
+    assert mix.integrated_lufs(z, zsr) == pytest.approx(-14.0, abs=0.4)
+    # the default ceiling is the input's own true peak
+    z2, _ = sf.read(str(mix.write_audio(tmp_path / "d.mp3", y, sr)), always_2d=True)
+    assert _tp_db(z2) <= _tp_db(y) + 1e-6
+    video = lavfi_video(tmp_path / "v.mp4", seconds=8.0, size="160x90")
+    wav = mix.write_audio(tmp_path / "m.wav", y, sr)
+    muxed = mix.mux(video, wav, tmp_path / "out.mp4", ceiling_db=-1.0)
+    back = mix._ffmpeg_decode(muxed, sr)
+    assert _tp_db(back) <= -1.0
+    assert mix.integrated_lufs(back, sr) == pytest.approx(-14.0, abs=0.4)
+
+
+def test_mp3_at_a_rate_mp3_lacks_and_unwritable_outputs(tmp_path: Path) -> None:
+    y = np.stack([_sine(440, 1.0, 96000), _sine(440, 1.0, 96000)], axis=1)
+    out = mix.write_audio(tmp_path / "hi.mp3", y, 96000)  # was a LibsndfileError traceback
+    info = sf.info(str(out))
+    assert info.samplerate == 48000 and abs(info.duration - 1.0) < 0.1
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="cannot write"):
+        mix.write_audio(tmp_path / "file" / "o.wav", y, 96000)
