@@ -263,6 +263,15 @@ def _write_bundle(
             path = media_path(ref, None, bundle_dir)
             if path is not None and path.is_file():
                 ref.target_url = _bundler_url(path.resolve())
+                continue
+            # OTIO's own stand-in drops the available range (and with it the timing of a
+            # clip without a source range): make one that keeps it
+            meta = copy.deepcopy(ref.metadata)
+            meta["missing_reference_because"] = "target_url target is not a file or does not exist"
+            meta["original_target_url"] = ref.target_url
+            clip.media_reference = otio.schema.MissingReference(
+                name=ref.name, available_range=ref.available_range, metadata=meta
+            )
         with atomic_path(target) as tmp:
             tmp.unlink()  # bundle writers refuse to overwrite the placeholder
             try:

@@ -273,6 +273,11 @@ def test_bundle_output_holds_media_with_odd_names_and_survives_missing_clips(
     back = read_edit(tmp_path / "edit.otioz")
     gone = back.tracks[0][2].media_reference
     assert gone.is_missing_reference and gone.metadata["original_target_url"].endswith("gone.mp4")
+    assert gone.available_range == TR(RT(0, 25), RT(75, 25))  # OTIO's stand-in dropped it
+    rangeless = make_edit([(media["a"], 0, 25), (tmp_path / "gone.mp4", 0, 25, 75)])
+    rangeless.tracks[0][1].source_range = None  # its length is the media's available range
+    write_timeline(rangeless, tmp_path / "rangeless.otioz")
+    assert read_edit(tmp_path / "rangeless.otioz").duration() == RT(100, 25)
 
     # scoring the bundle and writing the scored copy as a bundle again carries the media
     scored, report = score_timeline_report(back, media["lib"], cfg)
