@@ -313,6 +313,15 @@ def edit_clips(
         available = getattr(ref, "available_range", None)
         if available is not None:
             offset = available.start_time  # media with a start timecode
+            if (
+                offset.to_seconds() > 0
+                and src.start_time < offset
+                and src.start_time.to_seconds() >= 0
+                and src.end_time_exclusive().to_seconds() <= available.duration.to_seconds() + 1e-9
+            ):
+                # a source range counted from the file's start although the reference
+                # names a start timecode: it lies inside the media only read that way
+                offset = otio.opentime.RationalTime(0, src.start_time.rate)
         src_start = (src.start_time - offset).to_seconds()
         src_end = src_start + src.duration.to_seconds()
         if isinstance(ref, otio.schema.GeneratorReference):

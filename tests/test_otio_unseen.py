@@ -403,3 +403,15 @@ def test_crossfade_that_is_no_length_is_refused(tmp_path, value) -> None:  # noq
         otio.adapters.read_from_file(
             str(tmp_path / "clip.moodsic.json"), adapter_name="moodsic", crossfade_s=value
         )
+
+
+def test_source_range_from_file_start_with_timecoded_reference(media, cfg, monkeypatch) -> None:  # noqa: ANN001
+    calls = _spy(monkeypatch)
+    edit = make_edit([(media["a"], 25, 25), (media["b"], 90000 + 10, 25)])
+    tc = TR(RT(90000, 25), RT(75, 25))  # both files start at 01:00:00:00
+    for clip in edit.tracks[0]:
+        clip.media_reference.available_range = tc
+    _, report = score_timeline_report(edit, media["lib"], cfg)
+    assert report.missing == ()
+    # a.mp4's range (25-50) is counted from the file start; b.mp4's in timecode
+    assert calls == [("a.mp4", 1.0, 2.0), ("b.mp4", 0.4, 1.4)]
