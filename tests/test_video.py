@@ -225,3 +225,15 @@ def test_sparse_sampling_of_hevc_and_of_a_stream_without_timestamps(tmp_path):
         assert sampler.end_s == pytest.approx(6.0)
         assert len(times) == 12 and np.all(np.abs(times - np.arange(12) / 2.0) <= 2 / 25 + 1e-9)
         assert (sampler.decoded < 120) if skipped else (sampler.decoded == 150)
+
+
+def test_ten_bit_video_has_no_false_cuts(tmp_path):
+    # 10-bit planes hold 16-bit samples: read as bytes, the low byte of a slow fade wraps
+    # every few frames and looked like three cuts (HDR phone footage is 10-bit).
+    path = tmp_path / "fade10.mp4"
+    run([FFMPEG, "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         "color=c=white:s=320x180:r=25:d=8", "-vf", "fade=in:0:200", "-c:v", "libx264",
+         "-preset", "ultrafast", "-pix_fmt", "yuv420p10le", str(path)])  # fmt: skip
+    sampler, times, _ = collect(path)
+    assert sampler.cuts == ()
+    assert len(times) == 16 and sampler.end_s == pytest.approx(8.0)
