@@ -261,3 +261,20 @@ def test_damaged_mp3_is_one_clean_line_on_the_cli(tmp_path: Path) -> None:
     assert res.stderr.strip().splitlines() == [
         f"moodsic: error: {folder}: none of its 1 audio file(s) could be used (x.mp3)"
     ]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc for an uncreatable folder")
+def test_read_only_library_with_no_usable_cache_still_loads(tmp_path: Path) -> None:
+    """The folder is read-only and the user cache cannot be created either: the index is
+    simply not cached (it was an InputError 'cannot write .../index/....json')."""
+    folder = tmp_path / "lib"
+    _tone(folder / "a.wav")
+    (folder / "m.csv").write_text("path,valence,arousal\na.wav,0.2,0.3\n")
+    folder.chmod(0o555)
+    try:
+        for _ in range(2):
+            lib = load_library(folder / "m.csv", cache_dir=Path("/proc/no-such-moodsic-cache"))
+            np.testing.assert_allclose([(t.valence, t.arousal) for t in lib.tracks], [(0.2, 0.3)])
+        assert sorted(p.name for p in folder.iterdir()) == ["a.wav", "m.csv"]
+    finally:
+        folder.chmod(0o755)

@@ -171,8 +171,8 @@ def _cached(
         try:
             write_text_atomic(cand, payload)
             break
-        except OSError:
-            continue
+        except (OSError, InputError):  # atomic_path reports an uncreatable folder as InputError
+            continue  # the index is a cache: without a writable place, the library still loads
     return lib
 
 
