@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import opentimelineio as otio
@@ -58,6 +59,28 @@ def bundle_of(timeline: otio.schema.Timeline) -> Path | None:
     its media references are relative to the bundle (``media/clip.mov``)."""
     found = getattr(timeline, BUNDLE_ATTR, None)
     return Path(found) if found is not None else None
+
+
+_DF_LOC = re.compile(r"^(\*\s*LOC:\s*)(\d\d:\d\d:\d\d;\d\d)", re.M)
+
+
+def _read_edl(p: Path, adapter: otio.adapters.Adapter, kwargs: dict) -> otio.schema.Timeline:
+    """The CMX 3600 reader, with drop-frame locators kept: it matches ``* LOC:`` timecodes
+    only in the ``HH:MM:SS:FF`` form and silently drops the ``HH:MM:SS;FF`` its own writer
+    uses at 29.97, so they are rewritten as the same frame in non-drop form first."""
+    if p.stat().st_size > _MAX_JSON_BYTES:
+        raise InputError(f"{p.name}: too large to be an edit ({p.stat().st_size} bytes)")
+    text = p.read_bytes().decode("utf-8", errors="replace")
+    rate = kwargs.get("rate", 24)
+
+    def non_drop(m: re.Match[str]) -> str:
+        try:
+            at = otio.opentime.from_timecode(m.group(2), rate)
+            return m.group(1) + otio.opentime.to_timecode(at, rate, drop_frame=False)
+        except Exception:  # not a drop-frame rate: the reader skips it as before
+            return m.group(0)
+
+    return adapter.read_from_string(_DF_LOC.sub(non_drop, text), **kwargs)
 
 
 def _read_fcpxml(p: Path, adapter: otio.adapters.Adapter) -> otio.core.SerializableObject:
@@ -162,6 +185,8 @@ def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> oti
     try:
         if adapter.name == "fcpx_xml":
             result = _read_fcpxml(p, adapter)
+        elif adapter.name == "cmx_3600":
+            result = _read_edl(p, adapter, kwargs)
         else:
             result = adapter.read_from_file(str(p), **kwargs)
     except InputError:

@@ -6,7 +6,7 @@ A cue sheet becomes a Timeline with
   the crossfade and fade in/out with SMPTE_Dissolve transitions; or (``layout="single"``)
   one "Music" track whose clips butt at the segment boundaries with SMPTE_Dissolve
   transitions between them (the form EDL, FCPXML and MLT carry best);
-- a marker at every mood change (on the timeline's stack and on the music clip that plays
+- a marker at every mood change (on the timeline's stack, on the source clip and on the music clip that plays
   the segment), each with ``metadata["moodsic"]`` (mood, label, V, A, confidence, track id).
 
 All times are integer frame counts at the video rate, so 23.976/29.97 material never drifts:
@@ -319,14 +319,17 @@ def cue_to_timeline(
         target_url=str(video_path),
         available_range=TR(RT(0, rate), RT(cue.video.frames, rate)),
     )
-    vtrack.append(
-        otio.schema.Clip(
-            name=video_path.name,
-            media_reference=vref,
-            source_range=TR(RT(0, rate), RT(cue.video.frames, rate)),
-            metadata={META: {"role": "video"}},
-        )
+    vclip = otio.schema.Clip(
+        name=video_path.name,
+        media_reference=vref,
+        source_range=TR(RT(0, rate), RT(cue.video.frames, rate)),
+        metadata={META: {"role": "video"}},
     )
+    # The mood markers on the picture too (its media time is record time): a CMX 3600 EDL
+    # keeps only the first track's clip markers (as LOC comments), never the timeline's.
+    for i, seg in enumerate(cue.segments):
+        vclip.markers.append(make_marker(seg, i, RT(seg.start_frame, rate)))
+    vtrack.append(vclip)
     timeline.tracks.append(vtrack)
 
     placements = place_segments(cue.segments, fps, xfade, base_dir=base)

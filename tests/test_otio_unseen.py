@@ -415,3 +415,21 @@ def test_source_range_from_file_start_with_timecoded_reference(media, cfg, monke
     assert report.missing == ()
     # a.mp4's range (25-50) is counted from the file start; b.mp4's in timecode
     assert calls == [("a.mp4", 1.0, 2.0), ("b.mp4", 0.4, 1.4)]
+
+
+@pytest.mark.parametrize("fps", NTSC, ids=["23.976", "29.97", "25"])
+def test_plain_edl_of_a_cue_sheet_keeps_the_mood_markers(tmp_path, fps) -> None:  # noqa: ANN001
+    from otio_adapter.testing import make_cue
+    from otio_adapter.timeline import rate_of, to_frames
+
+    cue = make_cue(tmp_path, fps=fps, boundaries_s=(0.0, 7.3, 15.1, 21.9), write_audio=False)
+    cue.to_json(tmp_path / "clip.moodsic.json")
+    timeline = otio.adapters.read_from_file(str(tmp_path / "clip.moodsic.json"))
+    otio.adapters.write_to_file(timeline, str(tmp_path / "clip.edl"))  # what otioconvert does
+    rate = rate_of(fps)
+    back = read_edit(tmp_path / "clip.edl", rate=rate)
+    (clip,) = back.tracks[0].find_clips()
+    assert [to_frames(m.marked_range.start_time, rate) for m in clip.markers] == [
+        s.start_frame for s in cue.segments
+    ]
+    assert [m.name for m in clip.markers] == [s.mood_label.upper() for s in cue.segments]
