@@ -235,18 +235,25 @@ def edit_rate(timeline: otio.schema.Timeline, track: otio.schema.Track) -> Fract
     raise InputError(f"timeline {timeline.name!r}: cannot tell its frame rate (empty main track)")
 
 
+def _shows(item: Any) -> bool:
+    """An item that puts a picture on screen: not a gap, transition or disabled item."""
+    return not isinstance(item, otio.schema.Gap | otio.schema.Transition) and item.enabled
+
+
 def main_video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
-    """The edit's picture: the first (lowest) video track that holds a clip; an empty V1
-    under the cut (or a track of gaps) is passed over. Only when no video track holds a
+    """The edit's picture: the first (lowest) enabled video track that holds an enabled clip;
+    an empty V1 under the cut (a track of gaps, a disabled track) is passed over. Only when no video track holds a
     clip is the first video track returned (its emptiness is reported by the caller)."""
     if not isinstance(timeline, otio.schema.Timeline):
         raise InputError(f"expected an OTIO Timeline, got {type(timeline).__name__}")
     videos: list[otio.schema.Track] = []
     for track in timeline.tracks:
-        if isinstance(track, otio.schema.Track) and track.kind == otio.schema.TrackKind.Video:
-            if any(
-                not isinstance(item, otio.schema.Gap | otio.schema.Transition) for item in track
-            ):
+        if (
+            isinstance(track, otio.schema.Track)
+            and track.kind == otio.schema.TrackKind.Video
+            and track.enabled  # a hidden track is not the picture
+        ):
+            if any(_shows(item) for item in track):
                 return track
             videos.append(track)
         elif isinstance(track, otio.schema.Stack):
@@ -282,14 +289,14 @@ def edit_clips(
                 f"timeline {timeline.name!r}: item {item.name or i!r} on the main track has no "
                 f"usable range ({' '.join(str(exc).split())[:120]})"
             ) from None
-    if all(isinstance(item, otio.schema.Gap | otio.schema.Transition) for item in track):
+    if not any(_shows(item) for item in track):
         raise InputError(f"timeline {timeline.name!r}: the main video track has no clips")
     fps = edit_rate(timeline, track)
     rate = rate_of(fps)
     clips: list[EditClip] = []
     for i, item in enumerate(track):
-        if isinstance(item, otio.schema.Transition | otio.schema.Gap):
-            continue
+        if isinstance(item, otio.schema.Transition | otio.schema.Gap) or not item.enabled:
+            continue  # a disabled clip shows nothing: a gap to the viewer
         rng = item.range_in_parent()
         start = to_frames(rng.start_time, rate)
         end = start + to_frames(rng.duration, rate)

@@ -433,3 +433,17 @@ def test_plain_edl_of_a_cue_sheet_keeps_the_mood_markers(tmp_path, fps) -> None:
         s.start_frame for s in cue.segments
     ]
     assert [m.name for m in clip.markers] == [s.mood_label.upper() for s in cue.segments]
+
+
+def test_disabled_clips_and_tracks_are_not_the_picture(media, cfg, monkeypatch) -> None:  # noqa: ANN001
+    calls = _spy(monkeypatch)
+    edit = make_edit([(media["a"], 0, 25), (media["b"], 0, 25), (media["a"], 25, 25)])
+    edit.tracks[0][1].enabled = False  # switched off in the NLE: black there
+    hidden = make_edit([(media["b"], 0, 75)]).tracks[0].clone()
+    hidden.enabled = False
+    edit.tracks.insert(0, hidden)
+    _, report = score_timeline_report(edit, media["lib"], cfg)
+    assert calls == [("a.mp4", 0.0, 1.0), ("a.mp4", 1.0, 2.0)]
+    assert [(c.rec_start, c.rec_end) for c in report.clips] == [(0, 25), (50, 75)]
+    assert report.cue.cuts == (1.0, 2.0) and report.cue.video.frames == 75
+    assert not any(1.0 <= s.t < 2.0 for s in report.cue.samples)
