@@ -83,6 +83,18 @@ def _read_edl(p: Path, adapter: otio.adapters.Adapter, kwargs: dict) -> otio.sch
     return adapter.read_from_string(_DF_LOC.sub(non_drop, text), **kwargs)
 
 
+def _fcpxml_has_timeline(text: str) -> bool:
+    """False for well-formed FCPXML with nothing to read (the adapter dies on a None)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return True  # the adapter reports the XML error itself
+    tags = ("sequence", "asset-clip", "clip", "ref-clip")
+    return any(root.find(f".//{tag}") is not None for tag in tags)
+
+
 def _read_fcpxml(p: Path, adapter: otio.adapters.Adapter) -> otio.core.SerializableObject:
     """The FCPXML adapter with exact rates and frames and the sequence's tcStart honoured
     (see otio_adapter.fcpxml)."""
@@ -91,6 +103,8 @@ def _read_fcpxml(p: Path, adapter: otio.adapters.Adapter) -> otio.core.Serializa
     if p.stat().st_size > _MAX_JSON_BYTES:
         raise InputError(f"{p.name}: too large to be an edit ({p.stat().st_size} bytes)")
     text = p.read_text(encoding="utf-8", errors="replace")
+    if not _fcpxml_has_timeline(text):
+        raise InputError(f"{p.name}: this FCPXML holds no project, sequence or clip")
     with exact_fcpxml():
         result = adapter.read_from_string(text)
     for timeline in (

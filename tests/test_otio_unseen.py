@@ -447,3 +447,14 @@ def test_disabled_clips_and_tracks_are_not_the_picture(media, cfg, monkeypatch) 
     assert [(c.rec_start, c.rec_end) for c in report.clips] == [(0, 25), (50, 75)]
     assert report.cue.cuts == (1.0, 2.0) and report.cue.video.frames == 75
     assert not any(1.0 <= s.t < 2.0 for s in report.cue.samples)
+
+
+def test_unreadable_inputs_say_what_is_wrong(media, cfg, tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "empty.fcpxml").write_text(
+        '<?xml version="1.0"?>\n<fcpxml version="1.9"><resources/><library/></fcpxml>\n'
+    )
+    with pytest.raises(InputError, match="empty.fcpxml: this FCPXML holds no project"):
+        read_edit(tmp_path / "empty.fcpxml")
+    edit = make_edit([(media["a"], 0, 25), (tmp_path, 0, 25)])  # a folder where media goes
+    _, report = score_timeline_report(edit, media["lib"], cfg)
+    assert report.missing_lines() == [f"{tmp_path.name} (item 1): media is not a file: {tmp_path}"]
