@@ -325,8 +325,9 @@ def prepare_reroll(context: Any) -> Prepared:
     video = next(m.source_path for m, c in movies if c == cue_path)
     counts = state.get("rerolls", {}).get(f"{cue_path}#{segment}", 0) + 1
     req = _request(settings, video, write_config(settings), (segment,) * counts)
-    # The engine writes its re-rolled sheet beside the original, which stays untouched.
-    req = ScoreRequest(**{**req.__dict__, "cue": cue_path + ".reroll.json"})
+    # The engine writes its re-rolled sheet beside the original, which stays untouched, and
+    # takes the analysis from the original: only the music is chosen again (about a second).
+    req = ScoreRequest(**{**req.__dict__, "cue": cue_path + ".reroll.json", "reuse": cue_path})
     prepared.requests = [req]
     prepared.reroll = (cue_path, segment)
     return prepared

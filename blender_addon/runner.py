@@ -55,6 +55,7 @@ class ScoreRequest:
     experts: str = ""  # comma list; empty: every available expert
     config: str = ""  # TOML written by the add-on (segment length, loudness, ducking)
     reroll: tuple[int, ...] = ()  # segment indices, repeated n times for the n-th next track
+    reuse: str = ""  # an earlier cue sheet of this video: its analysis is reused if still valid
     extra: tuple[str, ...] = ()
 
 
@@ -69,6 +70,8 @@ def score_args(engine: str, req: ScoreRequest) -> list[str]:
         args += ["--config", req.config]
     for index in req.reroll:
         args += ["--reroll", str(int(index))]
+    if req.reuse:
+        args += ["--reuse", req.reuse]
     args += list(req.extra)
     return args
 

@@ -117,15 +117,23 @@ def score_video_to_files(
     reroll: dict[int, int] | None = None,
     allow_outside: bool = False,
     progress: ProgressFn = no_progress,
+    reuse: str | os.PathLike[str] | None = None,
 ) -> ScoreResult:
     """Score `video`; write the cue sheet to `out` and each requested extra atomically.
 
     Every output is checked before any work starts, and the cue sheet is written last, so a
     failure in mixing never leaves a cue sheet that looks like a finished run.
+
+    `reuse`: an earlier cue sheet of the same video. When it was made from this very file
+    with the same analysis settings, its analysis is taken as it stands (no decoding, no
+    models: a re-roll takes about a second); otherwise a warning says why and the video is
+    analysed again.
     """
+    import warnings
+
     from .experts import load_experts
     from .library import load_library
-    from .pipeline import score_video
+    from .pipeline import reuse_problem, score_video
     from .weights import resolve_weights_dir
 
     config = config or Config()
@@ -137,12 +145,20 @@ def score_video_to_files(
     from .video import probe_video
 
     probe_video(video, config.sample)  # a bad video fails in a blink, before models load
+    earlier = CueSheet.from_json(reuse) if reuse is not None else None
+    if earlier is not None and (problem := reuse_problem(earlier, video, config)) is not None:
+        warnings.warn(
+            f"not reusing {Path(reuse).name}: {problem}; analysing the video again", stacklevel=2
+        )
+        earlier = None
     progress("load", 0, 2)
     lib = load_library(library, match_config=config.match, allow_outside=allow_outside)
     progress("load", 1, 2)
-    experts = load_experts(config, resolve_weights_dir(weights_dir))
+    experts = load_experts(config, resolve_weights_dir(weights_dir)) if earlier is None else None
     progress("load", 2, 2)
-    cue = score_video(video, lib, config, experts=experts, progress=progress, reroll=reroll)
+    cue = score_video(
+        video, lib, config, experts=experts, progress=progress, reroll=reroll, reuse=earlier
+    )
     extras: dict[str, Path] = {}
     if mix or bed or mux:
         extras.update(

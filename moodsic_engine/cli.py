@@ -177,6 +177,13 @@ def score(
     allow_outside: Annotated[
         bool, typer.Option(help="Let a library manifest point outside its own folder.")
     ] = False,
+    reuse: Annotated[
+        Path | None,
+        typer.Option(
+            help="An earlier cue sheet of this video: reuse its analysis when the file and "
+            "analysis settings are the same (fast re-rolls); else analyse again."
+        ),
+    ] = None,
     progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
     """Score one video: cue sheet, and on request the mix, the music bed, the muxed MP4 and a plot."""
@@ -210,6 +217,7 @@ def score(
             reroll=_reroll_counts(reroll),
             allow_outside=allow_outside,
             progress=report,
+            reuse=reuse,
         )
         extras = {k: str(v) for k, v in result.extras.items()}
         finish(progress, json_out, result.summary_lines(), cue=str(result.cue_path), **extras)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,20 +256,117 @@ def score_video(
     weights_dir: str | os.PathLike[str] | None = None,
     progress: ProgressFn = no_progress,
     reroll: dict[int, int] | None = None,
+    reuse: CueSheet | None = None,
 ) -> CueSheet:
-    """Score one video with a library (default: the built-in one). Models load once if not given."""
+    """Score one video with a library (default: the built-in one). Models load once if not given.
+
+    `reuse`: an earlier cue sheet of this video whose analysis is taken as it stands (check
+    it with `reuse_problem` first): only segmentation and matching run, nothing is decoded.
+    """
     from .library import Library, load_library
-    from .weights import resolve_weights_dir
+    from .weights import file_fingerprint, resolve_weights_dir
 
     config = config or Config()
     if not isinstance(library, Library):
         library = load_library(
             str(library) if library is not None else "builtin", match_config=config.match
         )
-    if experts is None:
-        experts = load_experts(config, resolve_weights_dir(weights_dir))
-    analysis = analyze_video(video, experts, config, progress=progress)
+    if reuse is not None:
+        analysis = analysis_from_cue(reuse)
+        fingerprint = reuse.engine.get(VIDEO_FINGERPRINT)
+    else:
+        if experts is None:
+            experts = load_experts(config, resolve_weights_dir(weights_dir))
+        analysis = analyze_video(video, experts, config, progress=progress)
+        fingerprint = file_fingerprint(video)
     progress("segment", 0, 1)
     cue = build_cue(analysis, library, config, reroll=reroll)
     progress("segment", 1, 1)
-    return cue
+    # What `reuse_problem` checks a later run's video against.
+    return replace(cue, engine={**cue.engine, VIDEO_FINGERPRINT: fingerprint})
+
+
+VIDEO_FINGERPRINT = "video_fingerprint"
+# The config sections that shape an analysis (what is decoded and how experts, fusion and
+# the stabilizer see it); segment, match and mix settings only act after it.
+_ANALYSIS_SECTIONS = ("experts", "sample", "scene", "face", "grammar", "fusion", "stabilize")
+
+
+def reuse_problem(cue: CueSheet, video: str | os.PathLike[str], config: Config) -> str | None:
+    """Why `cue` cannot stand in for analysing `video` with `config` again, or None if it can."""
+    from .weights import file_fingerprint
+
+    recorded = cue.engine.get(VIDEO_FINGERPRINT)
+    if recorded is None:
+        return "it does not record which video file it analysed"
+    if recorded != file_fingerprint(video):
+        return f"it was made from another video file than {Path(video).name}"
+    before = cue.engine.get("config") or {}
+    now = config.to_dict()
+    changed = [k for k in _ANALYSIS_SECTIONS if _jsonish(before.get(k)) != _jsonish(now.get(k))]
+    if changed:
+        return f"its analysis settings differ ({', '.join(changed)})"
+    if not cue.samples:
+        return "it holds no samples"
+    return None
+
+
+def _jsonish(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))  # tuples and lists compare alike
+
+
+def analysis_from_cue(cue: CueSheet) -> Analysis:
+    """The analysis a cue sheet records: samples (per expert, fused, stable), cuts, video."""
+    t = np.array([s.t for s in cue.samples], dtype=np.float64)
+    nan2 = [float("nan")] * 2
+    fused = np.array(
+        [[s.fused["v"], s.fused["a"]] if s.fused else nan2 for s in cue.samples], dtype=np.float64
+    ).reshape(-1, 2)
+    fused_var = np.array(
+        [[s.fused["var_v"], s.fused["var_a"]] if s.fused else nan2 for s in cue.samples],
+        dtype=np.float64,
+    ).reshape(-1, 2)
+    modes = dict(cue.engine.get("modes") or {})
+    series = []
+    for name in cue.engine.get("experts") or []:
+        rows = [s.experts.get(name) for s in cue.samples]
+        present = np.array([r is not None for r in rows], dtype=bool)
+
+        def column(key: str, fill: float, rows: list[Any] = rows) -> np.ndarray:
+            return np.array([r[key] if r is not None else fill for r in rows], dtype=np.float64)
+
+        series.append(
+            ExpertSeries(
+                name=name,
+                t=t,
+                v=column("v", 0.0),
+                a=column("a", 0.0),
+                var_v=column("var_v", 1.0),
+                var_a=column("var_a", 1.0),
+                present=present,
+                faces=(
+                    np.array([s.faces for s in cue.samples], dtype=np.int64)
+                    if name == "face"
+                    else None
+                ),
+                mode=modes.get(name, "trained"),
+            )
+        )
+    return Analysis(
+        video=cue.video,
+        t=t,
+        series=tuple(series),
+        fused_va=fused,
+        fused_var=fused_var,
+        stable_va=np.array(
+            [[s.stable["v"], s.stable["a"]] for s in cue.samples], dtype=np.float64
+        ).reshape(-1, 2),
+        held=np.array([s.held for s in cue.samples], dtype=bool),
+        cuts=tuple(cue.cuts),
+        unavailable=dict(cue.engine.get("unavailable") or {}),
+        modes=modes,
+        start_s=0.0,
+        end_s=float(cue.video.duration_s),
+    )

@@ -33,6 +33,7 @@ def test_score_args_are_a_list_without_shell(tmp_path):
         experts="grammar",
         config="/c/x.toml",
         reroll=(1, 1),
+        reuse="/c/a b.json",
     )
     args = R.score_args("/bin/moodsic", req)
     assert args == [
@@ -55,6 +56,8 @@ def test_score_args_are_a_list_without_shell(tmp_path):
         "1",
         "--reroll",
         "1",
+        "--reuse",
+        "/c/a b.json",
     ]
 
 
