@@ -299,7 +299,7 @@ def edit_clips(
             continue  # a disabled clip shows nothing: a gap to the viewer
         rng = item.range_in_parent()
         start = to_frames(rng.start_time, rate)
-        end = start + to_frames(rng.duration, rate)
+        end = to_frames(rng.end_time_exclusive(), rate)  # ends meet the next starts
         if isinstance(item, otio.schema.Stack | otio.schema.Track):
             raise InputError(
                 f"timeline {timeline.name!r}: nested {type(item).__name__.lower()} "

@@ -458,3 +458,18 @@ def test_unreadable_inputs_say_what_is_wrong(media, cfg, tmp_path) -> None:  # n
     edit = make_edit([(media["a"], 0, 25), (tmp_path, 0, 25)])  # a folder where media goes
     _, report = score_timeline_report(edit, media["lib"], cfg)
     assert report.missing_lines() == [f"{tmp_path.name} (item 1): media is not a file: {tmp_path}"]
+
+
+def test_clips_at_another_rate_tile_the_edit_without_slivers(tmp_path) -> None:  # noqa: ANN001
+    from otio_adapter.score import edit_clips
+
+    # 30000/1001 source ranges in a 24 fps edit: 45 frames are 36.036 edit frames each
+    edit = make_edit(
+        [(tmp_path / f"c{k}.mp4", 0, 45) for k in range(40)], fps=Fraction(30000, 1001)
+    )
+    edit.global_start_time = RT(86400, 24)
+    clips, fps, frames = edit_clips(edit)
+    assert fps == 24 and frames == round(40 * 45 * 24 * 1001 / 30000)  # 1441
+    assert clips[0].rec_start == 0 and clips[-1].rec_end == frames
+    assert all(a.rec_end == b.rec_start for a, b in zip(clips, clips[1:], strict=False))
+    assert [c.rec_start for c in clips[13:16]] == [468, 505, 541]
