@@ -544,7 +544,7 @@ def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = 
         clips = list(vtrack.find_clips(shallow_search=True))
         if not clips:
             raise CueSheetError(f"timeline {timeline.name!r}: the video track has no clip")
-        fps = fps_from_rate(clips[0].source_range.duration.rate if clips[0].source_range else 24.0)
+        fps = fps_from_rate(clips[0].trimmed_range().duration.rate)
     rate = rate_of(fps)
     frames = (
         to_frames(timeline.tracks.duration(), rate) if not video.get("frames") else video["frames"]

@@ -473,3 +473,17 @@ def test_clips_at_another_rate_tile_the_edit_without_slivers(tmp_path) -> None: 
     assert clips[0].rec_start == 0 and clips[-1].rec_end == frames
     assert all(a.rec_end == b.rec_start for a, b in zip(clips, clips[1:], strict=False))
     assert [c.rec_start for c in clips[13:16]] == [468, 505, 541]
+
+
+def test_cue_from_timeline_without_its_metadata_takes_the_clip_rate(tmp_path) -> None:  # noqa: ANN001
+    from otio_adapter import cue_to_timeline, timeline_to_cue
+    from otio_adapter.testing import make_cue
+
+    cue = make_cue(tmp_path, fps=Fraction(30000, 1001), write_audio=False)
+    timeline = cue_to_timeline(cue)
+    del timeline.metadata["moodsic"]  # an editor that keeps only clip and marker metadata
+    video = timeline.tracks[0][0]
+    video.source_range = None  # its length from the media's available range
+    back = timeline_to_cue(timeline)
+    assert back.video.fps == Fraction(30000, 1001) and back.video.frames == cue.video.frames
+    assert [s.start_frame for s in back.segments] == [s.start_frame for s in cue.segments]
