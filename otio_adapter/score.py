@@ -345,7 +345,9 @@ def edit_clips(
                 problem = f"not a local file: {getattr(ref, 'target_url', '')}"
             elif not path.is_file():
                 problem = (
-                    f"media is not a file: {path}" if path.exists() else f"media not found: {path}"
+                    f"media not found (not a file): {path}"
+                    if path.exists()
+                    else f"media not found: {path}"
                 )
             elif available is None:
                 # EDL-style source times are the media's own timecode (01:00:00:00 and on)

@@ -457,7 +457,9 @@ def test_unreadable_inputs_say_what_is_wrong(media, cfg, tmp_path) -> None:  # n
         read_edit(tmp_path / "empty.fcpxml")
     edit = make_edit([(media["a"], 0, 25), (tmp_path, 0, 25)])  # a folder where media goes
     _, report = score_timeline_report(edit, media["lib"], cfg)
-    assert report.missing_lines() == [f"{tmp_path.name} (item 1): media is not a file: {tmp_path}"]
+    assert report.missing_lines() == [
+        f"{tmp_path.name} (item 1): media not found (not a file): {tmp_path}"
+    ]
 
 
 def test_clips_at_another_rate_tile_the_edit_without_slivers(tmp_path) -> None:  # noqa: ANN001
