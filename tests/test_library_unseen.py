@@ -278,3 +278,62 @@ def test_read_only_library_with_no_usable_cache_still_loads(tmp_path: Path) -> N
         assert sorted(p.name for p in folder.iterdir()) == ["a.wav", "m.csv"]
     finally:
         folder.chmod(0o755)
+
+
+# ----------------------------------------------------------------------------- large tables
+def test_large_va_table_is_held_as_columns_with_the_same_tracks(tmp_path: Path) -> None:
+    """A V/A table (no audio) of many rows loads vectorised into a TrackTable (a million-row
+    table took ~50 s and 200 MB of index as one Track object per row) and gives exactly the
+    tracks, clusters and matches of the row-by-row loader; its index is columnar."""
+    import json
+
+    import pandas as pd
+
+    from moodsic_engine.config import MatchConfig
+    from moodsic_engine.library import TrackTable, loaders
+    from moodsic_engine.library.match import match_segments
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    df = pd.DataFrame(
+        {
+            "musicId": np.arange(n) * 2 + 1,
+            "Valence": rng.uniform(1, 9, n).round(3),
+            "Arousal": rng.uniform(1, 9, n).round(3),
+            "artist": ["A"] * (n - 1) + [None],
+            "song_title": [f"t{i}" for i in range(n - 1)] + [""],
+        }
+    )
+    df.to_parquet(tmp_path / "t.parquet")
+    (tmp_path / "t.csv").write_text("# scale: 1-9\n" + df.to_csv(index=False))
+    seg = np.array([[0.2, -0.3], [0.6, 0.6], [-0.5, 0.1]])
+    cfg = MatchConfig(max_clusters=3)  # fewer BIC candidates: the test is about loading
+    for name, scale in (("t.parquet", None), ("t.csv", "1-9")):
+        if scale is None:  # the parquet states no scale: values go to the reference scale
+            df.assign(Valence=(df.Valence - 5) / 4, Arousal=(df.Arousal - 5) / 4).to_parquet(
+                tmp_path / name
+            )
+        fast = load_library(tmp_path / name, cache_dir=tmp_path / "c1", match_config=cfg)
+        assert isinstance(fast.tracks, TrackTable)
+        index = json.loads((tmp_path / f".{name}.moodsic-index.json").read_text())
+        assert "table" in index and "tracks" not in index
+        cached = load_library(tmp_path / name, cache_dir=tmp_path / "c1", match_config=cfg)
+        assert isinstance(cached.tracks, TrackTable)
+        (tmp_path / f".{name}.moodsic-index.json").unlink()
+        old = loaders._TABLE_ROWS
+        loaders._TABLE_ROWS = 10**9  # the row-by-row loader, for comparison
+        try:
+            slow = load_library(tmp_path / name, cache_dir=tmp_path / "c2", match_config=cfg)
+        finally:
+            loaders._TABLE_ROWS = old
+        (tmp_path / f".{name}.moodsic-index.json").unlink()
+        assert isinstance(slow.tracks, tuple)
+        assert list(fast.tracks) == list(cached.tracks) == list(slow.tracks)
+        assert fast.tracks[0].id == "1" and fast.tracks[-1].title == str(2 * n - 1)
+        assert fast.clusters.slugs == slow.clusters.slugs
+        np.testing.assert_array_equal(fast.va, slow.va)
+        picks = [
+            [c.id for c in match_segments(lib, seg, lib.clusters.posterior(seg), cfg)]
+            for lib in (fast, cached, slow)
+        ]
+        assert picks[0] == picks[1] == picks[2]

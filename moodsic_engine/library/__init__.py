@@ -10,6 +10,7 @@ files it was built from change.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,14 @@ from .clusters import MoodClusters, fit_clusters
 if TYPE_CHECKING:
     from ..config import MatchConfig
 
-__all__ = ["Library", "MoodClusters", "Track", "load_library", "library_from_tracks"]
+__all__ = [
+    "Library",
+    "MoodClusters",
+    "Track",
+    "TrackTable",
+    "load_library",
+    "library_from_tracks",
+]
 
 
 @dataclass(frozen=True)
@@ -54,13 +62,87 @@ class Track:
         return cls(**d)
 
 
+class TrackTable(Sequence[Track]):
+    """Tracks held as columns: a large V/A table (a million rows) without a million `Track`
+    objects. Rows are made on demand; `va` is the [M, 2] array the matcher indexes."""
+
+    _TEXT = ("title", "artist", "path", "genre")
+
+    def __init__(
+        self,
+        ids: list[str],
+        valence: np.ndarray,
+        arousal: np.ndarray,
+        *,
+        va_source: str = "manifest",
+        **text: list[str] | None,
+    ) -> None:
+        self.ids = list(ids)
+        self.va = np.stack(
+            [np.asarray(valence, dtype=np.float64), np.asarray(arousal, dtype=np.float64)], axis=1
+        ).reshape(len(self.ids), 2)
+        self.va_source = va_source
+        self.text = {k: (list(text[k]) if text.get(k) is not None else None) for k in self._TEXT}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: Any) -> Any:  # int -> Track, slice -> tuple[Track, ...]
+        if isinstance(i, slice):
+            return tuple(self[j] for j in range(*i.indices(len(self))))
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        t = self.text
+        return Track(
+            id=self.ids[i],
+            title=t["title"][i] if t["title"] is not None else self.ids[i],
+            artist=t["artist"][i] if t["artist"] is not None else "",
+            path=t["path"][i] if t["path"] is not None else "",
+            duration_s=None,
+            valence=float(self.va[i, 0]),
+            arousal=float(self.va[i, 1]),
+            va_source=self.va_source,
+            genre=t["genre"][i] if t["genre"] is not None else "",
+        )
+
+    def __iter__(self) -> Iterator[Track]:
+        return (self[i] for i in range(len(self)))
+
+    def paths(self) -> list[str]:
+        return self.text["path"] if self.text["path"] is not None else [""] * len(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ids": self.ids,
+            "valence": self.va[:, 0].tolist(),
+            "arousal": self.va[:, 1].tolist(),
+            "va_source": self.va_source,
+            **self.text,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrackTable:
+        text = {k: d.get(k) for k in cls._TEXT}
+        for k, col in text.items():
+            if col is not None and (
+                len(col) != len(d["ids"]) or not all(isinstance(x, str) for x in col)
+            ):
+                raise ValueError(f"bad {k} column")
+        if not all(isinstance(x, str) for x in d["ids"]):
+            raise ValueError("bad ids")
+        return cls(d["ids"], d["valence"], d["arousal"], va_source=str(d["va_source"]), **text)
+
+
 @dataclass(eq=False)  # holds arrays: identity, not element-wise, equality
 class Library:
     """A loaded catalogue. `va` is [M, 2]; `track_cluster` is each track's mood cluster index."""
 
     name: str
     root: Path
-    tracks: tuple[Track, ...]
+    tracks: tuple[Track, ...] | TrackTable
     clusters: MoodClusters
     kind: str = "custom"
     warnings: tuple[str, ...] = ()
@@ -70,6 +152,8 @@ class Library:
     _trees: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.va is None and isinstance(self.tracks, TrackTable):
+            self.va = self.tracks.va
         if self.va is None:
             self.va = np.array(
                 [[t.valence, t.arousal] for t in self.tracks], dtype=np.float64
@@ -107,7 +191,7 @@ class Library:
 
 
 def library_from_tracks(
-    tracks: list[Track] | tuple[Track, ...],
+    tracks: list[Track] | tuple[Track, ...] | TrackTable,
     *,
     name: str = "custom",
     root: str | os.PathLike[str] = ".",
@@ -120,11 +204,16 @@ def library_from_tracks(
     from ..config import MatchConfig
 
     cfg = match_config or MatchConfig()
-    tracks = tuple(tracks)
-    if not tracks:
+    if not isinstance(tracks, TrackTable):
+        tracks = tuple(tracks)
+    if not len(tracks):
         raise LibraryError(f"library {name} has no usable tracks")
     if clusters is None:
-        va = np.array([[t.valence, t.arousal] for t in tracks], dtype=np.float64)
+        va = (
+            tracks.va
+            if isinstance(tracks, TrackTable)
+            else np.array([[t.valence, t.arousal] for t in tracks], dtype=np.float64)
+        )
         clusters = fit_clusters(va, min_clusters=cfg.min_clusters, max_clusters=cfg.max_clusters)
     return Library(
         name=name, root=Path(root), tracks=tracks, clusters=clusters, kind=kind, warnings=warnings

@@ -26,7 +26,7 @@ import numpy as np
 from .. import scales
 from ..errors import InputError, LibraryError
 from ..fileio import resolve_inside, write_text_atomic
-from . import Library, Track, library_from_tracks
+from . import Library, Track, TrackTable, library_from_tracks
 from .clusters import MoodClusters
 
 INDEX_VERSION = 2
@@ -100,7 +100,7 @@ def _index_paths(index_path: Path, cache_dir: Path | None) -> list[Path]:
     return [index_path, Path(base) / "library" / "index" / f"{key}.json"]
 
 
-def _vetted(tracks: list[Track], files: list[Path]) -> bool:
+def _vetted(tracks: list[Track] | TrackTable, files: list[Path]) -> bool:
     """True if every track's audio is one of the files the loader found and checked this time
     (an index file in a shared library folder is as untrusted as its manifest)."""
     known = set()
@@ -109,7 +109,8 @@ def _vetted(tracks: list[Track], files: list[Path]) -> bool:
             known.add(str(f.resolve()))
         except (OSError, RuntimeError):
             continue
-    return all(not t.path or t.path in known for t in tracks)
+    paths = tracks.paths() if isinstance(tracks, TrackTable) else (t.path for t in tracks)
+    return all(not path or path in known for path in paths)
 
 
 def _cached(
@@ -120,7 +121,7 @@ def _cached(
     index_path: Path,
     files: list[Path],
     cfg: Any,
-    build: Callable[[], tuple[list[Track], list[str]]],
+    build: Callable[[], tuple[list[Track] | TrackTable, list[str]]],
     cache_dir: Path | None,
 ) -> Library:
     extra = {
@@ -135,14 +136,18 @@ def _cached(
         try:
             data = json.loads(cand.read_text(encoding="utf-8"))
             if data.get("fingerprint") == fp:
-                tracks = [Track.from_dict(t) for t in data["tracks"]]
+                tracks: tuple[Track, ...] | TrackTable = (
+                    TrackTable.from_dict(data["table"])
+                    if "table" in data
+                    else tuple(Track.from_dict(t) for t in data["tracks"])
+                )
                 if kind != "builtin" and not _vetted(tracks, files):
                     continue  # an index may not smuggle in paths its loader would refuse
                 clusters = MoodClusters.from_dict(data["clusters"])
                 return Library(
                     name=name,
                     root=root,
-                    tracks=tuple(tracks),
+                    tracks=tracks,
                     clusters=clusters,
                     kind=kind,
                     warnings=tuple(data.get("warnings", ())),
@@ -160,7 +165,11 @@ def _cached(
             "fingerprint": fp,
             "version": INDEX_VERSION,
             "kind": kind,
-            "tracks": [t.to_dict() for t in lib.tracks],
+            **(
+                {"table": lib.tracks.to_dict()}
+                if isinstance(lib.tracks, TrackTable)
+                else {"tracks": [t.to_dict() for t in lib.tracks]}
+            ),
             "clusters": lib.clusters.to_dict(),
             "warnings": list(warns),
         }
@@ -366,15 +375,7 @@ def _read_rows(path: Path) -> tuple[list[dict[str, Any]], FileScale]:
             rows.append({str(k).strip().lower(): v for k, v in r.items()})
         return rows, file_scale
     # CSV/TSV; first lines "# scale: deam" (or valence_scale / arousal_scale) state the scales.
-    file_scale = {}
-    lines = text.splitlines(keepends=True)
-    while lines and (lines[0].lstrip().startswith("#") or not lines[0].strip()):
-        m = re.match(r"#\s*((?:valence_|arousal_)?scale)\s*[:=]\s*(.+?)\s*$", lines[0].strip())
-        if m:
-            file_scale[m.group(1).lower()] = m.group(2)
-        lines = lines[1:]
-    body = "".join(lines)
-    delimiter = "\t" if suffix == ".tsv" else _sniff_delimiter(body)
+    body, file_scale, delimiter = _csv_body(text, suffix)
     try:
         reader = csv.DictReader(io.StringIO(body), delimiter=delimiter, skipinitialspace=True)
         rows = [
@@ -388,6 +389,88 @@ def _read_rows(path: Path) -> tuple[list[dict[str, Any]], FileScale]:
     except csv.Error as exc:
         raise LibraryError(f"manifest {path} is not a readable CSV: {exc}") from None
     return rows, file_scale
+
+
+def _csv_body(text: str, suffix: str) -> tuple[str, FileScale, str]:
+    """A CSV's text without its leading comment lines, the scales those state, the delimiter."""
+    file_scale: FileScale = {}
+    lines = text.splitlines(keepends=True)
+    while lines and (lines[0].lstrip().startswith("#") or not lines[0].strip()):
+        m = re.match(r"#\s*((?:valence_|arousal_)?scale)\s*[:=]\s*(.+?)\s*$", lines[0].strip())
+        if m:
+            file_scale[m.group(1).lower()] = m.group(2)
+        lines = lines[1:]
+    body = "".join(lines)
+    return body, file_scale, "\t" if suffix == ".tsv" else _sniff_delimiter(body)
+
+
+def _table_header(path: Path) -> list[str] | None:
+    """A Parquet/CSV table's column names (lower-cased) without reading its rows; None for
+    JSON or anything unreadable (the row reader then reports it)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return [str(n).strip().lower() for n in pq.read_schema(path).names]
+        if suffix in (".csv", ".tsv"):
+            with path.open(encoding="utf-8-sig") as fh:
+                head = fh.read(1 << 16)
+            body, _, delimiter = _csv_body(head, suffix)
+            first = next(csv.reader(io.StringIO(body), delimiter=delimiter), [])
+            return [c.strip().lower() for c in first]
+    except Exception:  # noqa: BLE001 - any failure: the full reader reports it
+        return None
+    return None
+
+
+Column = tuple[Any, np.ndarray]  # values (list or array) and a boolean "missing" mask
+
+
+def _read_columns(path: Path) -> tuple[dict[str, Column], int, FileScale] | None:
+    """A Parquet/CSV table as columns (lower-cased names), for the vectorised loader; None when
+    it is not a plain rectangular table (the row-by-row reader handles and reports those)."""
+    suffix = path.suffix.lower()
+    cols: dict[str, Column] = {}
+    try:
+        if suffix == ".parquet":
+            import pandas as pd
+
+            df = pd.read_parquet(path)
+            if any(name is not None for name in df.index.names):
+                df = df.reset_index()
+            names = [str(c).strip().lower() for c in df.columns]
+            if len(set(names)) != len(names):
+                return None
+            for name, c in zip(names, df.columns, strict=True):
+                series = df[c]
+                missing = series.isna().to_numpy(dtype=bool)
+                if series.dtype.kind in "fiub":
+                    values: Any = series.to_numpy()
+                else:
+                    values = series.tolist()
+                    blank = [isinstance(x, str) and not x.strip() for x in values]
+                    missing = missing | np.asarray(blank, dtype=bool)
+                cols[name] = (values, missing)
+            return cols, len(df), {}
+        if suffix not in (".csv", ".tsv"):
+            return None
+        body, file_scale, delimiter = _csv_body(path.read_text(encoding="utf-8-sig"), suffix)
+        reader = csv.reader(io.StringIO(body), delimiter=delimiter, skipinitialspace=True)
+        header = [h.strip().lower() for h in next(reader, [])]
+        rows = list(reader)
+    except Exception:  # noqa: BLE001 - the row reader reports what is wrong
+        return None
+    rows = [r for r in rows if r]  # DictReader skips blank lines too
+    width = len(header)
+    if not rows or any(len(r) != width for r in rows) or len(set(header)) != width:
+        return None
+    for j, name in enumerate(header):
+        if not name:
+            continue
+        values = [r[j].strip() for r in rows]
+        cols[name] = (values, np.fromiter((not v for v in values), dtype=bool, count=len(values)))
+    return cols, len(rows), file_scale
 
 
 def _pick(row: dict[str, Any], field: str) -> Any:
@@ -443,14 +526,97 @@ def _scale_hint(values: list[float]) -> str:
     return ""
 
 
+_TABLE_ROWS = 1000  # from this many rows, a V/A table without audio is held as columns
+
+
+def _fast_table(
+    cols: dict[str, Column], n: int, file_scale: FileScale, row_offset: int
+) -> TrackTable | None:
+    """A V/A-only table as columns, vectorised; None when any row needs the row-by-row loader
+    (a bad or missing value, a per-row scale, a duplicate id), which then reports it. Gives
+    the same tracks the row-by-row loader would."""
+    if n == 0 or any(
+        alias in cols for f in ("scale", "valence_scale", "arousal_scale") for alias in _ALIASES[f]
+    ):
+        return None
+    present = {f: [a for a in _ALIASES[f] if a in cols] for f in _ALIASES}
+    if present["path"] or len(present["valence"]) != 1 or len(present["arousal"]) != 1:
+        return None
+    if len(present["id"]) > 1:
+        return None
+    try:
+        (v_lo, v_hi), (a_lo, a_hi) = _axis_scales(
+            file_scale.get("scale"), file_scale.get("valence_scale"),
+            file_scale.get("arousal_scale"),
+        )  # fmt: skip
+    except ValueError:
+        return None
+    va = []
+    for field, lo, hi in (("valence", v_lo, v_hi), ("arousal", a_lo, a_hi)):
+        values, missing = cols[present[field][0]]
+        if missing.any():
+            return None
+        if isinstance(values, np.ndarray):
+            if values.dtype.kind not in "fiu":
+                return None
+            x = values.astype(np.float64)
+        else:
+            if any(isinstance(v, bool) for v in values):
+                return None
+            try:
+                x = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError):
+                return None
+        if x.ndim != 1 or not np.all(np.isfinite(x)) or np.any((x < lo - 1e-9) | (x > hi + 1e-9)):
+            return None
+        va.append(scales.range_to_ref(x, lo, hi))
+    if present["id"]:
+        values, missing = cols[present["id"][0]]
+        if missing.any():
+            return None
+        if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+            ids = [str(v) for v in values.tolist()]
+        else:
+            raw = values.tolist() if isinstance(values, np.ndarray) else values
+            ids = [
+                str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip()
+                for v in raw
+            ]
+        if len(set(ids)) != n or not all(ids):
+            return None
+    else:
+        ids = [f"row{i + row_offset}" for i in range(1, n + 1)]  # as the row-by-row loader
+    text: dict[str, list[str] | None] = {}
+    for field in ("title", "artist", "genre"):
+        names = present[field]
+        if not names:
+            continue
+        picked: list[Any] = [None] * n
+        for name in reversed(names):  # the first alias with a value wins, as in _pick
+            values, missing = cols[name]
+            raw = values.tolist() if isinstance(values, np.ndarray) else values
+            for i in np.flatnonzero(~missing).tolist():
+                picked[i] = raw[i]
+        default = ids if field == "title" else [""] * n
+        text[field] = [str(x) if x else d for x, d in zip(picked, default, strict=True)]
+    return TrackTable(ids, va[0], va[1], va_source="manifest", **text)
+
+
 def load_manifest(
     path: Path, cfg: Any, *, allow_outside: bool = False, cache_dir: Path | None = None
 ) -> Library:
-    rows, file_scale = _read_rows(path)
-    if not rows:
-        raise LibraryError(f"manifest {path} lists no tracks")
     base = path.parent
-    has_paths = any(_pick(r, "path") is not None for r in rows)
+    header = _table_header(path)
+    rows: list[dict[str, Any]] = []
+    file_scale: FileScale = {}
+    if header is not None and not any(a in header for a in _ALIASES["path"]):
+        has_paths = False  # a V/A table: read only when its index has to be (re)built
+    else:
+        rows, file_scale = _read_rows(path)
+        if not rows:
+            raise LibraryError(f"manifest {path} lists no tracks")
+        has_paths = any(_pick(r, "path") is not None for r in rows)
+        header = None
     # The referenced files are part of the fingerprint, so adding or replacing audio rebuilds.
     referenced: list[Path] = []
     if has_paths:
@@ -463,7 +629,19 @@ def load_manifest(
             except InputError:
                 pass  # reported with its row number by build()
 
-    def build() -> tuple[list[Track], list[str]]:
+    def build() -> tuple[list[Track] | TrackTable, list[str]]:
+        nonlocal rows, file_scale
+        if header is not None:
+            table = _read_columns(path)
+            if table is not None and table[1] >= _TABLE_ROWS:
+                cols, n, scale = table
+                row_offset = 1 if path.suffix.lower() in (".csv", ".tsv") else 0
+                fast = _fast_table(cols, n, scale, row_offset)
+                if fast is not None:
+                    return fast, []
+            rows, file_scale = _read_rows(path)
+            if not rows:
+                raise LibraryError(f"manifest {path} lists no tracks")
         bad: list[str] = []
         values: list[float] = []  # every finite V/A value, for the hint on a wrong scale
         n_out = 0

@@ -10,12 +10,16 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import atomic_path
-from . import Library
+from . import Library, TrackTable
 
 
 def info_lines(lib: Library) -> list[str]:
-    sources = Counter(t.va_source for t in lib.tracks)
-    with_audio = sum(1 for t in lib.tracks if t.path)
+    if isinstance(lib.tracks, TrackTable):  # a large table: count from its columns
+        sources = Counter({lib.tracks.va_source: len(lib.tracks)})
+        with_audio = sum(1 for p in lib.tracks.paths() if p)
+    else:
+        sources = Counter(t.va_source for t in lib.tracks)
+        with_audio = sum(1 for t in lib.tracks if t.path)
     lines = [
         f"library  {lib.name} ({lib.kind}) at {lib.root}",
         f"tracks   {len(lib.tracks)} ({with_audio} with audio); V/A: "
