@@ -21,6 +21,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,28 +40,42 @@ _MAX_TRACK_GAIN_DB = 24.0
 
 
 # ----------------------------------------------------------------------------- reading
+_QUIET_LOCK = threading.Lock()
+_QUIET_STATE = {"depth": 0, "saved": -1}
+
+
 @contextlib.contextmanager
 def quiet_native_stderr(path: str | os.PathLike[str]) -> Iterator[None]:
     """Silence what C code prints on file descriptor 2 while libsndfile opens an MP3: its
     libmpg123 writes "Note: Illegal Audio-MPEG-Header ... Trying to resync" lines for a damaged
-    file, which would break the one-line error a user gets. Other formats pass through."""
+    file, which would break the one-line error a user gets. Other formats pass through.
+    Re-entrant and thread-safe: the first caller in redirects fd 2, the last one out restores
+    it (two threads each saving and restoring would leave stderr silenced for good)."""
     if Path(path).suffix.lower() not in (".mp3", ".mp2", ".mpga"):
         yield
         return
+    with _QUIET_LOCK:
+        if _QUIET_STATE["depth"] == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+            except (OSError, ValueError):  # no usable fd 2 (embedded interpreters)
+                saved = -1
+            if saved >= 0:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            _QUIET_STATE["saved"] = saved
+        _QUIET_STATE["depth"] += 1
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to hide
-        yield
-        return
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with _QUIET_LOCK:
+            _QUIET_STATE["depth"] -= 1
+            if _QUIET_STATE["depth"] == 0 and _QUIET_STATE["saved"] >= 0:
+                os.dup2(_QUIET_STATE["saved"], 2)
+                os.close(_QUIET_STATE["saved"])
+                _QUIET_STATE["saved"] = -1
 
 
 def read_audio(path: str | os.PathLike[str], sr: int) -> np.ndarray:

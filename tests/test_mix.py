@@ -442,3 +442,28 @@ def test_mp3_at_a_rate_mp3_lacks_and_unwritable_outputs(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="cannot write"):
         mix.write_audio(tmp_path / "file" / "o.wav", y, 96000)
+
+
+def test_quiet_native_stderr_restores_fd2_across_threads() -> None:
+    """fd 2 is silenced while libsndfile opens an MP3; overlapping callers on several threads
+    must leave the real stderr in place afterwards."""
+    import os
+    import threading
+    import time
+
+    before = os.fstat(2)
+
+    def work() -> None:
+        for _ in range(50):
+            with mix.quiet_native_stderr("x.mp3"):
+                time.sleep(0.0002)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+    with mix.quiet_native_stderr("x.wav"):  # other formats: untouched
+        assert os.fstat(2).st_ino == before.st_ino
