@@ -154,6 +154,12 @@ def bundle_media(bundle: Path | None, timeline: otio.schema.Timeline) -> Iterato
                         target = (root / rel).resolve()
                         if rel not in names or target.exists() or not target.is_relative_to(root):
                             continue
+                        size = z.getinfo(rel).file_size
+                        if size > shutil.disk_usage(root).free:
+                            raise InputError(
+                                f"{bundle.name}: no room to extract {rel} ({size} bytes) "
+                                f"in {root.parent}"
+                            )
                         target.parent.mkdir(parents=True, exist_ok=True)
                         with z.open(rel) as src, open(target, "wb") as dst:
                             shutil.copyfileobj(src, dst, 2**20)

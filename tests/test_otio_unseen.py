@@ -489,3 +489,18 @@ def test_cue_from_timeline_without_its_metadata_takes_the_clip_rate(tmp_path) ->
     back = timeline_to_cue(timeline)
     assert back.video.fps == Fraction(30000, 1001) and back.video.frames == cue.video.frames
     assert [s.start_frame for s in back.segments] == [s.start_frame for s in cue.segments]
+
+
+def test_bundle_media_too_large_for_the_disk_is_refused(media, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import shutil
+    from collections import namedtuple
+
+    from otio_adapter.score import bundle_media
+
+    otio.adapters.write_to_file(make_edit([(media["a"], 0, 25)]), str(tmp_path / "e.otioz"))
+    timeline = read_edit(tmp_path / "e.otioz")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 1000, 1000))
+    with pytest.raises(InputError, match=r"e.otioz: no room to extract media/a.mp4 \(\d+ bytes\)"):
+        with bundle_media(tmp_path / "e.otioz", timeline):
+            pass
