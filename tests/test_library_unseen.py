@@ -337,3 +337,17 @@ def test_large_va_table_is_held_as_columns_with_the_same_tracks(tmp_path: Path) 
             for lib in (fast, cached, slow)
         ]
         assert picks[0] == picks[1] == picks[2]
+
+
+def test_folder_with_one_va_table_is_a_manifest_library(tmp_path: Path) -> None:
+    """A folder of music with its labels in `tracks.csv` (not named manifest.csv) uses them;
+    it was loaded as unlabelled audio, the user's V/A silently replaced by estimates."""
+    _tone(tmp_path / "a.wav")
+    (tmp_path / "notes.csv").write_text("when,what\n2024,bought\n")  # not a V/A table
+    (tmp_path / "tracks.csv").write_text("path,valence,arousal\na.wav,-0.8,-0.7\n")
+    lib, _ = _load(tmp_path)
+    assert lib.kind == "manifest"
+    assert [(t.va_source, t.valence, t.arousal) for t in lib.tracks] == [("manifest", -0.8, -0.7)]
+    (tmp_path / "more.json").write_text('{"tracks": [{"path": "a.wav", "v": 0.1, "a": 0.1}]}')
+    lib, _ = _load(tmp_path)  # two V/A tables: ambiguous, the audio is estimated as before
+    assert lib.kind == "audio"

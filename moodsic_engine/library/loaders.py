@@ -66,6 +66,9 @@ def load(
                 return load_manifest(
                     path / name, cfg, allow_outside=allow_outside, cache_dir=cache_dir
                 )
+        found = _folder_manifest(path)
+        if found is not None:  # its one V/A table, whatever it is called: labels beat estimates
+            return load_manifest(found, cfg, allow_outside=allow_outside, cache_dir=cache_dir)
         return load_audio_folder(path, cfg, allow_outside=allow_outside, cache_dir=cache_dir)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".json", ".parquet", ".tsv"):
@@ -77,6 +80,37 @@ def load(
     raise LibraryError(
         f"cannot tell what kind of library {path} is (expected a folder, .csv, .json or .parquet)"
     )
+
+
+def _folder_manifest(folder: Path) -> Path | None:
+    """The folder's only top-level CSV/TSV/JSON/Parquet file with valence and arousal columns,
+    if exactly one has them (a folder of music with its `tracks.csv` is a manifest library)."""
+    found = []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return None
+    for p in entries:
+        if p.name.startswith(".") or p.suffix.lower() not in (".csv", ".tsv", ".json", ".parquet"):
+            continue
+        try:
+            if not p.is_file():
+                continue
+            cols = _table_header(p)
+            if cols is None and p.suffix.lower() == ".json" and p.stat().st_size < 32 << 20:
+                data = json.loads(p.read_text(encoding="utf-8-sig"))
+                if isinstance(data, dict):
+                    low = {str(k).strip().lower(): v for k, v in data.items()}
+                    data = next((low[k] for k in _TRACK_KEYS if k in low), None)
+                    if isinstance(data, dict):
+                        data = list(data.values())
+                first = data[0] if isinstance(data, list) and data else None
+                cols = [str(k).strip().lower() for k in first] if isinstance(first, dict) else []
+        except (OSError, ValueError, RecursionError):
+            continue
+        if cols and all(any(a in cols for a in _ALIASES[f]) for f in ("valence", "arousal")):
+            found.append(p)
+    return found[0] if len(found) == 1 else None
 
 
 # ----------------------------------------------------------------------------- index cache
