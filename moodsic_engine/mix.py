@@ -100,10 +100,26 @@ def read_audio(path: str | os.PathLike[str], sr: int) -> np.ndarray:
 
 
 def _stereo(y: np.ndarray) -> np.ndarray:
+    """Mono is doubled; more than two channels are folded down (as `ffmpeg -ac 2` would, in
+    WAV channel order: L R C LFE then surrounds), not cut to the first two: a 5.1 file keeps
+    its centre channel, where the vocals usually are."""
     if y.shape[1] == 1:
         return np.repeat(y, 2, axis=1)
     if y.shape[1] > 2:
-        return y[:, :2]
+        g = np.float32(math.sqrt(0.5))
+        left, right = y[:, 0].copy(), y[:, 1].copy()
+        if y.shape[1] >= 3:  # centre into both
+            left += g * y[:, 2]
+            right += g * y[:, 2]
+        rest = y[:, 4:] if y.shape[1] >= 5 else y[:, 3:3]  # surrounds (LFE dropped)
+        for k in range(rest.shape[1]):
+            (left if k % 2 == 0 else right)[:] += g * rest[:, k]
+        out = np.stack([left, right], axis=1)
+        peak = float(np.max(np.abs(out), initial=0.0))
+        src = float(np.max(np.abs(y), initial=0.0))
+        if peak > 1.0 and peak > src:  # the fold-down must not clip what did not clip
+            out *= np.float32(max(src, 1e-9) / peak)
+        return out.astype(np.float32, copy=False)
     return y
 
 

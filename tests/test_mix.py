@@ -467,3 +467,15 @@ def test_quiet_native_stderr_restores_fd2_across_threads() -> None:
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
     with mix.quiet_native_stderr("x.wav"):  # other formats: untouched
         assert os.fstat(2).st_ino == before.st_ino
+
+
+def test_surround_tracks_fold_down_with_their_centre(tmp_path: Path) -> None:
+    """A 5.1 WAV whose music is in the centre channel (vocals usually are) was cut to its
+    silent front left/right: the placed track was silence."""
+    y = np.zeros((2 * SR, 6), dtype=np.float32)
+    y[:, 2] = _sine(440, 2.0)  # centre only
+    y[:, 4] = 0.5 * _sine(660, 2.0)  # left surround
+    back = mix.read_audio(_write(tmp_path / "c51.wav", y), SR)
+    assert back.shape == (2 * SR, 2)
+    np.testing.assert_allclose(back[:, 0] - back[:, 1], np.sqrt(0.5) * y[:, 4], atol=1e-4)
+    assert _rms_db(back[:, 1]) == pytest.approx(_rms_db(y[:, 2]) - 3.0, abs=0.1)
