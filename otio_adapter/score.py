@@ -54,6 +54,7 @@ class EditClip:
     src_end_s: float
     path: Path | None  # None: no usable media reference
     problem: str = ""  # why it cannot be scored ("" when it can)
+    speed: float = 1.0  # source seconds per record second (time warps); 0: a freeze frame
 
 
 @dataclass(frozen=True)
@@ -336,7 +337,11 @@ def edit_clips(
                 # names a start timecode: it lies inside the media only read that way
                 offset = otio.opentime.RationalTime(0, src.start_time.rate)
         src_start = (src.start_time - offset).to_seconds()
-        src_end = src_start + src.duration.to_seconds()
+        speed = _speed(item)
+        if speed > 0:
+            src_end = src_start + src.duration.to_seconds() * speed
+        else:  # a freeze frame shows one source frame for the clip's whole length
+            src_end = src_start + 1.0 / src.duration.rate
         if isinstance(ref, otio.schema.GeneratorReference):
             problem = (
                 f"generator reference ({ref.generator_kind or 'unknown kind'}), no media to watch"
@@ -362,7 +367,7 @@ def edit_clips(
                     src_start -= tc
                     src_end -= tc
         if end > start:
-            clips.append(EditClip(i, name, start, end, src_start, src_end, path, problem))
+            clips.append(EditClip(i, name, start, end, src_start, src_end, path, problem, speed))
     frames = to_frames(track.duration(), rate)
     total = to_frames(timeline.tracks.duration(), rate)
     return clips, fps, max(frames, total)
@@ -397,6 +402,36 @@ def _join_series(parts: list[tuple[Analysis, float]]) -> tuple[Any, ...]:
 
 def _keep_range(a: Analysis, clip: EditClip) -> np.ndarray:
     return (a.t >= clip.src_start_s - 1e-9) & (a.t < clip.src_end_s)
+
+
+def _speed(item: Any) -> float:
+    """How fast a clip plays its source: the product of its linear time warps (an EDL's M2
+    speed change, a freeze frame: 0); reverse play is taken at its speed."""
+    speed = 1.0
+    for effect in getattr(item, "effects", ()):
+        if isinstance(effect, otio.schema.LinearTimeWarp):
+            speed *= abs(effect.time_scalar)
+    return speed
+
+
+def _retimed(a: Analysis, clip: EditClip, rec_start_s: float, rec_end_s: float) -> Analysis:
+    """A time-warped clip's samples in record time: source seconds divided by the speed (a
+    freeze frame's samples spread over its record length)."""
+    if clip.speed > 0:
+        t = rec_start_s + (a.t - clip.src_start_s) / clip.speed
+    else:
+        t = np.linspace(rec_start_s, rec_end_s, len(a.t), endpoint=False)
+    keep = t < rec_end_s
+    series = tuple(dataclasses.replace(s.select(keep), t=t[keep]) for s in a.series)
+    return dataclasses.replace(
+        a,
+        t=t[keep],
+        series=series,
+        fused_va=a.fused_va[keep],
+        fused_var=a.fused_var[keep],
+        stable_va=a.stable_va[keep],
+        held=a.held[keep],
+    )
 
 
 def _clip_analysis(a: Analysis, clip: EditClip) -> Analysis:
@@ -533,7 +568,12 @@ def _score_report(
             missing.append(dataclasses.replace(clip, problem=problem))
             continue
         rec_start_s = float(Fraction(clip.rec_start) / fps)
-        parts.append((a, rec_start_s - clip.src_start_s))
+        if clip.speed != 1.0:
+            rec_end_s = float(Fraction(clip.rec_end) / fps)
+            a = _retimed(a, clip, rec_start_s, rec_end_s)
+            parts.append((a, 0.0))
+        else:
+            parts.append((a, rec_start_s - clip.src_start_s))
         scored.append(clip)
     progress("perceive", total, total)
     progress("clips", len(usable), len(usable))

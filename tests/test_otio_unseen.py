@@ -8,6 +8,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import opentimelineio as otio
 import pytest
 
@@ -504,3 +505,22 @@ def test_bundle_media_too_large_for_the_disk_is_refused(media, tmp_path, monkeyp
     with pytest.raises(InputError, match=r"e.otioz: no room to extract media/a.mp4 \(\d+ bytes\)"):
         with bundle_media(tmp_path / "e.otioz", timeline):
             pass
+
+
+def test_time_warped_clips_score_the_source_they_show(media, cfg, monkeypatch) -> None:  # noqa: ANN001
+    calls = _spy(monkeypatch)
+    edit = make_edit([(media["a"], 0, 25), (media["b"], 10, 25), (media["a"], 50, 25)])
+    fast, frozen, _ = edit.tracks[0]
+    fast.effects.append(otio.schema.LinearTimeWarp(time_scalar=2.0))  # 1 s shows 2 s
+    frozen.effects.append(otio.schema.FreezeFrame())
+    _, report = score_timeline_report(edit, media["lib"], cfg)
+    assert report.missing == ()
+    assert [c.speed for c in report.clips] == [2.0, 0.0, 1.0]
+    assert calls[0] == ("a.mp4", 0.0, 2.0)  # the whole 2 s, not its first second
+    assert calls[1] == ("b.mp4", 0.4, pytest.approx(0.44))  # the one frozen frame
+    assert calls[2] == ("a.mp4", 2.0, 3.0)
+    t = np.array([s.t for s in report.cue.samples])
+    assert np.all(np.diff(t) > 0) and t[-1] < 3.0
+    # 2 s of samples at 2/s (on frames: 0, 0.52, 1.0, 1.52 s) squeezed into 1 s
+    assert list(t[t < 1.0]) == pytest.approx([0.0, 0.26, 0.5, 0.76])
+    assert np.sum((t >= 1.0) & (t < 2.0)) >= 1  # the freeze frame is seen on screen
