@@ -351,3 +351,40 @@ def test_folder_with_one_va_table_is_a_manifest_library(tmp_path: Path) -> None:
     (tmp_path / "more.json").write_text('{"tracks": [{"path": "a.wav", "v": 0.1, "a": 0.1}]}')
     lib, _ = _load(tmp_path)  # two V/A tables: ambiguous, the audio is estimated as before
     assert lib.kind == "audio"
+
+
+def test_audio_folder_rebuild_estimates_only_new_or_changed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adding a song to an estimated folder re-estimated every file (seconds each)."""
+    import os
+
+    from moodsic_engine.library import estimate
+
+    folder = tmp_path / "songs"
+    for name, f in (("a", 220.0), ("b", 330.0)):
+        _music(folder / f"{name}.wav", 2.0, SR, 1, f)
+    seen: list[str] = []
+    real = estimate.estimate_va
+
+    def counting(path):  # noqa: ANN001, ANN202
+        seen.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(estimate, "estimate_va", counting)
+    first, _ = _load(folder, cache_dir=tmp_path / "cache")
+    assert sorted(seen) == ["a.wav", "b.wav"]
+    seen.clear()
+    _music(folder / "c.wav", 2.0, SR, 1, 440.0)
+    second, _ = _load(folder, cache_dir=tmp_path / "cache")
+    assert seen == ["c.wav"] and len(second.tracks) == 3
+    by_title = {t.title: t for t in second.tracks}
+    for t in first.tracks:
+        assert by_title[t.title] == t  # reused exactly
+    seen.clear()
+    _music(folder / "a.wav", 3.0, SR, 1, 262.0)  # changed content
+    st = (folder / "a.wav").stat()
+    os.utime(folder / "a.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    third, _ = _load(folder, cache_dir=tmp_path / "cache")
+    assert seen == ["a.wav"]
+    assert {t.title: t for t in third.tracks}["a"].duration_s == pytest.approx(3.0)

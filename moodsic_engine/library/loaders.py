@@ -10,6 +10,7 @@ is not writable the index goes to the user cache instead.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -157,6 +158,7 @@ def _cached(
     cfg: Any,
     build: Callable[[], tuple[list[Track] | TrackTable, list[str]]],
     cache_dir: Path | None,
+    payload_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> Library:
     extra = {
         "kind": kind,
@@ -206,6 +208,7 @@ def _cached(
             ),
             "clusters": lib.clusters.to_dict(),
             "warnings": list(warns),
+            **(payload_extra() if payload_extra is not None else {}),
         }
     )
     for cand in candidates:
@@ -1122,11 +1125,30 @@ def load_audio_folder(
     if not files:
         raise LibraryError(f"{folder} holds no annotations, manifest or audio files")
 
+    index_path = folder / (f".{only.name}{INDEX_NAME}" if only is not None else INDEX_NAME)
+    stamps: dict[str, list[int]] = {}  # path -> [size, mtime_ns] of what was estimated
+
     def build() -> tuple[list[Track], list[str]]:
         from .estimate import estimate_va
 
+        # Estimates from the last index for files unchanged since: adding one song to a big
+        # folder re-estimates that song, not the whole folder.
+        previous = _previous_estimates(_index_paths(index_path, cache_dir))
         tracks, bad = [], []
         for p in files:
+            resolved = str(p.resolve())
+            try:
+                st = p.stat()
+            except OSError:
+                bad.append(p.name)
+                continue
+            stamp = [st.st_size, st.st_mtime_ns]
+            tid = f"file-{hashlib.sha1(str(p.relative_to(folder)).encode()).hexdigest()[:10]}"
+            old = previous.get(resolved)
+            if old is not None and old[0] == stamp:
+                tracks.append(dataclasses.replace(old[1], id=tid, title=p.stem, path=resolved))
+                stamps[resolved] = stamp
+                continue
             try:
                 est = estimate_va(p)
             except LibraryError as exc:
@@ -1134,12 +1156,13 @@ def load_audio_folder(
                 why = next((w for w in ("silent", "shorter than one second") if w in reason), "")
                 bad.append(f"{p.name} ({why})" if why else p.name)
                 continue
+            stamps[resolved] = stamp
             tracks.append(
                 Track(
-                    id=f"file-{hashlib.sha1(str(p.relative_to(folder)).encode()).hexdigest()[:10]}",
+                    id=tid,
                     title=p.stem,
                     artist="",
-                    path=str(p.resolve()),
+                    path=resolved,
                     duration_s=est.duration_s,
                     valence=est.valence,
                     arousal=est.arousal,
@@ -1167,12 +1190,39 @@ def load_audio_folder(
         name=(only.stem if only is not None else folder.name) or "audio",
         root=folder,
         kind="audio",
-        index_path=folder / (f".{only.name}{INDEX_NAME}" if only is not None else INDEX_NAME),
+        index_path=index_path,
         files=files,
         cfg=cfg,
         build=build,
         cache_dir=cache_dir,
+        payload_extra=lambda: {"stamps": stamps},
     )
+
+
+def _previous_estimates(candidates: list[Path]) -> dict[str, tuple[list[int], Track]]:
+    """path -> ([size, mtime_ns], estimated Track) from an earlier audio-folder index."""
+    for cand in candidates:
+        try:
+            data = json.loads(cand.read_text(encoding="utf-8"))
+            if data.get("kind") != "audio" or not isinstance(data.get("stamps"), dict):
+                continue
+            out = {}
+            for t in data["tracks"]:
+                track = Track.from_dict(t)
+                stamp = data["stamps"].get(track.path)
+                if (
+                    track.va_source == "estimated"
+                    and isinstance(stamp, list)
+                    and len(stamp) == 2
+                    and all(isinstance(x, int) for x in stamp)
+                    and all(math.isfinite(x) and -1 <= x <= 1 for x in (track.valence,
+                                                                        track.arousal))
+                ):  # fmt: skip
+                    out[track.path] = (stamp, track)
+            return out
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            continue
+    return {}
 
 
 def as_array(tracks: list[Track]) -> np.ndarray:
