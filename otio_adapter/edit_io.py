@@ -64,14 +64,21 @@ def bundle_of(timeline: otio.schema.Timeline) -> Path | None:
 _DF_LOC = re.compile(r"^(\*\s*LOC:\s*)(\d\d:\d\d:\d\d;\d\d)", re.M)
 
 
+_FCM_DROP = re.compile(r"^\s*FCM:\s*DROP\s+FRAME\s*$", re.M | re.I)
+
+
 def _read_edl(p: Path, adapter: otio.adapters.Adapter, kwargs: dict) -> otio.schema.Timeline:
     """The CMX 3600 reader, with drop-frame locators kept: it matches ``* LOC:`` timecodes
     only in the ``HH:MM:SS:FF`` form and silently drops the ``HH:MM:SS;FF`` its own writer
-    uses at 29.97, so they are rewritten as the same frame in non-drop form first."""
+    uses at 29.97, so they are rewritten as the same frame in non-drop form first. Without
+    a rate, an EDL whose header says ``FCM: DROP FRAME`` is read at 30000/1001 (the reader
+    would assume 24 and refuse its timecodes)."""
     if p.stat().st_size > _MAX_JSON_BYTES:
         raise InputError(f"{p.name}: too large to be an edit ({p.stat().st_size} bytes)")
     text = p.read_bytes().decode("utf-8", errors="replace")
-    rate = kwargs.get("rate", 24)
+    if "rate" not in kwargs and _FCM_DROP.search(text):
+        kwargs = {**kwargs, "rate": 30000 / 1001}  # drop-frame timecode exists at 29.97 only
+    rate = kwargs.get("rate", 24)  # the reader's own default
 
     def non_drop(m: re.Match[str]) -> str:
         try:

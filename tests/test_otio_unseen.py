@@ -352,7 +352,7 @@ def test_drop_frame_edl_with_rate_as_typed(media, tmp_path) -> None:  # noqa: AN
         f"* FROM CLIP: {media['b']}\n"
     )
     rate = 30000 / 1001
-    for typed in (29.97, rate):
+    for typed in (29.97, rate, None):  # None: FCM: DROP FRAME says 29.97
         edit = read_edit(tmp_path / "df.edl", rate=typed)
         assert edit.global_start_time == RT(107892, rate)  # 01:00:00;00 drop-frame
         items = list(edit.tracks[0])
