@@ -369,8 +369,12 @@ def edit_clips(
         if end > start:
             clips.append(EditClip(i, name, start, end, src_start, src_end, path, problem, speed))
     frames = to_frames(track.duration(), rate)
-    total = to_frames(timeline.tracks.duration(), rate)
-    return clips, fps, max(frames, total)
+    for other in timeline.tracks:  # the edit runs as long as its longest track
+        try:
+            frames = max(frames, to_frames(other.duration(), rate))
+        except Exception:  # a clip with no range on another track: that track has no length
+            continue
+    return clips, fps, frames
 
 
 # ----------------------------------------------------------------------------- joining

@@ -524,3 +524,15 @@ def test_time_warped_clips_score_the_source_they_show(media, cfg, monkeypatch) -
     # 2 s of samples at 2/s (on frames: 0, 0.52, 1.0, 1.52 s) squeezed into 1 s
     assert list(t[t < 1.0]) == pytest.approx([0.0, 0.26, 0.5, 0.76])
     assert np.sum((t >= 1.0) & (t < 2.0)) >= 1  # the freeze frame is seen on screen
+
+
+def test_a_rangeless_clip_on_another_track_does_not_stop_scoring(media, cfg) -> None:  # noqa: ANN001
+    edit = make_edit([(media["a"], 0, 25), (media["b"], 0, 25)])
+    notes = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
+    notes.append(  # no source range, no available range: OTIO cannot tell its length
+        otio.schema.Clip(name="vo", media_reference=otio.schema.MissingReference())
+    )
+    edit.tracks.append(notes)
+    scored, report = score_timeline_report(edit, media["lib"], cfg)
+    assert report.cue.video.frames == 50 and report.missing == ()
+    assert [t.name for t in scored.tracks][:2] == ["V1", "A1"]
