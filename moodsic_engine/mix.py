@@ -355,7 +355,11 @@ def render_music(cue: CueSheet, cfg: MixConfig) -> np.ndarray:
     n = int(round(cue.video.duration_s * sr))
     out = np.zeros((n, 2), dtype=np.float32)
     segs = list(cue.segments)
-    if not segs or n == 0:
+    if segs and n == 0:
+        raise InputError(
+            f"the video lasts {cue.video.duration_s:g} s: too short to mix music under it"
+        )
+    if not segs:
         return out
     if not any(seg.track is not None and seg.track.path for seg in segs):
         raise InputError(
@@ -438,10 +442,10 @@ def integrated_lufs(y: np.ndarray, sr: int) -> float:
     """
     from scipy.signal import lfilter, lfilter_zi
 
+    if len(y) < max(1, int(0.4 * sr)):
+        return -math.inf
     y = np.asarray(y).reshape(len(y), -1)
     n, channels = y.shape
-    if n < int(0.4 * sr):
-        return -math.inf
     meter = _meter(sr)
     stages = getattr(meter, "_filters", None)
     if not isinstance(stages, dict) or channels > 3:
@@ -489,6 +493,8 @@ def true_peak(y: np.ndarray, oversample: int = 4) -> np.ndarray:
     """Per-sample true-peak estimate (max over channels and the oversampled points), [n]."""
     from scipy.signal import resample_poly
 
+    if len(y) == 0:
+        return np.zeros(0, dtype=np.float32)
     y = np.asarray(y, dtype=np.float32).reshape(len(y), -1)
     n = len(y)
     out = np.empty(n, dtype=np.float32)

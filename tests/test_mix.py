@@ -479,3 +479,14 @@ def test_surround_tracks_fold_down_with_their_centre(tmp_path: Path) -> None:
     assert back.shape == (2 * SR, 2)
     np.testing.assert_allclose(back[:, 0] - back[:, 1], np.sqrt(0.5) * y[:, 4], atol=1e-4)
     assert _rms_db(back[:, 1]) == pytest.approx(_rms_db(y[:, 2]) - 3.0, abs=0.1)
+
+
+def test_zero_length_video_is_a_clear_error_and_tiny_ones_mix(tmp_path: Path) -> None:
+    track = _write(tmp_path / "t.wav", _sine(440, 3.0))
+    with pytest.raises(InputError, match="too short to mix"):  # was a numpy reshape ValueError
+        mix.write_mix(_cue([(0.0, 0.0, str(track), 0.0)], 0.0), tmp_path / "m.wav")
+    assert not (tmp_path / "m.wav").exists()
+    assert mix.integrated_lufs(np.zeros((0, 2)), SR) == -np.inf
+    out = mix.write_mix(_cue([(0.0, 0.01, str(track), 0.0)], 0.01), tmp_path / "m.mp3")
+    y, sr = sf.read(str(out), always_2d=True)
+    assert len(y) == 480 and np.isfinite(y).all()
