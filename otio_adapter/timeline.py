@@ -103,9 +103,10 @@ class Placement:
 
 
 def _track_frames(track: TrackChoice, fps: Fraction, base_dir: Path | None) -> int | None:
-    """Length of the track's audio in frames, when known (cue sheet, else the file header)."""
+    """Length of the track's audio in frames, when known (cue sheet, else the file header;
+    a length of 0 in the cue sheet tells nothing)."""
     duration = track.duration_s
-    if duration is None:
+    if not duration or duration <= 0:
         path = _resolve(track.path, base_dir)
         try:
             import soundfile
@@ -113,7 +114,8 @@ def _track_frames(track: TrackChoice, fps: Fraction, base_dir: Path | None) -> i
             duration = soundfile.info(str(path)).duration
         except Exception:  # unreadable or missing: the handle is then not limited by the file
             return None
-    return int(math.floor(Fraction(duration) * fps))
+    frames = int(math.floor(Fraction(duration) * fps))
+    return frames if frames > 0 else None
 
 
 def place_segments(

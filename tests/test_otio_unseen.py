@@ -536,3 +536,22 @@ def test_a_rangeless_clip_on_another_track_does_not_stop_scoring(media, cfg) -> 
     scored, report = score_timeline_report(edit, media["lib"], cfg)
     assert report.cue.video.frames == 50 and report.missing == ()
     assert [t.name for t in scored.tracks][:2] == ["V1", "A1"]
+
+
+def test_track_length_zero_in_the_cue_sheet_is_read_from_the_file(tmp_path) -> None:  # noqa: ANN001
+    import dataclasses
+
+    from otio_adapter import cue_to_timeline
+    from otio_adapter.testing import make_cue
+
+    cue = make_cue(tmp_path, track_seconds=40.0)  # the WAVs hold 40 s
+    segments = tuple(
+        dataclasses.replace(s, track=dataclasses.replace(s.track, duration_s=0.0))
+        for s in cue.segments
+    )
+    timeline = cue_to_timeline(dataclasses.replace(cue, segments=segments), base_dir=tmp_path)
+    music = [c for t in list(timeline.tracks)[1:] for c in t.find_clips()]
+    assert music and all(
+        c.media_reference.available_range == TR(RT(0, 25), RT(1000, 25)) for c in music
+    )
+    assert all(c.source_range.end_time_exclusive() <= RT(1000, 25) for c in music)
