@@ -247,12 +247,36 @@ def _shows(item: Any) -> bool:
     return not isinstance(item, otio.schema.Gap | otio.schema.Transition) and item.enabled
 
 
+def _fcpxml_spine(timeline: otio.schema.Timeline) -> otio.schema.Track | None:
+    """FCPXML's primary storyline: the FCPXML reader names tracks by lane ("-1", "0", "1"),
+    and connected clips below the spine (lane -1) come first in its track order."""
+    tracks = [t for t in timeline.tracks if isinstance(t, otio.schema.Track)]
+    names = [t.name for t in tracks]
+    if len(tracks) < 2 or len(tracks) != len(timeline.tracks):
+        return None
+    if not all(n.lstrip("-").isdigit() for n in names):
+        return None
+    for track in tracks:
+        if (
+            track.name == "0"
+            and track.kind == otio.schema.TrackKind.Video
+            and track.enabled
+            and any(_shows(item) for item in track)
+        ):
+            return track
+    return None
+
+
 def main_video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
     """The edit's picture: the first (lowest) enabled video track that holds an enabled clip;
-    an empty V1 under the cut (a track of gaps, a disabled track) is passed over. Only when no video track holds a
+    an empty V1 under the cut (a track of gaps, a disabled track) is passed over. In a
+    timeline read from FCPXML (tracks named by lane) it is the primary storyline, lane 0. Only when no video track holds a
     clip is the first video track returned (its emptiness is reported by the caller)."""
     if not isinstance(timeline, otio.schema.Timeline):
         raise InputError(f"expected an OTIO Timeline, got {type(timeline).__name__}")
+    spine = _fcpxml_spine(timeline)
+    if spine is not None:
+        return spine
     videos: list[otio.schema.Track] = []
     for track in timeline.tracks:
         if (

@@ -555,3 +555,43 @@ def test_track_length_zero_in_the_cue_sheet_is_read_from_the_file(tmp_path) -> N
         c.media_reference.available_range == TR(RT(0, 25), RT(1000, 25)) for c in music
     )
     assert all(c.source_range.end_time_exclusive() <= RT(1000, 25) for c in music)
+
+
+def test_fcpxml_connected_clip_below_the_spine_is_not_the_main_track(
+    media,  # noqa: ANN001
+    cfg,  # noqa: ANN001
+    tmp_path,  # noqa: ANN001
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    import shutil
+
+    shutil.copy(media["a"], tmp_path / "a.mp4")
+    shutil.copy(media["b"], tmp_path / "b.mp4")
+    (tmp_path / "lanes.fcpxml").write_text(
+        """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE fcpxml>
+<fcpxml version="1.9">
+  <resources>
+    <format id="r1" frameDuration="1/25s" width="160" height="90"/>
+    <asset id="r2" name="a" src="a.mp4" start="0s" duration="3s" hasVideo="1" format="r1"/>
+    <asset id="r3" name="b" src="b.mp4" start="0s" duration="3s" hasVideo="1" format="r1"/>
+  </resources>
+  <library><event name="e"><project name="lanes">
+    <sequence format="r1" duration="2s" tcStart="0s">
+      <spine>
+        <asset-clip ref="r2" offset="0s" name="a" start="0s" duration="1s">
+          <asset-clip ref="r3" lane="-1" offset="1/5s" name="under" start="0s" duration="2/5s"/>
+        </asset-clip>
+        <asset-clip ref="r3" offset="1s" name="b" start="1s" duration="1s"/>
+      </spine>
+    </sequence>
+  </project></event></library>
+</fcpxml>
+"""
+    )
+    edit = read_edit(tmp_path / "lanes.fcpxml")
+    assert [t.name for t in edit.tracks] == ["-1", "0"]  # the reader's lane order
+    calls = _spy(monkeypatch)
+    _, report = score_timeline_report(edit, media["lib"], cfg, base_dir=tmp_path)
+    assert calls == [("a.mp4", 0.0, 1.0), ("b.mp4", 1.0, 2.0)]
+    assert report.cue.video.frames == 50 and report.cue.cuts == (1.0,)
