@@ -137,12 +137,17 @@ def _resample(y: np.ndarray, src: int, dst: int) -> np.ndarray:
         return resample_poly(y, dst // g, src // g, axis=0).astype(np.float32)
 
 
-def _ffmpeg_decode(path: Path, sr: int, *, stream: str = "0:a:0") -> np.ndarray | None:
+def _ffmpeg_decode(
+    path: Path, sr: int, *, stream: str = "0:a:0", max_s: float | None = None
+) -> np.ndarray | None:
+    """Decode with ffmpeg to float32 stereo at `sr`; at most `max_s` seconds when given (the
+    V/A estimate reads a minute, not a whole hour-long file into memory)."""
+    limit = ["-t", f"{max_s:g}"] if max_s is not None else []
     try:
         proc = subprocess.run(
             # absolute paths: a relative "a: b.mp4" or "-x.mp4" is not a protocol or an option
             ["ffmpeg", "-v", "error", "-nostdin", "-i", os.path.abspath(path), "-map", stream, "-vn",
-             "-ac", "2", "-ar", str(sr), "-f", "f32le", "-"],
+             *limit, "-ac", "2", "-ar", str(sr), "-f", "f32le", "-"],
             capture_output=True,
             check=False,
         )  # fmt: skip
@@ -150,7 +155,8 @@ def _ffmpeg_decode(path: Path, sr: int, *, stream: str = "0:a:0") -> np.ndarray 
         raise ResourceError("ffmpeg is not installed (needed to read this audio)") from None
     if proc.returncode != 0 or not proc.stdout:
         return None
-    return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, 2).copy()
+    usable = len(proc.stdout) // 8 * 8  # whole stereo float32 frames
+    return np.frombuffer(proc.stdout[:usable], dtype=np.float32).reshape(-1, 2).copy()
 
 
 def has_audio_stream(video_path: str | os.PathLike[str]) -> bool:

@@ -365,11 +365,11 @@ def test_audio_folder_rebuild_estimates_only_new_or_changed_files(
     for name, f in (("a", 220.0), ("b", 330.0)):
         _music(folder / f"{name}.wav", 2.0, SR, 1, f)
     seen: list[str] = []
-    real = estimate.estimate_va
 
-    def counting(path):  # noqa: ANN001, ANN202
+    def counting(path):  # noqa: ANN001, ANN202 - a stand-in: librosa is not under test here
         seen.append(Path(path).name)
-        return real(path)
+        info = sf.info(str(path))
+        return estimate.Estimate(0.1 * len(seen), -0.2, info.duration, 120.0, {})
 
     monkeypatch.setattr(estimate, "estimate_va", counting)
     first, _ = _load(folder, cache_dir=tmp_path / "cache")
@@ -388,3 +388,40 @@ def test_audio_folder_rebuild_estimates_only_new_or_changed_files(
     third, _ = _load(folder, cache_dir=tmp_path / "cache")
     assert seen == ["a.wav"]
     assert {t.title: t for t in third.tracks}["a"].duration_s == pytest.approx(3.0)
+
+
+def test_long_aac_estimate_decodes_one_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libsndfile cannot read AAC: the ffmpeg fallback decoded the whole file (an hour-long
+    file would be ~600 MB of samples) only to keep its first minute."""
+    import subprocess
+
+    from moodsic_engine import mix
+    from moodsic_engine.library import estimate
+    from moodsic_engine.library.estimate import estimate_va
+
+    src = tmp_path / "long.m4a"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i",
+         "sine=frequency=330:duration=150:sample_rate=8000", "-c:a", "aac", "-b:a", "32k",
+         str(src)],
+        check=True,
+    )  # fmt: skip
+    decoded: list[float] = []
+    real = mix._ffmpeg_decode
+
+    def spy(*args, **kw):  # noqa: ANN002, ANN003, ANN202
+        y = real(*args, **kw)
+        decoded.append(len(y) / args[1])
+        return y
+
+    monkeypatch.setattr(mix, "_ffmpeg_decode", spy)
+    monkeypatch.setattr(  # the features are not under test: skip librosa's numba warm-up
+        estimate, "features",
+        lambda y, sr=22050: {"tempo_bpm": 100.0, "onset_rate": 2.0, "mode": 0.0,
+                             "centroid_hz": 1500.0, "rms_db": -20.0},
+    )  # fmt: skip
+    est = estimate_va(src)
+    assert est.duration_s == pytest.approx(150.0, abs=0.5)
+    assert decoded and max(decoded) <= 60.5

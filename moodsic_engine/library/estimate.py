@@ -49,7 +49,7 @@ def _load(path: Path) -> tuple[np.ndarray, float]:
         from ..mix import _ffmpeg_decode
         from .loaders import _ffprobe_duration
 
-        y2 = _ffmpeg_decode(path, _SR)
+        y2 = _ffmpeg_decode(path, _SR, max_s=_MAX_S)
         if y2 is None or len(y2) == 0:
             raise LibraryError(f"cannot read audio file {path.name}") from None
         y, sr = y2[: int(_MAX_S * _SR)], _SR
