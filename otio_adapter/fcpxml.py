@@ -16,6 +16,7 @@ sequence's ``tcStart`` into the timeline's ``global_start_time``.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,27 @@ def _rate(frame_duration: str) -> float:
     return fps.numerator / fps.denominator
 
 
+_NAMED_RATE = re.compile(r"p(\d+(?:\.\d+)?)$")
+
+
+def _format_rate(element: Any) -> float:
+    """A <format>'s rate: its frameDuration, else the rate in its name. The adapter's writer
+    leaves frameDuration empty at 24000/1001 and 30000/1001 (without our patch) but names
+    the format ``FFVideoFormat1920x1080p23.976023976023978``."""
+    if element is None:
+        raise ValueError("a clip names a <format> that is not among the resources")
+    text = (element.get("frameDuration") or "").strip()
+    if text:
+        return _rate(text)
+    found = _NAMED_RATE.search(element.get("name") or "")
+    if found:
+        fps = _exact_fps(float(found.group(1)))
+        return fps.numerator / fps.denominator
+    raise ValueError(
+        f"format {element.get('id')!r} has no frameDuration, so its frame rate is unknown"
+    )
+
+
 def _exact_fps(fps: float) -> Fraction:
     from .timeline import fps_from_rate
 
@@ -69,7 +91,7 @@ def _patches(module: Any) -> dict[tuple[Any, str], Any]:
         return rt(round(_seconds(rational_number) * _exact_fps(fps)), float(fps))
 
     def _format_frame_rate(self: Any, format_id: str) -> float:
-        return _rate(self._format_by_id(format_id).get("frameDuration"))
+        return _format_rate(self._format_by_id(format_id))
 
     def _number_of_frames(self: Any, time_value: str | None, format_id: str) -> int:
         if time_value is None or time_value == "0s":
@@ -92,7 +114,7 @@ def _patches(module: Any) -> dict[tuple[Any, str], Any]:
         elif element.tag == "asset-clip":
             format_id = self._asset_by_id(element.get("ref")).get("format")
         found = self.resource_element.find(f"./format[@id='{format_id}']")
-        return _rate(found.get("frameDuration"))
+        return _format_rate(found)
 
     frame_durations = dict(module.FRAMERATE_FRAMEDURATION)
     for fps, text in _NTSC.items():

@@ -595,3 +595,47 @@ def test_fcpxml_connected_clip_below_the_spine_is_not_the_main_track(
     _, report = score_timeline_report(edit, media["lib"], cfg, base_dir=tmp_path)
     assert calls == [("a.mp4", 0.0, 1.0), ("b.mp4", 1.0, 2.0)]
     assert report.cue.video.frames == 50 and report.cue.cuts == (1.0,)
+
+
+def test_fcpxml_with_the_adapters_empty_frame_duration_is_read_by_its_format_name(tmp_path) -> None:  # noqa: ANN001
+    from otio_adapter.timeline import to_frames
+
+    # what otio-fcpx-xml-adapter writes for a 23.976 timeline on its own
+    (tmp_path / "plain.fcpxml").write_text(
+        """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE fcpxml>
+<fcpxml version="1.8">
+    <resources>
+        <format id="r1" frameDuration="" name="FFVideoFormat160x90p23.976023976023978"/>
+        <asset name="a.mp4" src="/x/a.mp4" format="r1" id="r2" duration="3003/1000s" start="0s" hasAudio="0" hasVideo="1"/>
+    </resources>
+    <project name="edit" uid="">
+        <sequence duration="7007/2400s" format="r1">
+            <spine>
+                <clip name="a.mp4" offset="0s" duration="1001/600s" start="1001/4800s">
+                    <video offset="0s" ref="r2" duration="3003/1000s"/>
+                </clip>
+                <clip name="a.mp4" offset="1001/600s" duration="1001/800s" start="1001/2400s">
+                    <video offset="0s" ref="r2" duration="3003/1000s"/>
+                </clip>
+            </spine>
+        </sequence>
+    </project>
+</fcpxml>
+"""
+    )
+    rate = 24000 / 1001
+    edit = read_edit(tmp_path / "plain.fcpxml")
+    clips = edit.tracks[0].find_clips()
+    assert [c.source_range for c in clips] == [
+        TR(RT(5, rate), RT(40, rate)),
+        TR(RT(10, rate), RT(30, rate)),
+    ]
+    assert [to_frames(c.range_in_parent().start_time, rate) for c in clips] == [0, 40]
+    (tmp_path / "nameless.fcpxml").write_text(
+        (tmp_path / "plain.fcpxml")
+        .read_text()
+        .replace("FFVideoFormat160x90p23.976023976023978", "")
+    )
+    with pytest.raises(InputError, match="format 'r1' has no frameDuration"):
+        read_edit(tmp_path / "nameless.fcpxml")
