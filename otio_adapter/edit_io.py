@@ -181,7 +181,8 @@ def _edl_record_start(timeline: otio.schema.Timeline) -> None:
 
 
 def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> otio.schema.Timeline:
-    """Read an edit (.otio, .otioz, .fcpxml, .edl, .moodsic.json, ...) as one Timeline.
+    """Read an edit (.otio, .otioz, .otiod, .fcpxml, .fcpxmld, .edl, .moodsic.json, ...) as
+    one Timeline.
 
     `rate` is passed to readers that need it (CMX 3600 EDLs carry no frame rate).
     A timeline read from an .otioz/.otiod remembers the bundle (`bundle_of`), so scoring
@@ -190,6 +191,10 @@ def read_edit(path: str | os.PathLike[str], *, rate: float | None = None) -> oti
     p = Path(path)
     if not p.exists():
         raise InputError(f"edit not found: {p}")
+    if p.is_dir() and p.suffix.lower() == ".fcpxmld":  # FCP 10.6+ exports a bundle folder
+        if not (p / "Info.fcpxml").is_file():
+            raise InputError(f"{p.name}: an .fcpxmld bundle without Info.fcpxml")
+        p = p / "Info.fcpxml"
     if p.is_dir() and p.suffix != ".otiod":
         raise InputError(f"edit path is a folder: {p}")
     try:

@@ -639,3 +639,21 @@ def test_fcpxml_with_the_adapters_empty_frame_duration_is_read_by_its_format_nam
     )
     with pytest.raises(InputError, match="format 'r1' has no frameDuration"):
         read_edit(tmp_path / "nameless.fcpxml")
+
+
+def test_fcpxmld_bundle_is_read(media, tmp_path) -> None:  # noqa: ANN001
+    from otio_adapter import write_timeline
+
+    bundle = tmp_path / "Project.fcpxmld"
+    bundle.mkdir()
+    write_timeline(
+        make_edit([(media["a"], 5, 40, 75), (media["b"], 0, 30, 75)]), bundle / "Info.fcpxml"
+    )
+    edit = read_edit(bundle)
+    assert [c.source_range for c in edit.tracks[0].find_clips()] == [
+        TR(RT(5, 25), RT(40, 25)),
+        TR(RT(0, 25), RT(30, 25)),
+    ]
+    (bundle / "Info.fcpxml").unlink()
+    with pytest.raises(InputError, match="Project.fcpxmld: an .fcpxmld bundle without Info.fcpxml"):
+        read_edit(bundle)
