@@ -425,3 +425,21 @@ def test_long_aac_estimate_decodes_one_minute(
     est = estimate_va(src)
     assert est.duration_s == pytest.approx(150.0, abs=0.5)
     assert decoded and max(decoded) <= 60.5
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc for an uncreatable folder")
+def test_builtin_library_without_a_writable_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The built-in pieces are rendered into the cache; an uncreatable cache was a
+    FileNotFoundError traceback. They now go to a private per-user temp folder."""
+    import tempfile
+
+    from moodsic_engine.library import builtin
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(builtin, "PIECES", builtin.PIECES[:2])  # rendering all takes seconds
+    lib = load_library("builtin", cache_dir=Path("/proc/no-such-moodsic-cache"))
+    assert len(lib.tracks) == 2
+    assert all(Path(t.path).is_file() and Path(t.path).is_relative_to(tmp_path) for t in lib.tracks)
+    assert (next(tmp_path.glob("moodsic-*")).stat().st_mode & 0o777) == 0o700

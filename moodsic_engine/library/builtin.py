@@ -138,11 +138,51 @@ def builtin_dir(cache_dir: Path | None = None) -> Path:
     return Path(base) / "library" / f"builtin-{BUILTIN_VERSION}"
 
 
+def _private_temp_base() -> Path:
+    """A per-user folder in the system temp dir (mode 0700, owned by us, not a link), for the
+    built-in audio when the user cache cannot be written (read-only home, CI sandboxes)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    base = Path(tempfile.gettempdir()) / f"moodsic-{uid}"
+    with contextlib.suppress(FileExistsError):
+        base.mkdir(mode=0o700)
+    st = os.lstat(base)
+    import stat as stat_mod
+
+    if (
+        not stat_mod.S_ISDIR(st.st_mode)
+        or (hasattr(os, "getuid") and st.st_uid != uid)
+        or (st.st_mode & 0o077)
+    ):
+        raise OSError(f"{base} is not a private folder of this user")
+    return base
+
+
 def ensure_builtin(cache_dir: Path | None = None) -> Path:
-    """Generate the built-in pieces once (atomically); return the folder holding them."""
+    """Generate the built-in pieces once (atomically); return the folder holding them.
+
+    When the cache folder cannot be created or written, a private per-user temp folder is
+    used instead; when neither works, a one-line ResourceError says so."""
     target = builtin_dir(cache_dir)
     if (target / "catalogue.json").is_file():
         return target
+    try:
+        return _render_builtin(target)
+    except OSError as first:
+        try:
+            fallback = builtin_dir(_private_temp_base())
+            if (fallback / "catalogue.json").is_file():
+                return fallback
+            return _render_builtin(fallback)
+        except OSError:
+            from ..errors import ResourceError
+
+            raise ResourceError(
+                f"cannot write the built-in library's audio under {target.parent}:"
+                f" {first.strerror or first} (set XDG_CACHE_HOME to a writable folder)"
+            ) from None
+
+
+def _render_builtin(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
