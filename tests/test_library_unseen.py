@@ -175,6 +175,12 @@ def test_manifest_csv_semicolons_decimal_commas_and_path_spellings(tmp_path: Pat
     np.testing.assert_allclose(
         [(t.valence, t.arousal) for t in lib.tracks], [(1.0, -1.0), (0.125, 0.0), (-1.0, 1.0)]
     )
+    # Excel's European export: a "sep=;" first line, decimal commas, commas inside titles.
+    (tmp_path / "excel.csv").write_bytes(
+        b"sep=;\r\npath;valence;arousal;title\r\nc.wav;0,5;-0,25;A, B\r\n"
+    )
+    lib, _ = _load(tmp_path / "excel.csv")
+    assert [(t.title, t.valence, t.arousal) for t in lib.tracks] == [("A, B", 0.5, -0.25)]
     # A file:// URL outside the folder is refused like any other outside path.
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "m.csv").write_text(f"path,valence,arousal\nfile://{tmp_path}/c.wav,0,0\n")

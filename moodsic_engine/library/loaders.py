@@ -437,6 +437,9 @@ def _csv_body(text: str, suffix: str) -> tuple[str, FileScale, str]:
         if m:
             file_scale[m.group(1).lower()] = m.group(2)
         lines = lines[1:]
+    sep = re.fullmatch(r"\s*sep=(.)\s*", lines[0]) if lines else None
+    if sep:  # Excel's "sep=;" first line names the delimiter
+        return "".join(lines[1:]), file_scale, sep.group(1)
     body = "".join(lines)
     return body, file_scale, "\t" if suffix == ".tsv" else _sniff_delimiter(body)
 
