@@ -31,6 +31,7 @@ from .timeline import (
     cue_to_timeline,
     fps_from_rate,
     is_moodsic_music,
+    is_video,
     moodsic_meta,
     rate_of,
     to_frames,
@@ -259,7 +260,7 @@ def _fcpxml_spine(timeline: otio.schema.Timeline) -> otio.schema.Track | None:
     for track in tracks:
         if (
             track.name == "0"
-            and track.kind == otio.schema.TrackKind.Video
+            and is_video(track)
             and track.enabled
             and any(_shows(item) for item in track)
         ):
@@ -270,8 +271,9 @@ def _fcpxml_spine(timeline: otio.schema.Timeline) -> otio.schema.Track | None:
 def main_video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
     """The edit's picture: the first (lowest) enabled video track that holds an enabled clip;
     an empty V1 under the cut (a track of gaps, a disabled track) is passed over. In a
-    timeline read from FCPXML (tracks named by lane) it is the primary storyline, lane 0. Only when no video track holds a
-    clip is the first video track returned (its emptiness is reported by the caller)."""
+    timeline read from FCPXML (tracks named by lane) it is the primary storyline, lane 0.
+    Only when no video track holds a clip is the first video track returned (its emptiness
+    is reported by the caller)."""
     if not isinstance(timeline, otio.schema.Timeline):
         raise InputError(f"expected an OTIO Timeline, got {type(timeline).__name__}")
     spine = _fcpxml_spine(timeline)
@@ -279,11 +281,7 @@ def main_video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
         return spine
     videos: list[otio.schema.Track] = []
     for track in timeline.tracks:
-        if (
-            isinstance(track, otio.schema.Track)
-            and track.kind == otio.schema.TrackKind.Video
-            and track.enabled  # a hidden track is not the picture
-        ):
+        if is_video(track) and track.enabled:  # a hidden track is not the picture
             if any(_shows(item) for item in track):
                 return track
             videos.append(track)

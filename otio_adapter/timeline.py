@@ -427,6 +427,12 @@ def music_track_timeline(
     return out
 
 
+def is_video(track: Any) -> bool:
+    """A video track: kind "Video", as OTIO spells it, or "video"/"VIDEO" as hand-written
+    and some tools' JSON has it."""
+    return isinstance(track, otio.schema.Track) and str(track.kind).lower() == "video"
+
+
 def is_moodsic_music(track: Any) -> bool:
     return isinstance(track, otio.schema.Track) and any(
         moodsic_meta(c).get("role") == "music" for c in track.find_clips(shallow_search=True)
@@ -448,7 +454,7 @@ def music_tracks(timeline: otio.schema.Timeline) -> list[otio.schema.Track]:
 # --------------------------------------------------------------------------- timeline -> cue
 def _video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
     for track in timeline.tracks:
-        if isinstance(track, otio.schema.Track) and track.kind == otio.schema.TrackKind.Video:
+        if is_video(track):
             return track
     raise CueSheetError(f"timeline {timeline.name!r} has no video track")
 

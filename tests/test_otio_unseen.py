@@ -657,3 +657,15 @@ def test_fcpxmld_bundle_is_read(media, tmp_path) -> None:  # noqa: ANN001
     (bundle / "Info.fcpxml").unlink()
     with pytest.raises(InputError, match="Project.fcpxmld: an .fcpxmld bundle without Info.fcpxml"):
         read_edit(bundle)
+
+
+def test_track_kind_spelt_in_lower_case_is_a_video_track(media, tmp_path) -> None:  # noqa: ANN001
+    from otio_adapter.score import edit_clips
+
+    edit = make_edit([(media["a"], 0, 25), (media["b"], 0, 25)])
+    text = otio.adapters.write_to_string(edit, "otio_json").replace(
+        '"kind": "Video"', '"kind": "video"'
+    )
+    (tmp_path / "hand.otio").write_text(text)
+    clips, fps, frames = edit_clips(read_edit(tmp_path / "hand.otio"))
+    assert len(clips) == 2 and fps == 25 and frames == 50
