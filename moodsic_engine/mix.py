@@ -202,19 +202,48 @@ class BeatGrid:
         return self.first_s + max(0, k) * self.bar_s
 
 
+_BAR_RANGE_S = (0.25, 30.0)  # a bar of 4 beats at 960..8 BPM: anything else is not a grid
+
+
+def _sidecar_grid(d: Any) -> BeatGrid | None:
+    """A `.beats.json` sidecar's grid ({"bar_s"} or {"tempo_bpm", "beats_per_bar"}, plus
+    "first_beat_s"), or None when it does not describe a usable one: zero/negative/absurd
+    tempos or bars, non-finite numbers, booleans and non-objects are ignored (they crashed
+    placement or put a track's start at 1e9 s). The first downbeat is taken within one bar."""
+
+    def num(x: Any) -> float | None:
+        if isinstance(x, bool) or not isinstance(x, int | float | str):
+            return None
+        try:
+            v = float(x)
+        except ValueError:
+            return None
+        return v if math.isfinite(v) else None
+
+    if not isinstance(d, dict):
+        return None
+    bar = num(d.get("bar_s"))
+    if bar is None or bar <= 0:
+        tempo, beats = num(d.get("tempo_bpm")), num(d.get("beats_per_bar", 4))
+        if tempo is None or beats is None or tempo <= 0 or beats < 1 or beats != int(beats):
+            return None
+        bar = 60.0 / tempo * beats
+    if not _BAR_RANGE_S[0] <= bar <= _BAR_RANGE_S[1]:
+        return None
+    first = num(d.get("first_beat_s", 0.0))
+    return BeatGrid(bar_s=bar, first_s=(first or 0.0) % bar)
+
+
 def beat_grid(path: str, y: np.ndarray, sr: int, *, detect: bool) -> BeatGrid | None:
     """A track's bar grid: from its `.beats.json` sidecar, else librosa when `detect`."""
     side = Path(f"{path}.beats.json")
     if side.is_file():
         try:
-            d = json.loads(side.read_text(encoding="utf-8"))
-            bar = float(
-                d.get("bar_s") or 60.0 / float(d["tempo_bpm"]) * int(d.get("beats_per_bar", 4))
-            )
-            if bar > 0:
-                return BeatGrid(bar_s=bar, first_s=float(d.get("first_beat_s", 0.0)))
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+            grid = _sidecar_grid(json.loads(side.read_text(encoding="utf-8")))
+            if grid is not None:
+                return grid
+        except (OSError, ValueError, RecursionError):
+            pass  # unreadable sidecar: as if there were none
     if not detect or len(y) < sr * 4:
         return None
     import librosa

@@ -490,3 +490,32 @@ def test_zero_length_video_is_a_clear_error_and_tiny_ones_mix(tmp_path: Path) ->
     out = mix.write_mix(_cue([(0.0, 0.01, str(track), 0.0)], 0.01), tmp_path / "m.mp3")
     y, sr = sf.read(str(out), always_2d=True)
     assert len(y) == 480 and np.isfinite(y).all()
+
+
+@pytest.mark.parametrize(
+    "sidecar",
+    [
+        {"tempo_bpm": 0},  # ZeroDivisionError
+        {"bar_s": 2, "first_beat_s": "nan"},  # ValueError: NaN to integer
+        [1, 2],  # AttributeError: list has no .get
+        {"bar_s": 2, "first_beat_s": 1e9},  # the track "started" at 1e9 s
+        {"bar_s": 1e-7},
+        {"tempo_bpm": 120, "beats_per_bar": 0},
+    ],
+)
+def test_malformed_beat_sidecars_are_ignored(tmp_path: Path, sidecar: object) -> None:
+    track = _write(tmp_path / "a.wav", _sine(440, 5.0))
+    Path(f"{track}.beats.json").write_text(json.dumps(sidecar))
+    cue = _cue([(0.0, 4.0, str(track), 0.5), (4.0, 12.0, str(track), 1.0)], 12.0)
+    placed = mix.place_tracks(cue, MixConfig(beat_align=False))
+    starts = [s.track.in_s for s in placed.segments]
+    assert all(0.0 <= s < 5.0 for s in starts), starts
+    y = mix.render_music(placed, MixConfig(beat_align=False))
+    assert y.shape == (12 * SR, 2) and np.isfinite(y).all() and np.abs(y).max() > 0.1
+
+
+def test_beat_sidecar_first_downbeat_is_taken_within_a_bar() -> None:
+    grid = mix._sidecar_grid({"bar_s": 2.0, "first_beat_s": 9.5})
+    assert grid == mix.BeatGrid(bar_s=2.0, first_s=1.5)
+    assert mix._sidecar_grid({"tempo_bpm": "120", "beats_per_bar": 3}) == mix.BeatGrid(1.5, 0.0)
+    assert mix._sidecar_grid({"bar_s": True}) is None
