@@ -364,6 +364,7 @@ def _read_manifest(path: Path) -> list[ClipInput]:
         for key, value in row.items():
             if key in _CLIP_KEYS or value in (None, ""):
                 continue
+            key = key.removeprefix("config.")  # {"path": ..., "config": {...}} reads the same
             overrides[_ALIASES.get(key, key)] = value
         clips.append(
             ClipInput(

@@ -110,10 +110,13 @@ def test_manifests_carry_per_clip_options(tmp_path: Path, clip_bank: list[Path])
 
     (d / "list.jsonl").write_text(
         '{"path": "v0.mp4", "segment": {"min_segment_s": 3}}\n# a comment\n"v1.mp4"\n'
+        '{"path": "v2.mp4", "config": {"segment": {"min_segment_s": 5}, "seed": 4}}\n'
     )
     jl = discover(d / "list.jsonl")
     assert apply_overrides(Config(), jl[0].overrides, "x").segment.min_segment_s == 3.0
     assert jl[1].rel == "v1"
+    cfg2 = apply_overrides(Config(), jl[2].overrides, "x")  # options under a "config" key
+    assert cfg2.segment.min_segment_s == 5.0 and cfg2.seed == 4
 
     (d / "bad.csv").write_text("path,segment.bogus\nv0.mp4,1\n")
     with pytest.raises(InputError, match=r"bad\.csv line 2.*bogus"):
