@@ -1,10 +1,12 @@
 """Music catalogue: tracks with V/A on the reference scale, mood clusters, fast lookup.
 
 `load_library(spec)` accepts "builtin", a DEAM folder in its published layout, a CSV/JSON
-manifest, a Parquet/CSV table with song-level V/A, or a folder of audio files (V/A estimated
-from the audio). Every loader produces the same catalogue table (`Track` rows) and the same
-mood-cluster model; a catalogue index is cached next to the library and rebuilt when the
-files it was built from change.
+manifest, a Parquet/CSV table with song-level V/A, a folder of audio files (V/A estimated
+from the audio) or a single audio file; a folder whose only V/A table is not called
+manifest.* loads as that manifest. Every loader produces the same catalogue table (`Track`
+rows; a large V/A-only table is a columnar `TrackTable` that makes them on demand) and the
+same mood-cluster model; a catalogue index is cached next to the library (or in the user
+cache when that folder is read-only) and rebuilt when the files it was built from change.
 """
 
 from __future__ import annotations
@@ -227,7 +229,8 @@ def load_library(
     allow_outside: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> Library:
-    """Load a library: "builtin", a DEAM folder, a manifest (.csv/.json), a table or an audio folder.
+    """Load a library: "builtin", a DEAM folder, a manifest (.csv/.json), a table, an audio folder
+    or one audio file.
 
     Raises LibraryError with one line when the library cannot be used.
     """
