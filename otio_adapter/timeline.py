@@ -518,6 +518,33 @@ def _music_at(
     return None if best is None else (best[1], best[2])
 
 
+def _only_a_tail(clip: Any, segment: int | None, at: int, end: int, rate: float) -> bool:
+    """A Moodsic clip made for another segment that stops in the first half of this one: the
+    outgoing side of a crossfade, which tells nothing about this segment's music."""
+    meta = moodsic_meta(clip)
+    if meta.get("role") != "music" or meta.get("segment") in (None, segment):
+        return False
+    return _record_range(clip, rate)[1] <= (at + end) // 2
+
+
+def _own_clip(
+    timeline: otio.schema.Timeline, segment: int | None, at: int, end: int, rate: float
+) -> tuple[Any, int] | None:
+    """The clip Moodsic made for `segment`, when an editor slid it to start later inside the
+    segment: it and its first media frame."""
+    if segment is None:
+        return None
+    for track in music_tracks(timeline):
+        for clip in track.find_clips(shallow_search=True):
+            meta = moodsic_meta(clip)
+            if meta.get("segment") != segment or meta.get("loop", 0) != 0:
+                continue
+            start, _ = _record_range(clip, rate)
+            if at <= start < end and clip.source_range is not None:
+                return clip, to_frames(clip.source_range.start_time, rate)
+    return None
+
+
 def _segment_fields(seg: dict[str, Any]) -> dict[str, Any]:
     """A serialised Segment in marker-metadata names (exact values)."""
     return {
@@ -587,6 +614,12 @@ def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = 
         end_s = m["end_s"] if m.get("end_frame") == end else seconds_of(end, fps)
         track = dict(m["track"]) if m.get("track") else None
         found = _music_at(timeline, at, rate, m.get("segment"))
+        if found is not None and _only_a_tail(found[0], m.get("segment"), at, end, rate):
+            found = None  # the previous segment's crossfade tail: not this segment's music
+        if found is None:
+            found = _own_clip(timeline, m.get("segment"), at, end, rate)
+            if found is None and music_tracks(timeline):
+                track = None  # its music was deleted in an editor: the segment is silent
         if found is not None:
             clip, in_frame = found
             clip_meta = moodsic_meta(clip).get("track")

@@ -669,3 +669,37 @@ def test_track_kind_spelt_in_lower_case_is_a_video_track(media, tmp_path) -> Non
     (tmp_path / "hand.otio").write_text(text)
     clips, fps, frames = edit_clips(read_edit(tmp_path / "hand.otio"))
     assert len(clips) == 2 and fps == 25 and frames == 50
+
+
+@pytest.mark.parametrize("layout", ["alternate", "single"])
+def test_music_deleted_or_slid_in_an_editor_is_written_back(tmp_path, layout) -> None:  # noqa: ANN001
+    from otio_adapter import cue_to_timeline, timeline_to_cue
+    from otio_adapter.testing import make_cue
+
+    cue = make_cue(tmp_path, write_audio=False)
+    timeline = cue_to_timeline(cue, layout=layout)
+    assert timeline_to_cue(timeline).segments == cue.segments
+    for track in list(timeline.tracks)[1:]:
+        for i, item in enumerate(list(track)):
+            if isinstance(item, otio.schema.Clip) and item.metadata["moodsic"]["segment"] == 2:
+                track[i] = otio.schema.Gap(source_range=item.source_range)  # deleted
+    back = timeline_to_cue(timeline)
+    # segment 2 is silent now (was: still t2, or, under a crossfade tail, t1 from 10.48 s)
+    assert [s.track.id if s.track else None for s in back.segments] == ["t0", "t1", None, "t3"]
+    assert back.segments[3] == cue.segments[3]
+
+    slid = cue_to_timeline(cue, layout="single")
+    music = slid.tracks[1]
+    k = next(
+        i
+        for i, c in enumerate(music)
+        if getattr(c, "metadata", {}).get("moodsic", {}).get("segment") == 2
+    )
+    clip = music[k]
+    rng = clip.source_range
+    clip.source_range = TR(rng.start_time, rng.duration - RT(10, 25))
+    music.insert(k, otio.schema.Gap(source_range=TR(RT(0, 25), RT(10, 25))))  # 10 frames later
+    if isinstance(music[k - 1], otio.schema.Transition):
+        del music[k - 1]
+    seg = timeline_to_cue(slid).segments[2]
+    assert seg.track is not None and seg.track.id == "t2" and seg.track.in_s == 5.0
