@@ -402,9 +402,12 @@ def score_timeline_cmd(
             cue is not None and cue.resolve() == edit.resolve()
         ):
             raise InputError("the output would overwrite the input edit; choose another -o path")
+        if cue is not None and cue.resolve() == output.resolve():
+            raise InputError("--cue and -o name the same file; give the cue sheet its own path")
         from otio_adapter.edit_io import read_edit, write_timeline
         from otio_adapter.score import score_timeline_report
 
+        from .fileio import atomic_path
         from .library import load_library
 
         cfg = _load_config(config, seed=seed, experts=names)
@@ -420,9 +423,12 @@ def score_timeline_cmd(
             layout=layout,
             progress=report,
         )
-        write_timeline(scored, output)
-        if cue is not None:
-            result.cue.to_json(cue)
+        with contextlib.ExitStack() as stack:
+            # The cue sheet lands only once the timeline has: a failure leaves neither.
+            cue_tmp = stack.enter_context(atomic_path(cue)) if cue is not None else None
+            if cue_tmp is not None:
+                cue_tmp.write_text(result.cue.to_json_text() + "\n", encoding="utf-8")
+            write_timeline(scored, output)
         for line in result.missing_lines():
             info(progress, f"not scored: {line}")
         if json_out is not None:

@@ -245,6 +245,17 @@ def test_cli_scores_otio_fcpxml_and_edl_edits(media, tmp_path: Path) -> None:  #
     res = _moodsic("score-timeline", "edit.xyz", "-o", "j.otio", *common, cwd=tmp_path)
     assert res.returncode == 1 and "not found" in res.stderr
 
+    # --cue is a second output: never the timeline's own path, and never left behind by
+    # a timeline that could not be written (an EDL cannot carry the music tracks)
+    res = _moodsic("score-timeline", "edit.otio", "-o", "s.otio", "--cue", "s.otio", *common,
+                   cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 1 and "same file" in res.stderr
+    res = _moodsic("score-timeline", "edit.otio", "-o", "s.edl", "--cue", "s.json", *common,
+                   cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 1 and res.stderr.count("\n") == 1
+    assert not (tmp_path / "s.edl").exists() and not (tmp_path / "s.json").exists()
+    assert not list(tmp_path.glob(".s.*part*"))
+
 
 def test_rescoring_replaces_earlier_music_and_keeps_the_rest(media, cfg) -> None:  # noqa: ANN001
     from otio_adapter import add_score
