@@ -214,6 +214,8 @@ def validate(data: Any, *, source: str = "cue sheet") -> None:
 
     if not isinstance(data, dict):
         raise CueSheetError(f"{source}: not a moodsic cue sheet (expected a JSON object)")
+    if "schema" not in data:
+        raise CueSheetError(f'{source}: not a moodsic cue sheet (no "schema": "{SCHEMA_ID}")')
     if data.get("schema") != SCHEMA_ID:
         raise CueSheetError(
             f"{source}: unsupported schema {data.get('schema')!r} (this Moodsic reads {SCHEMA_ID})"

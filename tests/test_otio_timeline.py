@@ -448,6 +448,7 @@ def test_bad_cue_sheets_are_refused_clearly(tmp_path: Path) -> None:
         "wrong_schema.moodsic.json": {**good, "schema": "moodsic.cue/2"},
         "no_segments.moodsic.json": {**good, "segments": []},
         "a_list.moodsic.json": [1, 2],
+        "other_json.moodsic.json": {"name": "a package.json, say"},
     }
     for name, data in cases.items():
         (tmp_path / name).write_text(json.dumps(data))
@@ -459,6 +460,7 @@ def test_bad_cue_sheets_are_refused_clearly(tmp_path: Path) -> None:
         messages[name] = str(err.value)
         assert "\n" not in messages[name]
     assert "unsupported schema 'moodsic.cue/2'" in messages["wrong_schema.moodsic.json"]
+    assert "not a moodsic cue sheet" in messages["other_json.moodsic.json"]
     assert "not valid JSON" in messages["broken.moodsic.json"]
     with pytest.raises(CueSheetError, match="layout"):
         otio.adapters.read_from_file(
