@@ -229,3 +229,37 @@ def test_library_smaller_than_the_window_never_repeats_back_to_back() -> None:
     paths = [c.path for c in match_segments(lib, seg, lib.clusters.posterior(seg), MatchConfig())]
     assert paths == ["/music/same.wav", "/music/other.wav"] * 2
     assert match_segments(lib, np.zeros((0, 2)), np.zeros((0, lib.clusters.k)), MatchConfig()) == []
+
+
+def test_deep_reroll_queries_deeper_not_the_whole_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-roll past the base candidates widened the query to the whole catalogue (k = M
+    nearest neighbours per cluster); it now doubles until enough free tracks are ranked,
+    with the same choice."""
+    from moodsic_engine.library import match
+
+    lib = _library(n=4000, seed=2)
+    # seven segments close together: the six neighbours take the re-rolled one's nearest tracks
+    seg_va = 0.5 + 0.002 * np.arange(7)[:, None] * np.array([[1.0, -1.0]])
+    post = lib.clusters.posterior(seg_va)
+    cfg = MatchConfig(no_repeat=3)
+    base = match_segments(lib, seg_va, post, cfg, seed=0)
+    ks: list[int] = []
+    real = match.ranked_candidates
+
+    def spy(library, va, p, gate, need, seed):  # noqa: ANN001, ANN202
+        ks.append(need)
+        return real(library, va, p, gate, need, seed)
+
+    monkeypatch.setattr(match, "ranked_candidates", spy)
+    rolled = match_segments(lib, seg_va, post, cfg, seed=0, reroll={3: 2})
+    assert max(ks) < len(lib.tracks) // 4
+    assert [c.id for i, c in enumerate(rolled) if i != 3] == [
+        c.id for i, c in enumerate(base) if i != 3
+    ]
+    # Brute force: the 2nd free gate track after the base choice, by distance.
+    gate = match.gate_clusters(post[3], cfg.cluster_gate)
+    members = np.flatnonzero(np.isin(lib.track_cluster, gate))
+    order = members[np.argsort(np.hypot(*(lib.va[members] - seg_va[3]).T), kind="stable")]
+    taken = {base[j].id for j in range(7) if j != 3}
+    free = [lib.tracks[t].id for t in order if lib.tracks[t].id not in taken]
+    assert rolled[3].id == free[free.index(base[3].id) + 2]

@@ -109,14 +109,21 @@ def match_segments(
             ranked_candidates(library, seg_va[i], seg_post[i], cfg.cluster_gate, need, seed)
         )
 
-    def pick(i: int, exclude: set[str]) -> tuple[int, int]:
+    def widen(i: int, enough: Any) -> list[int]:
+        """Segment i's candidates, queried deeper (doubling, up to the whole library) until
+        `enough(ranked)`; a million-track library is not ranked whole for one re-roll."""
         ranked = ranked_all[i]
+        k = len(ranked)
+        while k < m and not enough(ranked):
+            k = min(m, max(2 * k, 8))
+            ranked = ranked_candidates(library, seg_va[i], seg_post[i], cfg.cluster_gate, k, seed)
+        ranked_all[i] = ranked
+        return ranked
+
+    def pick(i: int, exclude: set[str]) -> tuple[int, int]:
+        # all near ones may be recent (files listed twice): look deeper then
+        ranked = widen(i, lambda r: any(key(t) not in exclude for t in r))
         free = [(r, t) for r, t in enumerate(ranked) if key(t) not in exclude]
-        if not free and len(ranked) < m:  # all near ones were recent (files listed twice)
-            ranked = ranked_all[i] = ranked_candidates(
-                library, seg_va[i], seg_post[i], cfg.cluster_gate, m, seed
-            )
-            free = [(r, t) for r, t in enumerate(ranked) if key(t) not in exclude]
         if not free:
             free = list(enumerate(ranked))  # library smaller than the window: repeats allowed
         return free[0]
@@ -132,9 +139,13 @@ def match_segments(
         # Neighbours keep their choices; a re-rolled neighbour's new track is taken too.
         near = [j for j in range(max(0, i - window), min(len(base), i + window + 1)) if j != i]
         neighbours = {key(base[j][1]) for j in near} | {key(final[j][1]) for j in near}
-        ranked = ranked_all[i]
-        if len(ranked) < m and len([t for t in ranked if key(t) not in neighbours]) <= n:
-            ranked = ranked_candidates(library, seg_va[i], seg_post[i], cfg.cluster_gate, m, seed)
+
+        def enough(r: list[int], i: int = i, n: int = n, nb: set[str] = neighbours) -> bool:
+            free = [t for t in r if key(t) not in nb]
+            start = free.index(base[i][1]) if base[i][1] in free else -1
+            return len(free) > start + n
+
+        ranked = widen(i, enough)
         # Re-roll n: skip the base choice's position among free tracks, then n-1 more.
         free = [t for t in ranked if key(t) not in neighbours]
         start = free.index(base[i][1]) if base[i][1] in free else -1
