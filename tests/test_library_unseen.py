@@ -449,3 +449,24 @@ def test_builtin_library_without_a_writable_cache(
     assert len(lib.tracks) == 2
     assert all(Path(t.path).is_file() and Path(t.path).is_relative_to(tmp_path) for t in lib.tracks)
     assert (next(tmp_path.glob("moodsic-*")).stat().st_mode & 0o777) == 0o700
+
+
+def test_phase_inverted_stereo_is_not_silent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left = -right cancels in a plain mono average: loud music was skipped as 'silent'."""
+    from moodsic_engine.library import estimate
+
+    t = np.arange(2 * SR) / SR
+    y = 0.3 * np.sin(2 * np.pi * 330 * t)
+    sf.write(str(tmp_path / "anti.wav"), np.stack([y, -y], axis=1).astype(np.float32), SR)
+    seen: list[float] = []
+
+    def fake_features(mono, sr=SR):  # noqa: ANN001, ANN202 - librosa is not under test
+        seen.append(float(np.abs(mono).max()))
+        return {"tempo_bpm": 100.0, "onset_rate": 2.0, "mode": 0.0, "centroid_hz": 1500.0,
+                "rms_db": -20.0}  # fmt: skip
+
+    monkeypatch.setattr(estimate, "features", fake_features)
+    est = estimate.estimate_va(tmp_path / "anti.wav")
+    assert est.duration_s == pytest.approx(2.0) and seen[0] == pytest.approx(0.3, abs=0.01)

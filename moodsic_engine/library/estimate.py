@@ -55,7 +55,14 @@ def _load(path: Path) -> tuple[np.ndarray, float]:
         y, sr = y2[: int(_MAX_S * _SR)], _SR
         duration = _ffprobe_duration(str(path)) or len(y2) / _SR
     # a damaged float file can hold NaN/inf samples: silence them rather than fail later
-    mono = np.nan_to_num(y.mean(axis=1), nan=0.0, posinf=0.0, neginf=0.0)
+    y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
+    mono = y.mean(axis=1)
+    if y.shape[1] > 1:
+        # Channels in opposite phase cancel in the average (a "silent" downmix of loud
+        # music): then the loudest channel stands for the track.
+        ch_rms = np.sqrt(np.mean(np.square(y, dtype=np.float64), axis=0))
+        if np.sqrt(np.mean(np.square(mono, dtype=np.float64))) < 0.25 * float(ch_rms.max()):
+            mono = y[:, int(np.argmax(ch_rms))]
     if sr != _SR:
         import soxr
 
