@@ -470,3 +470,21 @@ def test_phase_inverted_stereo_is_not_silent(
     monkeypatch.setattr(estimate, "features", fake_features)
     est = estimate.estimate_va(tmp_path / "anti.wav")
     assert est.duration_s == pytest.approx(2.0) and seen[0] == pytest.approx(0.3, abs=0.01)
+
+
+def test_manifest_track_without_an_audio_stream_is_skipped(tmp_path: Path) -> None:
+    """A video with no sound listed as a track passed ffprobe's container duration and was
+    kept, only to fail at mixdown ("cannot read audio file")."""
+    import subprocess
+
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i",
+         "testsrc=size=64x64:rate=10:duration=2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+         str(tmp_path / "mute.mp4")],
+        check=True,
+    )  # fmt: skip
+    _tone(tmp_path / "a.wav")
+    (tmp_path / "m.csv").write_text("path,valence,arousal\nmute.mp4,0.1,0.1\na.wav,0.2,0.2\n")
+    lib, warns = _load(tmp_path / "m.csv")
+    assert [t.title for t in lib.tracks] == ["a"]
+    assert any("unreadable" in w and "mute.mp4" in w for w in warns)

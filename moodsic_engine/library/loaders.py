@@ -821,18 +821,24 @@ def _duration(path: str) -> float | None:
 
 
 def _ffprobe_duration(path: str) -> float | None:
+    """Duration of a file's audio per ffprobe; None when it has no audio stream (a video
+    without sound passed for a track) or cannot be probed."""
     import subprocess
 
     try:
         out = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        return float(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
-    except (OSError, ValueError, subprocess.SubprocessError):
+            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+             "stream=codec_type:format=duration", "-of", "json", os.path.abspath(path)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if out.returncode != 0:
+            return None
+        info = json.loads(out.stdout or "{}")
+        if not info.get("streams"):
+            return None
+        duration = float(info.get("format", {}).get("duration", "nan"))
+        return duration if math.isfinite(duration) and duration > 0 else None
+    except (OSError, ValueError, TypeError, AttributeError, subprocess.SubprocessError):
         return None
 
 
