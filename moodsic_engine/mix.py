@@ -319,8 +319,15 @@ def _start_s(in_s: float, grid: BeatGrid | None, lead_s: float, loop_s: float) -
     if grid is not None:
         p0_s = grid.downbeat_at_or_after(max(p0_s, lead_s))
         if p0_s >= loop_s - 1e-9:
-            p0_s = grid.first_s
-    elif p0_s < lead_s < loop_s:
+            # Past the loop's end: its first downbeat after the fade-in's lead, as a start
+            # within the loop would get (so placing the result again changes nothing).
+            p0_s = grid.downbeat_at_or_after(lead_s)
+            if p0_s >= loop_s - 1e-9:
+                p0_s = grid.first_s
+        return p0_s
+    if loop_s > 0 and p0_s >= loop_s:
+        p0_s %= loop_s  # an in-point past the end of the track: where the loop has it
+    if p0_s < lead_s < loop_s:
         # No grid (not loop-shaped): the fade-in starts at the track's beginning rather than
         # borrowing a pre-roll from its ending.
         p0_s = lead_s

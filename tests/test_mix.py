@@ -519,3 +519,24 @@ def test_beat_sidecar_first_downbeat_is_taken_within_a_bar() -> None:
     assert grid == mix.BeatGrid(bar_s=2.0, first_s=1.5)
     assert mix._sidecar_grid({"tempo_bpm": "120", "beats_per_bar": 3}) == mix.BeatGrid(1.5, 0.0)
     assert mix._sidecar_grid({"bar_s": True}) is None
+
+
+@pytest.mark.parametrize("grid", [{"bar_s": 1.5, "first_beat_s": 0.0}, None])
+def test_in_point_past_the_track_end_places_as_a_fixed_point(
+    tmp_path: Path, grid: dict | None
+) -> None:
+    """An in-point beyond the track (a curve offset, an edited cue) wrapped to the grid's first
+    downbeat, inside the fade-in's lead, so placing the placed cue again moved it (0.0 then
+    1.5); without a grid it stayed past the end of the media in the cue."""
+    track = _write(tmp_path / "a.wav", _sine(440, 6.0), grid=grid)
+    cue = _cue([(0.0, 4.0, str(track), 1.0), (4.0, 9.0, str(track), 100.0)], 9.0)
+    cfg = MixConfig(beat_align=False, crossfade_s=2.0)
+    placed = mix.place_tracks(cue, cfg)
+    again = mix.place_tracks(placed, cfg)
+    starts = [s.track.in_s for s in placed.segments]
+    assert starts == [s.track.in_s for s in again.segments]
+    assert all(0.0 <= s < 6.0 for s in starts), starts
+    assert starts[1] >= 1.0  # past the half crossfade (1 s) that pre-rolls before the boundary
+    np.testing.assert_allclose(
+        mix.render_music(placed, cfg), mix.render_music(again, cfg), atol=1e-6
+    )
