@@ -193,12 +193,17 @@ class BeatGrid:
     bar_s: float  # length of one bar
     first_s: float  # first downbeat
 
+    # A time within this of a downbeat is on it. Cue sheets keep in-points to 6 decimals, so a
+    # downbeat read back from one can sit up to 5e-7 s late; a tighter tolerance moved such a
+    # track a whole bar each time a placed cue was placed again.
+    _ON_BEAT_S = 2e-6
+
     def downbeat_at_or_after(self, t: float) -> float:
-        k = math.ceil((t - self.first_s) / self.bar_s - 1e-9)
+        k = math.ceil((t - self.first_s - self._ON_BEAT_S) / self.bar_s)
         return self.first_s + max(0, k) * self.bar_s
 
     def downbeat_at_or_before(self, t: float) -> float:
-        k = math.floor((t - self.first_s) / self.bar_s + 1e-9)
+        k = math.floor((t - self.first_s + self._ON_BEAT_S) / self.bar_s)
         return self.first_s + max(0, k) * self.bar_s
 
 

@@ -540,3 +540,18 @@ def test_in_point_past_the_track_end_places_as_a_fixed_point(
     np.testing.assert_allclose(
         mix.render_music(placed, cfg), mix.render_music(again, cfg), atol=1e-6
     )
+
+
+def test_placing_a_placed_cue_keeps_downbeats_that_cue_rounding_moved(tmp_path: Path) -> None:
+    """At 174 BPM a bar is 1.3793103... s: an in-point rounded to 6 decimals in the cue sat
+    a few 1e-7 s after its downbeat, and placing the placed cue again moved the track one
+    whole bar later each time."""
+    grid = {"tempo_bpm": 174, "first_beat_s": 0.2095662707238568}
+    track = _write(tmp_path / "a.wav", _sine(440, 20.0), grid=grid)
+    cue = _cue([(0.0, 3.0, str(track), 5.0), (3.0, 8.0, str(track), 0.0)], 8.0)
+    cfg = MixConfig(beat_align=False, crossfade_s=2.0)
+    placed = mix.place_tracks(cue, cfg)
+    for _ in range(3):
+        again = mix.place_tracks(placed, cfg)
+        assert [s.track.in_s for s in again.segments] == [s.track.in_s for s in placed.segments]
+        placed = again
