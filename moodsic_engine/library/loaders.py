@@ -169,30 +169,13 @@ def _cached(
     fp = _fingerprint(files, extra)
     candidates = _index_paths(index_path, cache_dir)
     for cand in candidates:
-        try:
-            data = json.loads(cand.read_text(encoding="utf-8"))
-            if data.get("fingerprint") == fp:
-                tracks: tuple[Track, ...] | TrackTable = (
-                    TrackTable.from_dict(data["table"])
-                    if "table" in data
-                    else tuple(Track.from_dict(t) for t in data["tracks"])
-                )
-                if kind != "builtin" and not _vetted(tracks, files):
-                    continue  # an index may not smuggle in paths its loader would refuse
-                clusters = MoodClusters.from_dict(data["clusters"])
-                return Library(
-                    name=name,
-                    root=root,
-                    tracks=tracks,
-                    clusters=clusters,
-                    kind=kind,
-                    warnings=tuple(data.get("warnings", ())),
-                )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
-            continue  # a stale, corrupt or hostile index is rebuilt
+        cached = _read_index(cand, fp, name=name, root=root, kind=kind, files=files)
+        if cached is not None:
+            # The files behind its warnings are as they were: tell the user on every load.
+            _warn(cached.warnings)
+            return cached
     tracks, warns = build()
-    for w in warns:
-        warnings.warn(w, stacklevel=3)
+    _warn(warns)
     lib = library_from_tracks(
         tracks, name=name, root=root, kind=kind, match_config=cfg, warnings=tuple(warns)
     )
@@ -220,6 +203,38 @@ def _cached(
         except (OSError, InputError):  # atomic_path reports an uncreatable folder as InputError
             continue  # the index is a cache: without a writable place, the library still loads
     return lib
+
+
+def _read_index(
+    path: Path, fp: str, *, name: str, root: Path, kind: str, files: list[Path]
+) -> Library | None:
+    """The library a cached index at `path` holds, if it was built from these very files."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("fingerprint") != fp:
+            return None
+        tracks: tuple[Track, ...] | TrackTable = (
+            TrackTable.from_dict(data["table"])
+            if "table" in data
+            else tuple(Track.from_dict(t) for t in data["tracks"])
+        )
+        if kind != "builtin" and not _vetted(tracks, files):
+            return None  # an index may not smuggle in paths its loader would refuse
+        return Library(
+            name=name,
+            root=root,
+            tracks=tracks,
+            clusters=MoodClusters.from_dict(data["clusters"]),
+            kind=kind,
+            warnings=tuple(str(w) for w in data.get("warnings", ())),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None  # a stale, corrupt or hostile index is rebuilt
+
+
+def _warn(messages: tuple[str, ...] | list[str]) -> None:
+    for w in messages:
+        warnings.warn(w, stacklevel=4)  # the caller of load_library
 
 
 def _writable_dir(folder: Path) -> bool:
