@@ -831,33 +831,54 @@ def mux(
 ) -> Path:
     """The video with `audio_path` as its only audio; the video stream is copied, not re-encoded.
 
+    Only when the output container cannot hold the video's codec as it is (ProRes, FFV1, raw
+    or GIF video in an .mp4; H.264 in a .webm) is the picture encoded once, visually lossless
+    (H.264 CRF 18; VP9 for .webm), with a warning that names a container that would keep it.
+
     A lossy audio codec (AAC, Opus) is checked like an MP3 output: when its decoded true peak
     lands above `ceiling_db` (default: the audio file's own true peak), the audio is limited by
     the overshoot and encoded again."""
     import tempfile
+    import warnings
 
     video, audio, out = Path(video_path), Path(audio_path), Path(out_path)
     for p in (video, audio):
         if not p.is_file():
             raise InputError(f"file not found: {p}")
+    suffix = out.suffix.lower()
     codec = {
         ".mkv": ["-c:a", "flac"],
         ".webm": ["-c:a", "libopus", "-b:a", "160k"],
-    }.get(out.suffix.lower(), ["-c:a", "aac", "-b:a", "192k"])
+    }.get(suffix, ["-c:a", "aac", "-b:a", "192k"])
+    picture = ["-c:v", "copy"]
 
-    def run(tmp: Path, source: Path) -> None:
+    def ffmpeg(tmp: Path, source: Path) -> subprocess.CompletedProcess[str]:
         try:
-            proc = subprocess.run(
+            return subprocess.run(
                 ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", os.path.abspath(video),
-                 "-i", os.path.abspath(source), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+                 "-i", os.path.abspath(source), "-map", "0:V:0", "-map", "1:a:0", *picture,
                  *codec, "-map_metadata", "0", os.path.abspath(tmp)],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
         except FileNotFoundError:
             raise ResourceError("ffmpeg is not installed (needed to write the video)") from None
+
+    def run(tmp: Path, source: Path) -> None:
+        nonlocal picture
+        proc = ffmpeg(tmp, source)
+        if proc.returncode != 0 and picture[-1] == "copy" and _container_refuses(proc.stderr):
+            picture = _REENCODE.get(suffix, _REENCODE[".mp4"])
+            warnings.warn(
+                f"{video.name}: its video codec cannot go into {suffix or 'this file'} as it is, "
+                f"so the picture was encoded again ({picture[1]}); use --mux NAME.mkv (or "
+                ".mov) to keep it untouched",
+                stacklevel=4,
+            )
+            proc = ffmpeg(tmp, source)
         if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
-            raise InputError(f"cannot mux {video.name}: {last[:200]}")
+            lines = proc.stderr.strip().splitlines() or ["ffmpeg failed"]
+            why = next((ln for ln in lines if _container_refuses(ln)), lines[-1])
+            raise InputError(f"cannot mux {video.name}: {why.strip()[:200]}")
 
     with atomic_path(out) as tmp, tempfile.TemporaryDirectory(prefix="moodsic-mux-") as work:
         if codec[1] == "flac":
@@ -879,6 +900,23 @@ def mux(
 
             _encode_under_ceiling(y, sr, ceiling, encode, lambda: _ffmpeg_decode(tmp, sr))
     return out
+
+
+# Picture encodings for a container that cannot carry the source's video codec.
+_REENCODE = {
+    ".mp4": ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+             "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2"],
+    ".webm": ["-c:v", "libvpx-vp9", "-crf", "30", "-b:v", "0", "-deadline", "realtime",
+              "-cpu-used", "8", "-row-mt", "1"],
+}  # fmt: skip
+
+
+def _container_refuses(stderr: str) -> bool:
+    """FFmpeg's words for 'this container cannot hold that codec' (mp4 and webm muxers)."""
+    return any(
+        phrase in stderr
+        for phrase in ("not currently supported in container", "Only VP8 or VP9 or AV1 video")
+    )
 
 
 def _file_rate(path: Path) -> int:

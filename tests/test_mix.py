@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -555,3 +556,32 @@ def test_placing_a_placed_cue_keeps_downbeats_that_cue_rounding_moved(tmp_path: 
         again = mix.place_tracks(placed, cfg)
         assert [s.track.in_s for s in again.segments] == [s.track.in_s for s in placed.segments]
         placed = again
+
+
+def _video_codec(path: Path) -> str:
+    res = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=codec_name", "-of", "csv=p=0", str(path)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return res.stdout.strip()
+
+
+def test_mux_encodes_the_picture_only_when_the_container_cannot_hold_it(tmp_path: Path) -> None:
+    # FFV1 (as ProRes, raw video, GIF) cannot go into an MP4: the picture is encoded once,
+    # with a warning naming a container that keeps it; into .mkv it is copied untouched.
+    video = tmp_path / "master.mkv"
+    run([FFMPEG, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=25:d=3",
+         "-c:v", "ffv1", str(video)])  # fmt: skip
+    audio = _write(tmp_path / "a.wav", _sine(330, 3))
+    with pytest.warns(UserWarning, match=r"master\.mkv: its video codec cannot go into \.mp4.*mkv"):
+        out = mix.mux(video, audio, tmp_path / "out.mp4")
+    assert _video_codec(out) == "h264" and stream_types(out) == ["video", "audio"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept = mix.mux(video, audio, tmp_path / "out.mkv")
+    assert _video_codec(kept) == "ffv1"
+    # H.264 cannot go into a .webm: VP9 there
+    with pytest.warns(UserWarning, match=r"\.webm"):
+        web = mix.mux(lavfi_video(tmp_path / "h.mp4", seconds=2.0), audio, tmp_path / "o.webm")
+    assert _video_codec(web) == "vp9"
