@@ -232,6 +232,14 @@ def _read_index(
         return None  # a stale, corrupt or hostile index is rebuilt
 
 
+def _shown(names: list[str], limit: int = 10, sep: str = ", ") -> str:
+    """The first `limit` names, then how many more ("a, b and 3 more"; "a; b; and 3 more")."""
+    more = len(names) - limit
+    if more <= 0:
+        return sep.join(names)
+    return sep.join(names[:limit]) + ("; and" if sep == "; " else " and") + f" {more} more"
+
+
 def _warn(messages: tuple[str, ...] | list[str]) -> None:
     for w in messages:
         warnings.warn(w, stacklevel=4)  # the caller of load_library
@@ -782,24 +790,18 @@ def load_manifest(
             except (ValueError, TypeError) as exc:  # TypeError: a list/object for a number
                 bad.append(f"row {row_no} ({exc})")
         if bad:
-            shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+            shown = _shown(bad, limit=5, sep="; ")
             hint = _scale_hint(values) if n_out == len(bad) else ""
             raise LibraryError(f"manifest {path.name} has bad rows: {shown}{hint}")
         warns = []
         if missing:
-            shown = ", ".join(missing[:10]) + (
-                f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-            )
+            shown = _shown(missing)
             warns.append(f"skipped {len(missing)} track(s) whose audio is missing: {shown}")
         if unreadable:
-            shown = ", ".join(unreadable[:10]) + (
-                f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else ""
-            )
+            shown = _shown(unreadable)
             warns.append(f"skipped {len(unreadable)} unreadable audio file(s): {shown}")
         if duplicates:
-            shown = ", ".join(duplicates[:10]) + (
-                f" and {len(duplicates) - 10} more" if len(duplicates) > 10 else ""
-            )
+            shown = _shown(duplicates)
             warns.append(
                 f"{len(duplicates)} row(s) list an audio file another row lists too"
                 f" (never played back to back): {shown}"
@@ -975,7 +977,7 @@ def load_deam(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Libra
                     float(scales.deam_static_to_ref(a)),
                 )
         if bad:
-            shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+            shown = _shown(bad, limit=5, sep="; ")
             raise LibraryError(f"DEAM annotations have bad rows: {shown}")
         meta: dict[str, dict[str, str]] = {}
         for m in metas:
@@ -1031,14 +1033,10 @@ def load_deam(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Libra
         if audio_dir is None:
             warns.append("DEAM folder has no MEMD_audio: tracks can be matched but not mixed")
         elif missing:
-            shown = ", ".join(missing[:10]) + (
-                f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-            )
+            shown = _shown(missing)
             warns.append(f"skipped {len(missing)} DEAM song(s) whose audio is missing: {shown}")
         if unreadable:
-            shown = ", ".join(unreadable[:10]) + (
-                f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else ""
-            )
+            shown = _shown(unreadable)
             warns.append(f"skipped {len(unreadable)} unreadable audio file(s): {shown}")
         if not tracks:
             raise LibraryError(
@@ -1196,7 +1194,7 @@ def load_audio_folder(
             )
         warns = []
         if bad:
-            shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+            shown = _shown(bad)
             warns.append(f"skipped {len(bad)} unreadable audio file(s): {shown}")
         if outside:
             warns.append(
