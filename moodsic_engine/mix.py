@@ -850,14 +850,12 @@ def mux(
         ".mkv": ["-c:a", "flac"],
         ".webm": ["-c:a", "libopus", "-b:a", "160k"],
     }.get(suffix, ["-c:a", "aac", "-b:a", "192k"])
-    picture = ["-c:v", "copy"]
+    picture = video  # the file whose video stream is copied
 
-    def ffmpeg(tmp: Path, source: Path) -> subprocess.CompletedProcess[str]:
+    def ffmpeg(*args: str) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(
-                ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", os.path.abspath(video),
-                 "-i", os.path.abspath(source), "-map", "0:V:0", "-map", "1:a:0", *picture,
-                 *codec, "-map_metadata", "0", os.path.abspath(tmp)],
+                ["ffmpeg", "-v", "error", "-nostdin", "-y", *args],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
         except FileNotFoundError:
@@ -865,16 +863,28 @@ def mux(
 
     def run(tmp: Path, source: Path) -> None:
         nonlocal picture
-        proc = ffmpeg(tmp, source)
-        if proc.returncode != 0 and picture[-1] == "copy" and _container_refuses(proc.stderr):
-            picture = _REENCODE.get(suffix, _REENCODE[".mp4"])
-            warnings.warn(
-                f"{video.name}: its video codec cannot go into {suffix or 'this file'} as it is, "
-                f"so the picture was encoded again ({picture[1]}); use --mux NAME.mkv (or "
-                ".mov) to keep it untouched",
-                stacklevel=4,
-            )
-            proc = ffmpeg(tmp, source)
+
+        def copy() -> subprocess.CompletedProcess[str]:
+            return ffmpeg("-i", os.path.abspath(picture), "-i", os.path.abspath(source),
+                          "-map", "0:V:0", "-map", "1:a:0", "-c:v", "copy", *codec,
+                          "-map_metadata", "0", os.path.abspath(tmp))  # fmt: skip
+
+        proc = copy()
+        if proc.returncode != 0 and picture == video and _container_refuses(proc.stderr):
+            # Encoded once into the work folder; every audio re-encode then copies it.
+            encoding = _REENCODE.get(suffix, _REENCODE[".mp4"])
+            encoded = Path(work) / f"picture{suffix}"
+            proc = ffmpeg("-i", os.path.abspath(video), "-map", "0:V:0", *encoding,
+                          "-map_metadata", "0", os.path.abspath(encoded))  # fmt: skip
+            if proc.returncode == 0:
+                picture = encoded
+                warnings.warn(
+                    f"{video.name}: its video codec cannot go into {suffix or 'this file'} as "
+                    f"it is, so the picture was encoded again ({encoding[1]}); use --mux "
+                    "NAME.mkv (or .mov) to keep it untouched",
+                    stacklevel=4,
+                )
+                proc = copy()
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines() or ["ffmpeg failed"]
             why = next((ln for ln in lines if _container_refuses(ln)), lines[-1])
