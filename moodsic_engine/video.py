@@ -219,17 +219,11 @@ def _thumb_stats(frame) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
     return thumbs, hist
 
 
-def cut_score(
-    thumb_a: np.ndarray, hist_a: np.ndarray, thumb_b: np.ndarray, hist_b: np.ndarray
-) -> float:
-    """0..1 content change between two frames: pixel change (luma and chroma) and histogram change."""
-    return _change(thumb_a, hist_a, thumb_b, hist_b)[0]
-
-
 def _change(
     thumb_a: np.ndarray, hist_a: np.ndarray, thumb_b: np.ndarray, hist_b: np.ndarray
 ) -> tuple[float, float]:
-    """(cut score, mean luma change 0..1): the second is the motion measure, at no extra cost."""
+    """(cut score, mean luma change) between two frames, both 0..1. The cut score mixes pixel
+    change (luma and chroma) and histogram change; the luma change is the motion measure."""
     delta = np.abs(thumb_a - thumb_b).reshape(3, -1).mean(axis=1)
     pix = float(delta[0] + 0.5 * (delta[1] + delta[2]))
     hist = float(np.abs(hist_a - hist_b).sum(axis=1).mean() / 2.0)
