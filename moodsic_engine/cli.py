@@ -382,6 +382,13 @@ def score_timeline_cmd(
     rate: Annotated[
         float | None, typer.Option(help="Frame rate of an EDL (EDLs do not carry one).")
     ] = None,
+    project: Annotated[
+        str | None, typer.Option(help="Which project of an FCPXML library holding several.")
+    ] = None,
+    media_dir: Annotated[
+        Path | None,
+        typer.Option(help="Relink media by clip name, source file or reel inside this folder."),
+    ] = None,
     layout: Annotated[
         str, typer.Option(help="alternate (two overlapping music tracks) or single.")
     ] = "alternate",
@@ -404,14 +411,15 @@ def score_timeline_cmd(
             raise InputError("the output would overwrite the input edit; choose another -o path")
         if cue is not None and cue.resolve() == output.resolve():
             raise InputError("--cue and -o name the same file; give the cue sheet its own path")
-        from otio_adapter.edit_io import read_edit, write_timeline
+        from otio_adapter.edit_io import check_writable, read_edit, write_timeline
         from otio_adapter.score import score_timeline_report
 
         from .fileio import atomic_path
         from .library import load_library
 
+        check_writable(output)  # a format that cannot hold the result: refused before analysis
         cfg = _load_config(config, seed=seed, experts=names)
-        timeline = read_edit(edit, rate=rate)
+        timeline = read_edit(edit, rate=rate, project=project, media_dir=media_dir)
         lib = load_library(library, match_config=cfg.match, allow_outside=allow_outside)
         scored, result = score_timeline_report(
             timeline,

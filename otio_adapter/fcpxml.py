@@ -21,9 +21,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import opentimelineio as otio
+
+from moodsic_engine.errors import InputError
+
+from .formats import ReadOptions
 
 _LOCK = threading.RLock()
 
@@ -209,3 +214,45 @@ def install_exact_fcpxml() -> None:
         for (owner, name), value in _patches(module).items():
             setattr(owner, name, value)
         _INSTALLED = True
+
+
+# ----------------------------------------------------------------------------- read and write
+def _fcpxml_has_timeline(text: str) -> bool:
+    """False for well-formed FCPXML with nothing to read (the adapter dies on a None)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return True  # the adapter reports the XML error itself
+    tags = ("sequence", "asset-clip", "clip", "ref-clip")
+    return any(root.find(f".//{tag}") is not None for tag in tags)
+
+
+def read_fcpxml(p: Path, options: ReadOptions) -> otio.core.SerializableObject:
+    """The FCPXML adapter with exact rates and frames and the sequence's tcStart honoured."""
+    from .edit_io import ensure_small
+
+    if p.is_dir():  # FCP 10.6+ exports an .fcpxmld bundle folder
+        if not (p / "Info.fcpxml").is_file():
+            raise InputError(f"{p.name}: an .fcpxmld bundle without Info.fcpxml")
+        p = p / "Info.fcpxml"
+    ensure_small(p)
+    adapter = otio.adapters.from_name("fcpx_xml")
+    text = p.read_text(encoding="utf-8", errors="replace")
+    if not _fcpxml_has_timeline(text):
+        raise InputError(f"{p.name}: this FCPXML holds no project, sequence or clip")
+    with exact_fcpxml():
+        result = adapter.read_from_string(text)
+    for timeline in (
+        [result]
+        if isinstance(result, otio.schema.Timeline)
+        else list(result.find_children(descended_from_type=otio.schema.Timeline))
+    ):
+        apply_tc_start(timeline, text)
+    return result
+
+
+def write_fcpxml(timeline: otio.schema.Timeline, tmp: Path) -> None:
+    with exact_fcpxml():
+        otio.adapters.from_name("fcpx_xml").write_to_file(timeline, str(tmp))
