@@ -12,6 +12,7 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v melt >/dev/null 2>&1 || missing+=(melt)
+command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)  # FCPXML DTD checks in the tests
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
