@@ -95,11 +95,52 @@ class CueSheet:
             }
         )
 
-    def to_json_text(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False, allow_nan=False)
+    def to_json_text(self, base_dir: str | os.PathLike[str] | None = None) -> str:
+        """The cue sheet as JSON; with `base_dir` (the folder it is written to), media paths
+        are recorded relative to that folder (see `relocated`)."""
+        sheet = self.relocated(base_dir, stored=True) if base_dir is not None else self
+        return json.dumps(sheet.to_dict(), indent=1, ensure_ascii=False, allow_nan=False)
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
-        return write_text_atomic(path, self.to_json_text() + "\n")
+        """Write atomically; media paths resolve from the cue sheet's own folder."""
+        return write_text_atomic(path, self.to_json_text(Path(path).parent) + "\n")
+
+    def relocated(self, base_dir: str | os.PathLike[str], *, stored: bool) -> CueSheet:
+        """The cue sheet with its video and track paths moved between the process's view
+        and a cue file's view.
+
+        In memory a path means what it means to this process (absolute, or relative to the
+        working folder); in a file it is relative to the file's folder (absolute only where
+        no relative path exists, as across Windows drives), so exports made from the cue
+        sheet find the media wherever the folder is opened from. With `stored`, memory ->
+        file; otherwise file -> memory (relative paths joined to `base_dir`). Paths that
+        name no existing file (an edit's name, a URL) are left as they are.
+        """
+        folder = os.path.abspath(base_dir)
+
+        def move(path: str) -> str:
+            if not path or "://" in path:
+                return path
+            if stored:
+                if not os.path.isfile(path):
+                    return path
+                try:
+                    return Path(os.path.relpath(os.path.abspath(path), folder)).as_posix()
+                except ValueError:  # another drive: only an absolute path reaches it
+                    return os.path.abspath(path)
+            if os.path.isabs(path):
+                return path
+            joined = os.path.normpath(os.path.join(folder, path))
+            return joined if os.path.isfile(joined) else path
+
+        video = dataclasses.replace(self.video, path=move(self.video.path))
+        segments = tuple(
+            dataclasses.replace(s, track=dataclasses.replace(s.track, path=move(s.track.path)))
+            if s.track is not None
+            else s
+            for s in self.segments
+        )
+        return dataclasses.replace(self, video=video, segments=segments)
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "cue sheet") -> CueSheet:
@@ -158,7 +199,7 @@ class CueSheet:
             data = json.loads(text)
         except (ValueError, RecursionError) as exc:  # also: absurd nesting, 5000-digit ints
             raise CueSheetError(f"{p} is not valid JSON: {exc}") from None
-        return cls.from_dict(data, source=str(p))
+        return cls.from_dict(data, source=str(p)).relocated(p.parent, stored=False)
 
     def with_segments(self, segments: tuple[Segment, ...] | list[Segment]) -> CueSheet:
         return dataclasses.replace(self, segments=tuple(segments))

@@ -127,15 +127,20 @@ def read_from_string(
     return _timeline(cue, layout, crossfade_s, music_edl, music_track, None)
 
 
-def write_to_string(input_otio: otio.schema.Timeline) -> str:
+def _cue_text(input_otio: otio.schema.Timeline, base_dir: Path | None) -> str:
     if not isinstance(input_otio, otio.schema.Timeline):
         raise CueSheetError(
             f"a cue sheet is written from a Timeline, not {type(input_otio).__name__}"
         )
-    return timeline_to_cue(input_otio).to_json_text() + "\n"
+    return timeline_to_cue(input_otio).to_json_text(base_dir) + "\n"
+
+
+def write_to_string(input_otio: otio.schema.Timeline) -> str:
+    return _cue_text(input_otio, None)
 
 
 def write_to_file(input_otio: otio.schema.Timeline, filepath: str) -> str:
-    """Atomic: the cue sheet is complete or absent, never half-written."""
-    write_text_atomic(filepath, write_to_string(input_otio))
+    """Atomic: the cue sheet is complete or absent, never half-written; media paths are
+    written relative to its folder."""
+    write_text_atomic(filepath, _cue_text(input_otio, Path(filepath).parent))
     return filepath

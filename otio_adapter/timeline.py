@@ -188,6 +188,36 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
     return p
 
 
+def media_url(path: str, base_dir: Path | None) -> str:
+    """The URL an OTIO media reference should carry for a cue sheet's path: a file:// URL
+    (percent-encoded) for a path that resolves to an absolute one; a path that stays
+    relative (no `base_dir`) is kept relative, percent-encoded as a relative URL."""
+    from urllib.parse import quote
+
+    if "://" in path:
+        return path
+    p = _resolve(path, base_dir)
+    if p.is_absolute():
+        return p.as_uri()
+    return quote(p.as_posix())
+
+
+def url_path(url: str) -> str:
+    """The local path a media URL names: file:// URLs decoded (``file://localhost/`` too);
+    a relative URL is percent-decoded; any other URL is returned as it is."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        path = unquote(parsed.path)
+        if parsed.netloc not in ("", "localhost"):
+            path = "//" + parsed.netloc + path  # a UNC share
+        return path
+    if parsed.scheme and len(parsed.scheme) > 1:
+        return url
+    return unquote(url)
+
+
 def _track_dict(track: TrackChoice | None) -> dict[str, Any] | None:
     if track is None:
         return None
@@ -242,7 +272,7 @@ def _music_clips(
             pieces.append((pos, take))
             remaining -= take
             pos = 0
-    url = str(_resolve(track.path, base_dir))
+    url = media_url(track.path, base_dir)
     clips = []
     for loop, (pos, take) in enumerate(pieces):
         ref = otio.schema.ExternalReference(
@@ -318,7 +348,7 @@ def cue_to_timeline(
 
     vtrack = otio.schema.Track(name=VIDEO_TRACK, kind=otio.schema.TrackKind.Video)
     vref = otio.schema.ExternalReference(
-        target_url=str(video_path),
+        target_url=media_url(cue.video.path, base),
         available_range=TR(RT(0, rate), RT(cue.video.frames, rate)),
     )
     vclip = otio.schema.Clip(
@@ -593,7 +623,7 @@ def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = 
             )
         ref = clips[0].media_reference
         video = {
-            "path": getattr(ref, "target_url", None) or clips[0].name,
+            "path": url_path(getattr(ref, "target_url", None) or "") or clips[0].name,
             "fps": [fps.numerator, fps.denominator],
             "frames": frames,
             "duration_s": seconds_of(frames, fps),
@@ -630,7 +660,7 @@ def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = 
                     track["in_s"] = max(0.0, seconds_of(in_frame, fps))  # slipped in an editor
                 url = getattr(clip.media_reference, "target_url", None)
                 if url and url != moodsic_meta(clip).get("url"):
-                    track["path"] = url  # relinked in an editor
+                    track["path"] = url_path(url)  # relinked in an editor
         segments.append(
             {
                 "start_s": start_s,

@@ -25,6 +25,7 @@ from otio_adapter.timeline import (
     place_segments,
     timeline_to_cue,
     to_frames,
+    url_path,
 )
 
 RATES = [Fraction(24000, 1001), Fraction(30000, 1001), Fraction(25)]
@@ -82,10 +83,14 @@ def test_otioconvert_cue_to_otio_and_back(tmp_path: Path) -> None:
     )
     assert src.read_bytes() == before
     back = CueSheet.from_json(tmp_path / "back.moodsic.json")
-    assert back.to_dict() == cue.to_dict()
+    # read back, paths mean what they mean to this process (the cue's relative ones joined
+    # to its folder), as they do for the original read from its file
+    assert back.to_dict() == CueSheet.from_json(src).to_dict()
+    assert back.to_json_text(tmp_path) == cue.to_json_text(tmp_path)
     tl = otio.adapters.read_from_file(str(tmp_path / "clip.otio"))
-    # relative track paths were resolved against the cue sheet's folder
-    assert all(Path(c.media_reference.target_url).is_file() for c in _music_clips(tl))
+    # relative track paths were resolved against the cue sheet's folder, as file:// URLs
+    urls = [c.media_reference.target_url for c in _music_clips(tl)]
+    assert urls and all(u.startswith("file:///") and Path(url_path(u)).is_file() for u in urls)
 
 
 # ------------------------------------------------------------------------------ structure
@@ -115,7 +120,7 @@ def test_timeline_structure_alternate(tmp_path: Path) -> None:
         # the file plays from in_s at the segment start
         src_at_start = to_frames(clip.source_range.start_time, rate) + (seg.start_frame - start)
         assert src_at_start == round(Fraction(seg.track.in_s) * fps)
-        assert clip.media_reference.target_url == str(tmp_path / seg.track.path)
+        assert clip.media_reference.target_url == (tmp_path / seg.track.path).as_uri()
     transitions = [
         t for tr in (music_a, music_b) for t in tr if isinstance(t, otio.schema.Transition)
     ]
