@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from pathlib import Path
 
 import opentimelineio as otio
@@ -12,25 +13,39 @@ import opentimelineio as otio
 from moodsic_engine.errors import InputError
 
 from .edit_io import ensure_small
+from .edl_text import (
+    STANDARD_RATES,
+    EdlText,
+    Event,
+    channel_tracks,
+    frame_field,
+    frames_to_tc,
+    is_timecode,
+    split_edl,
+    tc_to_frames,
+    track_channel,
+)
 from .formats import ReadOptions
 
 _DF_LOC = re.compile(r"^(\*\s*LOC:\s*)(\d\d:\d\d:\d\d;\d\d)", re.M)
+_M2_DF = re.compile(r"^(\s*M2\b.*\d\d:\d\d:\d\d);(\d\d\s*)$")
 
 
-_FCM_DROP = re.compile(r"^\s*FCM:\s*DROP\s+FRAME\s*$", re.M | re.I)
+def _otio_text(edl: EdlText) -> str:
+    """The tidied list as OTIO's reader takes it: its header, then each event's lines with
+    their comments (M2 lines' drop-frame timecodes written with ':' as its pattern wants)."""
+    out = [f"TITLE: {edl.title}"] if edl.title else []
+    for event in edl.events:
+        for line in event.lines():
+            out.append(_M2_DF.sub(r"\1:\2", line))
+    return "\n".join(out) + "\n"
 
 
-def _read_edl_text(p: Path, adapter: otio.adapters.Adapter, kwargs: dict) -> otio.schema.Timeline:
-    """The CMX 3600 reader, with drop-frame locators kept: it matches ``* LOC:`` timecodes
+def _read_tidied(edl: EdlText, rate: float) -> otio.schema.Timeline:
+    """OTIO's CMX 3600 reader, with drop-frame locators kept: it matches ``* LOC:`` timecodes
     only in the ``HH:MM:SS:FF`` form and silently drops the ``HH:MM:SS;FF`` its own writer
-    uses at 29.97, so they are rewritten as the same frame in non-drop form first. Without
-    a rate, an EDL whose header says ``FCM: DROP FRAME`` is read at 30000/1001 (the reader
-    would assume 24 and refuse its timecodes)."""
-    ensure_small(p)
-    text = p.read_bytes().decode("utf-8", errors="replace")
-    if "rate" not in kwargs and _FCM_DROP.search(text):
-        kwargs = {**kwargs, "rate": 30000 / 1001}  # drop-frame timecode exists at 29.97 only
-    rate = kwargs.get("rate", 24)  # the reader's own default
+    uses at 29.97, so they are rewritten as the same frame in non-drop form first."""
+    adapter = otio.adapters.from_name("cmx_3600")
 
     def non_drop(m: re.Match[str]) -> str:
         try:
@@ -39,7 +54,7 @@ def _read_edl_text(p: Path, adapter: otio.adapters.Adapter, kwargs: dict) -> oti
         except Exception:  # not a drop-frame rate: the reader skips it as before
             return m.group(0)
 
-    return adapter.read_from_string(_DF_LOC.sub(non_drop, text), **kwargs)
+    return adapter.read_from_string(_DF_LOC.sub(non_drop, _otio_text(edl)), rate=rate)
 
 
 _MAX_LEAD_S = 600  # black before the first event: more than this is no hour-based program
@@ -99,33 +114,246 @@ def _edl_record_start(timeline: otio.schema.Timeline) -> None:
         )
 
 
+def _timecodes(edl: EdlText) -> list[tuple[str, str]]:
+    """(event number, timecode) of every source and record timecode on the event lines."""
+    out = []
+    for event in edl.events:
+        for line in (event.before, event.line):
+            if line is not None:
+                out.extend((line.number, tc) for tc in line.tcs if is_timecode(tc))
+    return out
+
+
+def _fps_label(rate: float) -> str:
+    return f"{rate:g}" if rate == round(rate) else f"{rate:.3f}"
+
+
+def edl_rate(edl: EdlText, name: str, rate: float | None) -> tuple[float, int, bool]:
+    """The rate to read an EDL at: (exact rate, nominal timecode base, drop-frame).
+
+    A given rate (``--rate``) wins; it must hold every timecode's frame field. Without one,
+    ``FCM: DROP FRAME`` or ';' before the frames means 29.97 (59.94 when frames past 29
+    occur); otherwise the largest frame field F bounds the rate from below: the smallest
+    standard rate above F (24, 25, 30, 50, 60), unless an M2 line playing at normal speed
+    names one of them. The assumed rate is reported in one warning.
+    """
+    tcs = _timecodes(edl)
+    fields = [(number, tc, frame_field(tc) or 0) for number, tc in tcs]
+    top = max(fields, key=lambda f: f[2], default=("", "", 0))
+    drop_fcm = any("DROP" in f and "NON" not in f for f in edl.fcm)
+    semicolon = any(re.search(r"[;.]\d\d$", tc) for _, tc in tcs)
+    if rate is not None:
+        exact = exact_rate(rate)
+        fps = round(exact)
+        if top[2] >= fps:
+            raise InputError(
+                f"{name}: timecode {top[1]} (event {top[0]}) has frame {top[2]}, impossible at "
+                f"{_fps_label(exact)} fps; pass the EDL's frame rate with --rate"
+            )
+        drop = exact != round(exact) and fps in (30, 60) and (drop_fcm or semicolon)
+        return exact, fps, drop
+    if drop_fcm or semicolon:
+        fps = 60 if top[2] >= 30 else 30
+        return fps * 1000 / 1001, fps, True
+    above = [r for r in STANDARD_RATES if r > top[2]]
+    if not above:
+        raise InputError(
+            f"{name}: timecode {top[1]} (event {top[0]}) has frame {top[2]}, past any "
+            "standard rate; pass the EDL's frame rate with --rate"
+        )
+    chosen = above[0]
+    for event in edl.events:  # an M2 at normal speed names the rate itself
+        speed = event.m2_fps()
+        line = event.line
+        if speed and abs(speed) in above and all(t.count(":") == 3 for t in line.tcs):
+            src = tc_to_frames(line.tcs[1], 100, False) - tc_to_frames(line.tcs[0], 100, False)
+            rec = tc_to_frames(line.tcs[3], 100, False) - tc_to_frames(line.tcs[2], 100, False)
+            if src == rec > 0:
+                chosen = int(abs(speed))
+                break
+    seen = f"frame numbers up to {top[2]}" if tcs else "no timecodes"
+    warnings.warn(
+        f"{name}: no --rate given and an EDL names no frame rate; assumed {chosen} fps from "
+        f"its timecodes ({seen}); pass --rate to override",
+        UserWarning,
+        stacklevel=3,
+    )
+    return float(chosen), chosen, False
+
+
+def _numbers(events: list[Event]) -> str:
+    nums = [e.number for e in events]
+    shown = ", ".join(nums[:8])
+    return shown + (f" and {len(nums) - 8} more" if len(nums) > 8 else "")
+
+
+def _fit_lengths(edl: EdlText, fps: int, drop: bool, name: str) -> None:
+    """Source and record lengths that differ without a speed change: the record length
+    plays (an NLE's list may carry a retime's source range without its M2 line)."""
+    fixed: list[Event] = []
+    for event in edl.events:
+        if event.has_speed():
+            continue
+        changed = False
+        for line in (event.before, event.line):
+            if line is None or not all(is_timecode(t) or t.isdigit() for t in line.tcs):
+                continue
+            s_in, s_out, r_in, r_out = (tc_to_frames(t, fps, drop) for t in line.tcs)
+            if r_out >= r_in and s_out - s_in != r_out - r_in:
+                line.tcs[1] = frames_to_tc(s_in + r_out - r_in, fps, drop)
+                changed = True
+        if changed:
+            fixed.append(event)
+    if fixed:
+        warnings.warn(
+            f"{name}: event(s) {_numbers(fixed)} have source and record lengths that differ "
+            "without an M2 speed line; their record lengths were kept",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _span(event: Event, fps: int, drop: bool) -> tuple[int, int]:
+    return (
+        tc_to_frames(event.line.tcs[2], fps, drop),
+        tc_to_frames(event.line.tcs[3], fps, drop),
+    )
+
+
+def _trimmed(event: Event, start: int, end: int, fps: int, drop: bool) -> Event:
+    """The part of `event` recorded over [start, end): source moved by the same frames
+    (times the speed of an M2 line), a transition kept only while its start stays."""
+    r_in, _ = _span(event, fps, drop)
+    speed = event.m2_fps()
+    factor = abs(speed) / fps if speed is not None else 1.0
+    s_in = tc_to_frames(event.line.tcs[0], fps, drop)
+    new = event.copy()
+    tcs = new.line.tcs
+    src_in = s_in + round((start - r_in) * factor)
+    tcs[0] = frames_to_tc(src_in, fps, drop)
+    tcs[1] = frames_to_tc(
+        src_in + max(1 if speed == 0 else 0, round((end - start) * factor)), fps, drop
+    )
+    tcs[2] = frames_to_tc(start, fps, drop)
+    tcs[3] = frames_to_tc(end, fps, drop)
+    if start != r_in and new.before is not None:
+        new.before = None
+        new.line.transition, new.line.duration = "C", None
+    return new
+
+
+def _paint(edl: EdlText, fps: int, drop: bool, name: str) -> None:
+    """Events recorded over by later ones, as a tape edit would: the later event wins, the
+    earlier keeps what is still visible on each of its tracks (split per channel when the
+    tracks differ)."""
+    spans = [_span(e, fps, drop) for e in edl.events]
+    out: list[Event] = []
+    hidden: list[Event] = []
+    for i, event in enumerate(edl.events):
+        start, end = spans[i]
+        per_track = {}
+        for track in channel_tracks(event.line.channel):
+            pieces = [(start, end)]
+            for j in range(i + 1, len(edl.events)):
+                later = edl.events[j]
+                if track not in channel_tracks(later.line.channel):
+                    continue
+                lo, hi = spans[j]
+                if hi <= lo:
+                    continue
+                pieces = [
+                    part
+                    for a, b in pieces
+                    for part in ((a, min(b, lo)), (max(a, hi), b))
+                    if part[1] > part[0]
+                ]
+            per_track[track] = pieces
+        if all(p == [(start, end)] for p in per_track.values()) or end <= start:
+            out.append(event)
+            continue
+        hidden.append(event)
+        shapes = {tuple(p) for p in per_track.values()}
+        groups = (
+            [(event.line.channel, next(iter(per_track.values())))]
+            if len(shapes) == 1
+            else [(track_channel(t), p) for t, p in per_track.items()]
+        )
+        for channel, pieces in groups:
+            for a, b in pieces:
+                part = _trimmed(event, a, b, fps, drop)
+                part.line.channel = channel
+                if part.before is not None:
+                    part.before.channel = channel
+                out.append(part)
+    if hidden:
+        warnings.warn(
+            f"{name}: event(s) {_numbers(hidden)} are recorded over by later events; "
+            "the later events were kept, as on tape",
+            UserWarning,
+            stacklevel=4,
+        )
+    edl.events = out
+
+
+def tidy_events(edl: EdlText, fps: int, drop: bool, name: str) -> None:
+    """Make a real editor's list one that OTIO's reader times exactly (see `read_edl`)."""
+    for event in edl.events:
+        for line in (event.before, event.line):
+            if line is not None and not all(is_timecode(t) or t.isdigit() for t in line.tcs):
+                raise InputError(f"{name}: event {line.number} has an unreadable timecode")
+    _fit_lengths(edl, fps, drop, name)
+    _paint(edl, fps, drop, name)
+    spans = [_span(e, fps, drop) for e in edl.events]
+    if any(b < a for a, b in spans):
+        bad = [e for e, (a, b) in zip(edl.events, spans, strict=True) if b < a]
+        raise InputError(f"{name}: event(s) {_numbers(bad)} end before they start")
+    order = sorted(range(len(edl.events)), key=lambda k: spans[k][0])
+    if order != list(range(len(order))):
+        edl.events = [edl.events[k] for k in order]
+    started: set[str] = set()
+    for event in edl.events:  # OTIO's reader cannot start a track with a transition
+        tracks = set(channel_tracks(event.line.channel))
+        if event.before is not None and not tracks & started:
+            event.before = None
+            event.line.transition, event.line.duration = "C", None
+        started |= tracks
+    used = {e.number for e in edl.events}
+    spare = max((int(n) for n in used), default=0) + 1
+    previous = None
+    for event in edl.events:  # OTIO's reader takes a repeated number for a transition
+        if event.number == previous:
+            width = len(event.number)
+            event.line.number = f"{spare:0{width}d}"
+            if event.before is not None:
+                event.before.number = event.line.number
+            spare += 1
+        previous = event.number
+
+
 def read_edl(p: Path, options: ReadOptions) -> otio.schema.Timeline:
-    """An EDL as a Timeline whose first record sits at its global start time."""
-    adapter = otio.adapters.from_name("cmx_3600")
-    kwargs = {}
-    if options.rate is not None:
-        kwargs["rate"] = exact_rate(options.rate)
-    result = _read_edl_text(p, adapter, kwargs)
+    """An EDL as a Timeline whose first record sits at its global start time.
+
+    Before OTIO's reader sees the list: the rate is taken or inferred (`edl_rate`); an event
+    whose source and record lengths differ without an M2 speed change or freeze frame plays
+    its record length (one warning names them); events a later event records over are
+    trimmed or dropped, as on tape; events out of record order are put in order.
+    """
+    ensure_small(p)
+    text = p.read_bytes().decode("utf-8", errors="replace")
+    edl = split_edl(text)
+    if not edl.events:
+        raise InputError(f"{p.name}: no events found; is this a CMX 3600 EDL?")
+    rate, fps, drop = edl_rate(edl, p.name, options.rate)
+    tidy_events(edl, fps, drop, p.name)
+    result = _read_tidied(edl, rate)
     if isinstance(result, otio.schema.Timeline):
         _edl_record_start(result)
     return result
 
 
-def _check_edl_keeps_everything(timeline: otio.schema.Timeline, target: Path) -> None:
-    """The CMX 3600 writer keeps only the first track and drops the rest without a word:
-    refuse a timeline whose other tracks hold clips (a scored edit's music, say)."""
-    lost = [
-        track.name or f"{track.kind} track {i + 1}"
-        for i, track in enumerate(timeline.tracks)
-        if i > 0 and any(True for _ in track.find_clips())
-    ]
-    if lost:
-        raise InputError(
-            f"{target.name}: a CMX 3600 EDL holds one track, so {', '.join(lost)} would be "
-            "lost; write .otio, .otioz or .fcpxml instead"
-        )
-
-
 def write_edl(timeline: otio.schema.Timeline, tmp: Path) -> None:
-    _check_edl_keeps_everything(timeline, tmp)
-    otio.adapters.from_name("cmx_3600").write_to_file(timeline, str(tmp))
+    """The scored edit as one CMX 3600 EDL: picture, the edit's own audio and the music
+    (``otio_adapter.edl_writer``)."""
+    from .edl_writer import edl_text
+
+    tmp.write_text(edl_text(timeline), encoding="utf-8")
