@@ -71,12 +71,27 @@ def bundle_of(timeline: otio.schema.Timeline) -> Path | None:
     return Path(found) if found is not None else None
 
 
+def _read_newer_otio(p: Path, adapter: str) -> otio.core.SerializableObject:
+    """OTIO JSON from a newer OpenTimelineIO, its newer schemas taken back (otio_schema)."""
+    import json
+
+    from .otio_schema import downgrade
+
+    data = downgrade(json.loads(_otio_json(p, adapter)), p.name)
+    return otio.adapters.read_from_string(json.dumps(data), adapter_name="otio_json")
+
+
 def read_otio(p: Path, options: ReadOptions) -> otio.core.SerializableObject:
     """OTIO JSON, bundles and cue sheets, the nesting checked before OTIO's C++ reader runs;
     a timeline read from an .otioz/.otiod remembers its bundle (`bundle_of`)."""
     adapter = otio.adapters.from_filepath(str(p))
     _check_nesting(p, adapter.name)  # moodsic: a .json file may hold OTIO JSON
-    result = adapter.read_from_file(str(p))
+    try:
+        result = adapter.read_from_file(str(p))
+    except Exception as exc:
+        if "unsupported schema version" not in str(exc) or adapter.name == "moodsic":
+            raise
+        result = _read_newer_otio(p, adapter.name)
     if adapter.name in ("otioz", "otiod") and isinstance(result, otio.schema.Timeline):
         setattr(result, BUNDLE_ATTR, str(p.resolve()))
     return result
