@@ -1,0 +1,72 @@
+"""The edit-format registry: every entry's functions exist, suffixes belong to one format,
+and a target that cannot hold a scored edit is refused before any analysis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from moodsic_engine.errors import InputError
+from otio_adapter.edit_io import check_writable, read_edit
+from otio_adapter.formats import FORMATS, check_of, format_for, reader_of, writer_of
+from otio_adapter.testing import make_edit, write_video
+
+
+def test_every_registered_function_imports() -> None:
+    for fmt in FORMATS:
+        for spec, get in ((fmt.reader, reader_of), (fmt.writer, writer_of), (fmt.check, check_of)):
+            if spec is not None:
+                assert callable(get(fmt)), spec
+        assert fmt.reader or fmt.writer, fmt.name
+
+
+def test_a_suffix_belongs_to_one_format() -> None:
+    suffixes = [s for fmt in FORMATS for s in fmt.suffixes]
+    assert len(suffixes) == len(set(suffixes))
+    assert all(s.startswith(".") and s == s.lower() for s in suffixes)
+    assert format_for("Edit.FCPXML").name == "FCPXML"
+    assert format_for("x.unknownsuffix") is None
+
+
+@pytest.mark.parametrize("name", ["scored.docx", "scored"])
+def test_unwritable_target_is_refused_with_the_formats_that_work(name: str) -> None:
+    with pytest.raises(InputError, match=r"cannot write this format; use one of .*\.otio") as e:
+        check_writable(Path(name))
+    assert "\n" not in str(e.value)
+
+
+def test_reading_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "edit.otio"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        read_edit(fifo)
+
+
+def test_score_timeline_refuses_the_output_format_before_any_analysis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import moodsic_engine.pipeline as pipeline
+    from moodsic_engine.cli import app
+
+    video = write_video(tmp_path / "a.mp4", 2, size="64x36")
+    edit = tmp_path / "edit.otio"
+    import opentimelineio as otio
+
+    otio.adapters.write_to_file(make_edit([(video.resolve(), 0, 40, 50)]), str(edit))
+
+    def no_analysis(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("analysis ran before the output format was checked")
+
+    monkeypatch.setattr(pipeline, "analyze_video", no_analysis)
+    out = tmp_path / "scored.docx"
+    res = CliRunner().invoke(
+        app,
+        ["score-timeline", str(edit), "-o", str(out), "--experts", "grammar", "--progress", "none"],
+    )
+    assert res.exit_code == 1
+    assert "scored.docx: Moodsic cannot write this format" in res.output
+    assert "Traceback" not in res.output and not out.exists()
