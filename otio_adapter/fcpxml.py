@@ -10,8 +10,10 @@ That adapter
   of gap before the first clip.
 
 `exact_fcpxml()` patches those few functions of OTIO's loaded adapter module for the duration
-of one read or write (under a lock, restored afterwards), and `read_fcpxml` moves a
-sequence's ``tcStart`` into the timeline's ``global_start_time``.
+of one read (under a lock, restored afterwards), and `read_fcpxml` moves a sequence's
+``tcStart`` into the timeline's ``global_start_time``. Writing is Moodsic's own
+(``otio_adapter.fcpxml_write``): the adapter's writer also drops every transition, so
+`install_fcpxml_writer` puts ours in its place for OTIO's own writes (``otioconvert``).
 """
 
 from __future__ import annotations
@@ -254,5 +256,28 @@ def read_fcpxml(p: Path, options: ReadOptions) -> otio.core.SerializableObject:
 
 
 def write_fcpxml(timeline: otio.schema.Timeline, tmp: Path) -> None:
-    with exact_fcpxml():
-        otio.adapters.from_name("fcpx_xml").write_to_file(timeline, str(tmp))
+    """Moodsic's own FCPXML writer (``otio_adapter.fcpxml_write``; kept here for callers
+    of the old name)."""
+    from .fcpxml_write import write_fcpxml as write
+
+    write(timeline, tmp)
+
+
+def install_fcpxml_writer(target: Path | None = None) -> None:
+    """Make OTIO's fcpx_xml adapter write with Moodsic's writer for the rest of the process
+    (the ``pre_adapter_write`` hook in ``otio_adapter.hooks`` calls this before every
+    ``.fcpxml`` write, so ``otioconvert`` writes exact NTSC rates and the music's
+    transitions). Relative media paths resolve against `target`'s folder."""
+    from .fcpxml_write import fcpxml_string
+
+    try:
+        module = otio.adapters.from_name("fcpx_xml").module()
+    except Exception:  # the FCPXML adapter is not installed: OTIO writes no .fcpxml at all
+        return
+    base = target.resolve().parent if target is not None else None
+
+    def write_to_string(input_otio: otio.schema.Timeline, **_: Any) -> str:
+        return fcpxml_string(input_otio, base_dir=base if base is not None else Path.cwd())
+
+    with _LOCK:
+        module.write_to_string = write_to_string
