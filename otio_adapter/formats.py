@@ -92,7 +92,7 @@ FORMATS: tuple[EditFormat, ...] = (
         "fcpx_xml",
         (".fcpxml", ".fcpxmld"),
         "Final Cut Pro (File > Export XML)",
-        reader="otio_adapter.fcpxml_read:read_fcpxml",
+        reader="otio_adapter.fcpxml:read_fcpxml",
         writer="otio_adapter.fcpxml_write:write_fcpxml",
     ),
     EditFormat(
@@ -102,29 +102,6 @@ FORMATS: tuple[EditFormat, ...] = (
         "Avid Media Composer, Pro Tools, Premiere, Resolve, any NLE",
         reader="otio_adapter.edl:read_edl",
         writer="otio_adapter.edl:write_edl",
-    ),
-    EditFormat(
-        "FCP7 XML",
-        "fcp_xml",
-        (".xml",),
-        "Premiere Pro (File > Export > Final Cut Pro XML), DaVinci Resolve (File > Export "
-        "Timeline > FCP 7 XML)",
-        reader="otio_adapter.fcp7:read_fcp7",
-        writer="otio_adapter.fcp7:write_fcp7",
-    ),
-    EditFormat(
-        "Kdenlive project",
-        "kdenlive",
-        (".kdenlive",),
-        "Kdenlive (File > Save: the project file itself)",
-        reader="otio_adapter.kdenlive:read_kdenlive",
-    ),
-    EditFormat(
-        "MLT XML",
-        "mlt_xml",
-        (".mlt",),
-        "melt, Shotcut (File > Open), Kdenlive (add it to the bin as a clip)",
-        writer="otio_adapter.mlt:write_mlt",
     ),
 )
 
