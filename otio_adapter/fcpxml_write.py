@@ -23,56 +23,24 @@ as Final Cut Pro 10.6 and later export it.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlparse
 
 import opentimelineio as otio
 
 from moodsic_engine.errors import InputError
 
+from .fcpxml_media import Asset, AssetTable, fcp_time, frames_of, probe, seconds_of, src_url
+
 VERSIONS = ("1.8", "1.10")
 DEFAULT_VERSION = "1.8"
-AUDIO_SUFFIXES = {".wav", ".aif", ".aiff", ".mp3", ".m4a", ".aac", ".flac", ".caf", ".ogg"}
-STILL_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".psd", ".bmp", ".heic", ".gif"}
 # Final Cut Pro's own effect identifiers for its default transition pair.
 CROSS_DISSOLVE_UID = "FxPlug:4731E73A-8DAC-4113-9A30-AE85B1761265"
 AUDIO_CROSSFADE_UID = "FFAudioTransition"
 _NAMED_SIZES = {(1920, 1080): "1080", (1280, 720): "720", (3840, 2160): "2160"}
-
-
-# ----------------------------------------------------------------------------- time helpers
-def fcp_time(seconds: Fraction) -> str:
-    """An exact FCPXML time: ``"1001/24000s"`` reduced, ``"3600s"`` when whole."""
-    seconds = Fraction(seconds)
-    if seconds.denominator == 1:
-        return f"{seconds.numerator}s"
-    return f"{seconds.numerator}/{seconds.denominator}s"
-
-
-def _exact_rate(rate: float) -> Fraction:
-    from .timeline import fps_from_rate
-
-    return fps_from_rate(float(rate))
-
-
-def _seconds(t: otio.opentime.RationalTime) -> Fraction:
-    """A RationalTime as exact seconds (24000/1001 read as the rational, not the double)."""
-    value = Fraction(t.value)
-    if value.denominator != 1:
-        value = value.limit_denominator(10**6)
-    return value / _exact_rate(t.rate)
-
-
-def _frames(t: otio.opentime.RationalTime, fps: Fraction) -> int:
-    return round(_seconds(t) * fps)
 
 
 def _format_name(fps: Fraction, width: int, height: int) -> str | None:
@@ -90,112 +58,6 @@ def _format_name(fps: Fraction, width: int, height: int) -> str | None:
     return f"FFVideoFormat{size}p{code}"
 
 
-# ----------------------------------------------------------------------------- media
-@dataclass
-class _Media:
-    """What the file tells about itself (all None when it is not at hand)."""
-
-    width: int | None = None
-    height: int | None = None
-    has_video: bool | None = None
-    has_audio: bool | None = None
-    channels: int | None = None
-    sample_rate: int | None = None
-    duration: Fraction | None = None  # exact for audio read with soundfile
-
-
-def _probe(path: Path | None) -> _Media:
-    if path is None or not path.is_file():
-        return _Media()
-    if path.suffix.lower() in AUDIO_SUFFIXES:
-        try:
-            import soundfile
-
-            info = soundfile.info(str(path))
-            return _Media(
-                has_video=False,
-                has_audio=True,
-                channels=int(info.channels),
-                sample_rate=int(info.samplerate),
-                duration=Fraction(int(info.frames), int(info.samplerate)),
-            )
-        except Exception:  # a format libsndfile does not read (m4a, aac): ask ffprobe
-            pass
-    exe = shutil.which("ffprobe")
-    if exe is None:
-        return _Media()
-    try:
-        out = subprocess.run(
-            [exe, "-v", "error", "-show_entries",
-             "stream=codec_type,width,height,channels,sample_rate:stream_disposition=attached_pic",
-             "-of", "json", str(path)],
-            capture_output=True, text=True, timeout=20, check=True,
-        ).stdout  # fmt: skip
-        streams = json.loads(out).get("streams", [])
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return _Media()
-    video = [
-        s
-        for s in streams
-        if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
-    ]
-    audio = [s for s in streams if s.get("codec_type") == "audio"]
-    media = _Media(has_video=bool(video), has_audio=bool(audio))
-    if video:
-        media.width, media.height = video[0].get("width"), video[0].get("height")
-    if audio:
-        media.channels = int(audio[0].get("channels") or 0) or None
-        media.sample_rate = int(audio[0].get("sample_rate") or 0) or None
-    return media
-
-
-def _local_path(url: str, base: Path | None) -> Path | None:
-    """The local file a target URL names, if it exists (else None)."""
-    from .score import media_path
-
-    class _Ref:
-        target_url = url
-
-    path = media_path(_Ref(), base)
-    if path is not None and path.is_file():
-        return path.resolve()
-    return None
-
-
-def _src_url(url: str, base: Path | None) -> tuple[str, Path | None]:
-    """The asset's ``src``: an absolute, percent-encoded file:// URL when the file is found
-    (beside the output, or from the working folder), other URLs as they are, and a path
-    that resolves nowhere percent-encoded as the input had it."""
-    path = _local_path(url, base)
-    if path is not None:
-        return path.as_uri(), path
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        from .score import _url_candidates
-
-        return Path(_url_candidates(url)[0]).as_uri() if url else url, None
-    if len(parsed.scheme) == 1:  # C:\media\a.mov
-        return PureWindowsPath(url).as_uri(), None
-    if parsed.scheme:
-        return url, None
-    if url.startswith("/"):
-        return Path(url).as_uri(), None
-    return quote(url, safe="/%"), None
-
-
-@dataclass
-class _Asset:
-    id: str
-    src: str
-    name: str
-    path: Path | None
-    start: Fraction | None = None  # the source's first time (its start timecode)
-    end: Fraction | None = None
-    audio_only: bool = False
-    rate: Fraction | None = None  # the media's frame rate, when the edit tells one
-    description: str | None = None  # a Moodsic track's title and artist
-
-
 # ----------------------------------------------------------------------------- the writer
 @dataclass
 class _Writer:
@@ -203,12 +65,14 @@ class _Writer:
     base: Path | None
     version: str
     resources: ET.Element = field(default_factory=lambda: ET.Element("resources"))
-    assets: dict[str, _Asset] = field(default_factory=dict)
     formats: dict[tuple[Any, ...], str] = field(default_factory=dict)
     effects: dict[str, str] = field(default_factory=dict)
-    media_info: dict[str, _Media] = field(default_factory=dict)
     next_id: int = 1
     seq_format: str = ""
+    assets: AssetTable = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.assets = AssetTable(self.base, self._id)
 
     # -- ids and resources
     def _id(self) -> str:
@@ -240,119 +104,6 @@ class _Writer:
             self.effects[uid] = self._id()
             ET.SubElement(self.resources, "effect", id=self.effects[uid], name=name, uid=uid)
         return self.effects[uid]
-
-    def media(self, asset: _Asset) -> _Media:
-        if asset.src not in self.media_info:
-            self.media_info[asset.src] = _probe(asset.path)
-        return self.media_info[asset.src]
-
-    # -- assets: collected while the spines are written, emitted at the end
-    def asset_for(self, clip: otio.schema.Clip, audio_track: bool) -> _Asset | None:
-        ref = clip.media_reference
-        url = getattr(ref, "target_url", None)
-        if not url and isinstance(ref, otio.schema.MissingReference):
-            url = ref.metadata.get("original_target_url") or clip.name
-        if isinstance(ref, otio.schema.GeneratorReference) or not url:
-            return None
-        src, path = _src_url(str(url), self.base)
-        asset = self.assets.get(src)
-        if asset is None:
-            asset = _Asset(self._id(), src, _asset_name(src, clip), path)
-            asset.audio_only = audio_track
-            self.assets[src] = asset
-        asset.audio_only = asset.audio_only and audio_track
-        track = _moodsic_track(clip)
-        if track and asset.description is None:
-            title, artist = track.get("title") or track.get("id"), track.get("artist")
-            asset.description = f"{title} - {artist}" if artist else str(title)
-        available = getattr(ref, "available_range", None)
-        if available is not None:
-            first = _seconds(available.start_time)
-            asset.start = first if asset.start is None else min(asset.start, first)
-            last = first + _seconds(available.duration)
-            asset.end = last if asset.end is None else max(asset.end, last)
-            if 1 < available.duration.rate <= 300 and asset.rate is None:
-                asset.rate = _exact_rate(available.duration.rate)
-        try:  # the media a clip plays, with the handles its transitions take
-            used = clip.visible_range() if clip.parent() is not None else clip.trimmed_range()
-        except Exception:  # no source range and no available range: nothing to extend by
-            used = None
-        if used is not None:
-            first = _seconds(used.start_time)
-            last = first + _seconds(used.duration)
-            asset.start = first if asset.start is None else min(asset.start, first)
-            asset.end = last if asset.end is None else max(asset.end, last)
-        return asset
-
-    def emit_assets(self) -> None:
-        for asset in self.assets.values():
-            media = self.media(asset)
-            audio_only = (
-                media.has_video is False
-                if media.has_video is not None
-                else asset.audio_only or Path(asset.name).suffix.lower() in AUDIO_SUFFIXES
-            )
-            start = asset.start or Fraction(0)
-            if audio_only and media.duration is not None:
-                start = min(start, Fraction(0))
-            end = asset.end if asset.end is not None else start
-            if media.duration is not None:
-                end = max(end, media.duration)
-            attrs = {"id": asset.id, "name": Path(asset.name).stem or asset.name}
-            attrs["uid"] = hashlib.md5(asset.src.encode()).hexdigest().upper()
-            if self.version == "1.8":
-                attrs["src"] = asset.src
-            attrs["start"] = fcp_time(start)
-            attrs["duration"] = fcp_time(end - start)
-            if audio_only:
-                attrs["hasVideo"] = "0"
-            else:
-                attrs["hasVideo"] = "1"
-                rate = asset.rate or self.fps
-                if media.width is None and rate == self.fps:
-                    attrs["format"] = self.seq_format  # size unknown: the project's
-                else:
-                    attrs["format"] = self.format_id(rate, media.width, media.height)
-                if self.version != "1.8":  # not in the 1.8 DTD
-                    attrs["videoSources"] = "1"
-            # unknown (media not at hand): camera files carry sound, so keep it importable
-            has_audio = media.has_audio if media.has_audio is not None else True
-            attrs["hasAudio"] = "1" if has_audio else "0"
-            if has_audio:
-                attrs["audioSources"] = "1"
-                if media.channels:
-                    attrs["audioChannels"] = str(media.channels)
-                if media.sample_rate:
-                    attrs["audioRate"] = str(media.sample_rate)
-            element = ET.SubElement(self.resources, "asset", attrs)
-            if self.version != "1.8":
-                ET.SubElement(element, "media-rep", kind="original-media", src=asset.src)
-            if audio_only or asset.description:
-                # also keeps the element non-empty: otio-fcpx-xml-adapter tests an asset's
-                # truth value, so an asset without children reads as a video track
-                metadata = ET.SubElement(element, "metadata")
-                if asset.description:
-                    ET.SubElement(
-                        metadata,
-                        "md",
-                        key="com.apple.proapps.spotlight.kMDItemDescription",
-                        value=f"{asset.description} (Moodsic)",
-                    )
-
-
-def _asset_name(src: str, clip: otio.schema.Clip) -> str:
-    from urllib.parse import unquote
-
-    tail = unquote(urlparse(src).path if "://" in src else src).rsplit("/", 1)[-1]
-    return tail or clip.name or "media"
-
-
-def _moodsic_track(clip: otio.schema.Clip) -> dict[str, Any] | None:
-    from .timeline import moodsic_meta
-
-    meta = moodsic_meta(clip)
-    track = meta.get("track") if meta.get("role") == "music" else None
-    return track if isinstance(track, dict) else None
 
 
 def _is_music(track: otio.schema.Track) -> bool:
@@ -392,7 +143,13 @@ class _Spine:
             if isinstance(item, otio.schema.Transition):
                 spine.append(self.transition(item, pos))
                 continue
-            frames = _frames(item.trimmed_range().duration, self.w.fps)
+            try:
+                frames = frames_of(item.trimmed_range().duration, self.w.fps)
+            except Exception:  # a clip with neither a source nor an available range
+                raise InputError(
+                    f"{getattr(item, 'name', '') or 'an item'} on track {track.name!r} has no "
+                    "length (no source range and no available range); trim it in the edit first"
+                ) from None
             if frames <= 0:
                 continue
             element, local = self.item(item, pos, frames)
@@ -412,8 +169,8 @@ class _Spine:
         )
 
     def transition(self, item: otio.schema.Transition, pos: int) -> ET.Element:
-        before = _frames(item.in_offset, self.w.fps)
-        after = _frames(item.out_offset, self.w.fps)
+        before = frames_of(item.in_offset, self.w.fps)
+        after = frames_of(item.out_offset, self.w.fps)
         element = ET.Element(
             "transition",
             {
@@ -438,7 +195,7 @@ class _Spine:
 
     def item(self, item: Any, pos: int, frames: int) -> tuple[ET.Element, Fraction]:
         if isinstance(item, otio.schema.Clip):
-            asset = self.w.asset_for(item, self.audio)
+            asset = self.w.assets.add(item, self.audio)
             if asset is not None:
                 return self.clip(item, asset, pos, frames)
         elif isinstance(item, otio.schema.Stack):
@@ -447,9 +204,9 @@ class _Spine:
         return element, Fraction(0)
 
     def clip(
-        self, item: otio.schema.Clip, asset: _Asset, pos: int, frames: int
+        self, item: otio.schema.Clip, asset: Asset, pos: int, frames: int
     ) -> tuple[ET.Element, Fraction]:
-        start = _seconds(item.trimmed_range().start_time)
+        start = seconds_of(item.trimmed_range().start_time)
         attrs = {
             "ref": asset.id,
             "offset": self.w.t(self.base + pos),
@@ -472,7 +229,7 @@ class _Spine:
         rid = self.w._id()
         media = ET.Element("media", id=rid, name=item.name or "Compound Clip")
         tracks = [t for t in item if isinstance(t, otio.schema.Track)]
-        inner_total = max((_frames(t.duration(), self.w.fps) for t in tracks), default=frames)
+        inner_total = max((frames_of(t.duration(), self.w.fps) for t in tracks), default=frames)
         sequence = ET.SubElement(
             media,
             "sequence",
@@ -483,7 +240,7 @@ class _Spine:
         )
         write_stack(self.w, sequence, tracks, inner_total, tc_start=0)
         self.w.resources.append(media)
-        start = _seconds(item.trimmed_range().start_time)
+        start = seconds_of(item.trimmed_range().start_time)
         attrs = {
             "ref": rid,
             "offset": self.w.t(self.base + pos),
@@ -505,8 +262,8 @@ class _Spine:
             ET.SubElement(
                 element,
                 "marker",
-                start=fcp_time(_seconds(rng.start_time)),
-                duration=fcp_time(max(one, _seconds(rng.duration))),
+                start=fcp_time(seconds_of(rng.start_time)),
+                duration=fcp_time(max(one, seconds_of(rng.duration))),
                 value=marker.name or "Marker",
             )
 
@@ -561,7 +318,7 @@ def write_stack(
         for k, storyline in enumerate(storylines):
             anchor.element.insert(k, storyline)
     for marker in stack_markers or []:
-        at = _frames(marker.marked_range.start_time, w.fps)
+        at = frames_of(marker.marked_range.start_time, w.fps)
         for placed in primary.placed:
             if placed.rec_start <= at < placed.rec_end:
                 local = placed.local_start + Fraction(at - placed.rec_start) / w.fps
@@ -581,12 +338,12 @@ def _carried(timeline: otio.schema.Timeline, fps: Fraction) -> set[tuple[int, st
     found = set()
     for clip in timeline.find_clips():
         try:
-            rec = _frames(clip.range_in_parent().start_time, fps)
-            src = _frames(clip.trimmed_range().start_time, fps)
+            rec = frames_of(clip.range_in_parent().start_time, fps)
+            src = frames_of(clip.trimmed_range().start_time, fps)
         except Exception:
             continue
         for m in clip.markers:
-            found.add((rec + _frames(m.marked_range.start_time, fps) - src, m.name))
+            found.add((rec + frames_of(m.marked_range.start_time, fps) - src, m.name))
     return found
 
 
@@ -621,8 +378,8 @@ def fcpxml_string(
     seq_format = w.seq_format = w.format_id(fps, *_sequence_size(w, main))
     tc_start = 0
     if timeline.global_start_time is not None:
-        tc_start = max(0, _frames(timeline.global_start_time, fps))
-    total = max((_frames(t.duration(), fps) for t in tracks), default=0)
+        tc_start = max(0, frames_of(timeline.global_start_time, fps))
+    total = max((frames_of(t.duration(), fps) for t in tracks), default=0)
 
     root = ET.Element("fcpxml", version=version)
     root.append(w.resources)
@@ -643,10 +400,10 @@ def fcpxml_string(
     markers = [
         m
         for m in timeline.tracks.markers
-        if (_frames(m.marked_range.start_time, fps), m.name) not in carried
+        if (frames_of(m.marked_range.start_time, fps), m.name) not in carried
     ]
     write_stack(w, sequence, tracks, total, tc_start=tc_start, main=main, stack_markers=markers)
-    w.emit_assets()
+    w.assets.emit(w.resources, version, fps, seq_format, w.format_id)
     _sort_resources(w)
     ET.indent(root, space="    ")
     body = ET.tostring(root, encoding="unicode")
@@ -661,8 +418,8 @@ def _sequence_size(w: _Writer, main: otio.schema.Track | None) -> tuple[int, int
             url = getattr(clip.media_reference, "target_url", None)
             if not url:
                 continue
-            src, path = _src_url(str(url), w.base)
-            media = w.media_info.setdefault(src, _probe(path))
+            src, path = src_url(str(url), w.base)
+            media = w.assets.media_info.setdefault(src, probe(path))
             if media.width and media.height:
                 return int(media.width), int(media.height)
     return 1920, 1080
