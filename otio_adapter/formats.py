@@ -92,7 +92,7 @@ FORMATS: tuple[EditFormat, ...] = (
         "fcpx_xml",
         (".fcpxml", ".fcpxmld"),
         "Final Cut Pro (File > Export XML)",
-        reader="otio_adapter.fcpxml:read_fcpxml",
+        reader="otio_adapter.fcpxml_read:read_fcpxml",
         writer="otio_adapter.fcpxml_write:write_fcpxml",
     ),
     EditFormat(
