@@ -181,7 +181,7 @@ def test_hand_written_fcpxml_at_23976_with_tc_start(media, cfg, tmp_path, monkey
     <asset id="r3" name="b" src="b.mp4" start="0s" duration="3s" hasVideo="1" format="r1"/>
   </resources>
   <library><event name="e"><project name="hand">
-    <sequence format="r1" duration="3003/1000s" tcStart="18018/5s">
+    <sequence format="r1" duration="5005/2000s" tcStart="18018/5s">
       <spine>
         <asset-clip ref="r2" offset="18018/5s" name="a" start="1001/1000s" duration="1001/1000s"/>
         <gap offset="3604601/1000s" duration="1001/2000s"/>
