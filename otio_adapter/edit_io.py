@@ -156,7 +156,7 @@ def read_edit(
     if options.media_dir is not None:
         from .relink import relink_media
 
-        relink_media(result, options.media_dir)
+        relink_media(result, options.media_dir, base_dir=p.resolve().parent)
     return result
 
 

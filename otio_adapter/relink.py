@@ -112,7 +112,8 @@ def _find(name: str, index: _Index) -> tuple[Path | None, list[Path]]:
             exact = [p for p in found if name in (p.name, _stem(p.name), p.stem)]
             if len(exact) == 1:
                 return exact[0], []
-            return sorted(found)[0], sorted(found)
+            tied = sorted(exact or found)
+            return tied[0], tied
     return None, []
 
 
