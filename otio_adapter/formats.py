@@ -103,6 +103,29 @@ FORMATS: tuple[EditFormat, ...] = (
         reader="otio_adapter.edl:read_edl",
         writer="otio_adapter.edl:write_edl",
     ),
+    EditFormat(
+        "FCP7 XML",
+        "fcp_xml",
+        (".xml",),
+        "Premiere Pro (File > Export > Final Cut Pro XML), DaVinci Resolve (File > Export "
+        "Timeline > FCP 7 XML)",
+        reader="otio_adapter.fcp7:read_fcp7",
+        writer="otio_adapter.fcp7:write_fcp7",
+    ),
+    EditFormat(
+        "Kdenlive project",
+        "kdenlive",
+        (".kdenlive",),
+        "Kdenlive (File > Save: the project file itself)",
+        reader="otio_adapter.kdenlive:read_kdenlive",
+    ),
+    EditFormat(
+        "MLT XML",
+        "mlt_xml",
+        (".mlt",),
+        "melt, Shotcut (File > Open), Kdenlive (add it to the bin as a clip)",
+        writer="otio_adapter.mlt:write_mlt",
+    ),
 )
 
 
