@@ -28,9 +28,15 @@ AUDIO_SUFFIXES = {".wav", ".aif", ".aiff", ".mp3", ".m4a", ".aac", ".flac", ".ca
 
 
 # ----------------------------------------------------------------------------- time helpers
+_MAX_DEN = 2**31 - 1  # FCPXML times have a 32-bit denominator
+
+
 def fcp_time(seconds: Fraction) -> str:
-    """An exact FCPXML time: ``"1001/24000s"`` reduced, ``"3600s"`` when whole."""
+    """An exact FCPXML time: ``"1001/24000s"`` reduced, ``"3600s"`` when whole (a time
+    derived from a speed change is rounded to a denominator FCPXML can hold)."""
     seconds = Fraction(seconds)
+    if seconds.denominator > _MAX_DEN:
+        seconds = seconds.limit_denominator(_MAX_DEN)
     if seconds.denominator == 1:
         return f"{seconds.numerator}s"
     return f"{seconds.numerator}/{seconds.denominator}s"
@@ -48,6 +54,16 @@ def seconds_of(t: otio.opentime.RationalTime) -> Fraction:
     if value.denominator != 1:
         value = value.limit_denominator(10**6)
     return value / exact_rate(t.rate)
+
+
+def speed_of(item: Any) -> Fraction:
+    """How fast a clip plays its source: the product of its linear time warps (0 for a
+    freeze frame, negative in reverse)."""
+    speed = Fraction(1)
+    for effect in getattr(item, "effects", ()):
+        if isinstance(effect, otio.schema.LinearTimeWarp):
+            speed *= Fraction(effect.time_scalar).limit_denominator(10**6)
+    return speed
 
 
 def frames_of(t: otio.opentime.RationalTime, fps: Fraction) -> int:
@@ -209,7 +225,8 @@ class AssetTable:
             used = None
         if used is not None:
             first = seconds_of(used.start_time)
-            last = first + seconds_of(used.duration)
+            last = first + seconds_of(used.duration) * speed_of(clip)  # media it plays
+            first, last = min(first, last), max(first, last)
             asset.start = first if asset.start is None else min(asset.start, first)
             asset.end = last if asset.end is None else max(asset.end, last)
         return asset

@@ -33,7 +33,16 @@ import opentimelineio as otio
 
 from moodsic_engine.errors import InputError
 
-from .fcpxml_media import Asset, AssetTable, fcp_time, frames_of, probe, seconds_of, src_url
+from .fcpxml_media import (
+    Asset,
+    AssetTable,
+    fcp_time,
+    frames_of,
+    probe,
+    seconds_of,
+    speed_of,
+    src_url,
+)
 
 VERSIONS = ("1.8", "1.10")
 DEFAULT_VERSION = "1.8"
@@ -206,7 +215,9 @@ class _Spine:
     def clip(
         self, item: otio.schema.Clip, asset: Asset, pos: int, frames: int
     ) -> tuple[ET.Element, Fraction]:
-        start = seconds_of(item.trimmed_range().start_time)
+        source = seconds_of(item.trimmed_range().start_time)
+        speed = speed_of(item)
+        start = source if speed == 1 else (_fine(source / speed) if speed > 0 else Fraction(0))
         attrs = {
             "ref": asset.id,
             "offset": self.w.t(self.base + pos),
@@ -219,7 +230,9 @@ class _Spine:
         if self.music:
             attrs["audioRole"] = "music"
         element = ET.Element("asset-clip", attrs)
-        self.markers(element, item)
+        if speed != 1:
+            element.append(_time_map(source, start, Fraction(frames) / self.w.fps, speed))
+        self.markers(element, item, speed)
         return element, start
 
     def compound(
@@ -254,18 +267,46 @@ class _Spine:
         self.markers(element, item)
         return element, start
 
-    def markers(self, element: ET.Element, item: Any) -> None:
-        """The item's markers, in its own (source) time, as Final Cut Pro keeps them."""
+    def markers(self, element: ET.Element, item: Any, speed: Fraction = Fraction(1)) -> None:
+        """The item's markers, in its own (source) time, as Final Cut Pro keeps them (a
+        retimed clip's own time runs at `speed` against its source's)."""
         one = Fraction(1) / self.w.fps
         for marker in item.markers:
             rng = marker.marked_range
+            at = seconds_of(rng.start_time)
             ET.SubElement(
                 element,
                 "marker",
-                start=fcp_time(seconds_of(rng.start_time)),
+                start=fcp_time(at / speed if speed > 0 else at),
                 duration=fcp_time(max(one, seconds_of(rng.duration))),
                 value=marker.name or "Marker",
             )
+
+
+def _fine(seconds: Fraction) -> Fraction:
+    """A time derived from a speed change, to 1/720000 s (FCP's own fine grid): well under
+    a frame, and a denominator FCPXML holds."""
+    return Fraction(round(seconds * 720000), 720000)
+
+
+def _time_map(source: Fraction, start: Fraction, length: Fraction, speed: Fraction) -> ET.Element:
+    """A constant speed change as Final Cut Pro writes one: the clip's own time mapped
+    linearly onto its source's (from 0 for forward play; a freeze or reverse play from the
+    clip's first source time)."""
+    element = ET.Element("timeMap")
+    if speed > 0:
+        points = [(Fraction(0), Fraction(0)), (start + length, (start + length) * speed)]
+    else:
+        points = [(Fraction(0), source), (length, source + length * speed)]
+    for time, value in points:
+        ET.SubElement(
+            element,
+            "timept",
+            time=fcp_time(_fine(time)),
+            value=fcp_time(_fine(value)),
+            interp="linear",
+        )
+    return element
 
 
 def write_stack(
@@ -314,9 +355,10 @@ def write_stack(
         _Spine(w, 0, audio=audio, music=audio and _is_music(track)).write(storyline, track, 0)
         storylines.append(storyline)
     if anchor is not None:
-        # anchored items come before the anchor's markers (the DTD's order)
+        # anchored items come after a timeMap and before the anchor's markers (DTD order)
+        first = sum(1 for child in anchor.element if child.tag in ("conform-rate", "timeMap"))
         for k, storyline in enumerate(storylines):
-            anchor.element.insert(k, storyline)
+            anchor.element.insert(first + k, storyline)
     for marker in stack_markers or []:
         at = frames_of(marker.marked_range.start_time, w.fps)
         for placed in primary.placed:
