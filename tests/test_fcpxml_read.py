@@ -387,3 +387,52 @@ def test_many_elements_are_refused(tmp_path, monkeypatch) -> None:  # noqa: ANN0
     monkeypatch.setattr(reader, "MAX_ELEMENTS", 100)
     with pytest.raises(InputError, match="more than 100 XML elements"):
         read_edit(DATA / "23.98.fcpxml")
+
+
+# ----------------------------------------------------------------------------- scored end to end
+END_TO_END = [
+    ("23.98.fcpxml", None),
+    ("MulticamSampleWithCuts.fcpxml", None),
+    ("fcpx_example.fcpxml", "OpenTimeline_Project 1"),
+    ("DisabledClips.fcpxml", None),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "project"), END_TO_END, ids=[n for n, _ in END_TO_END])
+def test_scored_with_stand_in_media_keeps_the_picture(
+    tmp_path, name: str, project: str | None
+) -> None:  # noqa: ANN001
+    from editor_corpus import (
+        corpus_library,
+        music_clips,
+        picture_items,
+        score_with_grammar,
+        stand_in_media,
+    )
+
+    folder = stand_in_media(_read(name, project), tmp_path / "media")
+    edit = read_edit(DATA / name, project=project, media_dir=folder)
+    scored, report = score_with_grammar(edit, corpus_library(tmp_path / "lib"))
+    assert picture_items(scored) == picture_items(edit)
+    assert music_clips(scored)
+    # only titles and generators have no picture to watch
+    assert all("generator reference" in c.problem for c in report.missing), report.missing
+    assert report.cue.video.frames == Expected(name, project).frames
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    raises=InputError,
+    reason="moodsic_engine.video refuses a still image ('... is a still image (png), not a "
+    "video'), so a still in an edit is reported unreadable instead of scored from its picture",
+)
+def test_a_still_in_the_edit_is_scored_from_its_picture(tmp_path) -> None:  # noqa: ANN001
+    from editor_corpus import corpus_library, music_clips, score_with_grammar, stand_in_media
+
+    folder = stand_in_media(_read("ImageSample.fcpxml"), tmp_path / "media")
+    assert [p.name for p in folder.iterdir()] == ["AWorldofStories.Still001.png"]
+    edit = read_edit(DATA / "ImageSample.fcpxml", media_dir=folder)
+    scored, report = score_with_grammar(edit, corpus_library(tmp_path / "lib"))
+    assert report.missing == () and music_clips(scored)
