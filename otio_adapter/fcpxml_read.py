@@ -92,6 +92,10 @@ def _choose(root: ET.Element, options: ReadOptions, name: str) -> ET.Element:
         for project in projects:
             if project.get("name", "") == options.project:
                 return project
+        # FCP keeps trailing spaces in names; a shell user rarely types them
+        loose = [p for p in projects if _loose(p.get("name", "")) == _loose(options.project)]
+        if len(loose) == 1:
+            return loose[0]
         if not projects:
             raise InputError(
                 f"{name}: holds no project, so --project {options.project!r} is unused"
@@ -102,6 +106,10 @@ def _choose(root: ET.Element, options: ReadOptions, name: str) -> ET.Element:
             f"{name}: holds {len(projects)} projects ({listed}); pass --project NAME to pick one"
         )
     return projects[0]
+
+
+def _loose(name: str) -> str:
+    return " ".join(name.split()).casefold()
 
 
 def _lone_clip(root: ET.Element) -> ET.Element | None:
@@ -296,6 +304,9 @@ def _item(piece: Piece, count: int, fps: Fraction) -> otio.core.Item:
         )
         source = otio.opentime.TimeRange(rt_frames(0, fps), duration)
         meta["generator"] = piece.effect
+        meta["element"] = piece.element
+        if piece.effect_uid:
+            meta["effect_uid"] = piece.effect_uid
     else:
         asset = piece.asset
         assert asset is not None

@@ -38,6 +38,8 @@ class Piece:
     speed: Fraction = Fraction(1)
     enabled: bool = True
     effect: str = ""  # a title's or generator's effect name
+    effect_uid: str = ""  # its <effect uid>, for a writer that puts it back
+    element: str = ""  # the FCPXML element it came from ("title", "video", ...)
     audio: bool = False  # an audio-only piece (no picture)
     still: bool = False
 
@@ -203,7 +205,19 @@ def pieces(
     if tag in ("title", "generator"):
         effect = res.effects.get(el.get("ref", ""))
         label = effect.get("name", tag) if effect is not None else tag
-        return [Piece(at, at + duration, "generator", name, effect=label, enabled=enabled)]
+        uid = effect.get("uid", "") if effect is not None else ""
+        return [
+            Piece(
+                at,
+                at + duration,
+                "generator",
+                name,
+                effect=label,
+                effect_uid=uid,
+                element=tag,
+                enabled=enabled,
+            )
+        ]
     if tag in ("asset-clip", "video", "audio"):
         return [_leaf(el, res, at, start, duration, enabled)]
     inner = _inner(el, res, depth)
@@ -223,7 +237,16 @@ def _leaf(
         if effect is None:
             raise res.fail(f"clip {name!r} refers to {ref!r}, which is not among the resources")
         label = effect.get("name", "generator")
-        return Piece(at, at + duration, "generator", name or label, effect=label, enabled=on)
+        return Piece(
+            at,
+            at + duration,
+            "generator",
+            name or label,
+            effect=label,
+            effect_uid=effect.get("uid", ""),
+            element=el.tag,
+            enabled=on,
+        )
     speed, src = Fraction(1), start
     points = _time_map(el, res)
     if len(points) >= 2 and points[-1][0] != points[0][0]:

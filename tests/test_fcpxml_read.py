@@ -170,10 +170,10 @@ def test_compound_clips_are_flattened_to_what_they_show() -> None:
         ("Clouds", 251, 501),
         ("Basic Title", 501, 752),
     ]
-    assert all(
-        isinstance(c.media_reference, otio.schema.GeneratorReference)
-        for c in _main(timeline).find_clips()
-    )
+    clips = _main(timeline).find_clips()
+    assert all(isinstance(c.media_reference, otio.schema.GeneratorReference) for c in clips)
+    assert clips[1].metadata["fcpxml"]["element"] == "video"  # a generator: <video ref=effect>
+    assert clips[1].metadata["fcpxml"]["effect_uid"].endswith("Clouds.localized/Clouds.motn")
 
 
 def test_compound_trimmed_by_its_start() -> None:
@@ -331,6 +331,8 @@ def test_several_projects_need_a_name() -> None:
     assert "'OpenTimeline_Project', 'OpenTimeline_Project 1'" in text
     assert "--project NAME" in text
     assert _read("fcpx_example.fcpxml", "OpenTimeline_Project").name == "OpenTimeline_Project"
+    # spacing and case as a shell user types them, when only one project fits
+    assert _read("fcpx_example.fcpxml", "opentimeline_project  1 ").name == "OpenTimeline_Project 1"
     with pytest.raises(InputError, match="no project named 'Nope'; it holds 'Test Project'"):
         _read("Structure.fcpxml", "Nope")
     with pytest.raises(InputError, match="project 'Test Project 3' is empty"):
