@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from .config import Config
 from .cue import CueSheet
 from .errors import InputError
+from .fileio import atomic_path, sweep_parts
 from .progress import ProgressFn, no_progress
 
 
@@ -76,9 +78,8 @@ def _write_audio_outputs(
     progress: ProgressFn,
 ) -> dict[str, Path]:
     """Bed, mix and muxed video from ONE render: speech detection and music placement run once."""
-    import tempfile
-
     from . import mix as mixing
+    from .fileio import work_dir
 
     cfg = config.mix
     sr = cfg.sample_rate
@@ -92,7 +93,7 @@ def _write_audio_outputs(
         out["bed"] = mixing.write_audio(bed, bed_audio, sr)
         progress("mix", len(out), steps)
     if mix or mux:
-        with tempfile.TemporaryDirectory(prefix="moodsic-") as tmpdir:
+        with work_dir("score") as tmpdir:
             mix_path = mixing.write_audio(mix or Path(tmpdir) / "mix.wav", mixed, sr)
             if mix:
                 out["mix"] = mix_path
@@ -142,6 +143,8 @@ def score_video_to_files(
     _check_outputs(
         video, {"output": Path(out), **{k: Path(v) if v else None for k, v in extras_req.items()}}
     )
+    for target in (out, *(v for v in extras_req.values() if v)):
+        sweep_parts(target)  # temp files an earlier, killed run left beside these outputs
     from .video import probe_video
 
     probe_video(video, config.sample)  # a bad video fails in a blink, before models load
@@ -159,14 +162,25 @@ def score_video_to_files(
     cue = score_video(
         video, lib, config, experts=experts, progress=progress, reroll=reroll, reuse=earlier
     )
-    extras: dict[str, Path] = {}
-    if mix or bed or mux:
-        extras.update(
-            _write_audio_outputs(cue, video, config, mix=mix, bed=bed, mux=mux, progress=progress)
-        )
-    if plot:
-        from .plot import plot_cue
+    # One unit: every output goes to a temp file first; only when all are written are they
+    # renamed into place, the cue sheet last (ExitStack renames in reverse order of entry).
+    with contextlib.ExitStack() as stack:
+        cue_tmp = stack.enter_context(atomic_path(out))
+        staged = {k: stack.enter_context(atomic_path(v)) for k, v in extras_req.items() if v}
+        if mix or bed or mux:
+            _write_audio_outputs(
+                cue,
+                video,
+                config,
+                mix=staged.get("mix"),
+                bed=staged.get("bed"),
+                mux=staged.get("mux"),
+                progress=progress,
+            )
+        if plot:
+            from .plot import plot_cue
 
-        extras["plot"] = plot_cue(cue, plot)
-    cue_path = cue.to_json(out)
-    return ScoreResult(cue_path=cue_path, cue=cue, extras=extras)
+            plot_cue(cue, staged["plot"])
+        cue_tmp.write_text(cue.to_json_text(Path(out).parent) + "\n", encoding="utf-8")
+    extras = {k: Path(v) for k, v in extras_req.items() if v}
+    return ScoreResult(cue_path=Path(out), cue=cue, extras=extras)

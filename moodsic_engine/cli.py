@@ -550,7 +550,7 @@ def batch(
     Exit code 3 when the batch finished but some clips failed (see batch.jsonl for why).
     """
     from .batch import run_batch
-    from .batch_report import batch_reporter
+    from .batch.report import batch_reporter
 
     names = _csv(experts)
     with reporting(progress) as (_, json_out):
@@ -602,7 +602,7 @@ def bench_batch(
     ] = 3,
 ) -> None:
     """Clips/min with 1 and 2 local workers, the speed-up, and Ray's per-clip overhead."""
-    from .batch_bench import batch_report
+    from .batch.bench import batch_report
 
     names = _csv(experts) or ()
     with reporting(ProgressMode.none):

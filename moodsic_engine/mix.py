@@ -32,7 +32,7 @@ import numpy as np
 from .config import MixConfig
 from .cue import CueSheet
 from .errors import InputError, ResourceError
-from .fileio import atomic_path
+from .fileio import atomic_path, work_dir
 
 _LOOP_JOIN_S = 0.03  # crossfade at a loop's wrap point when the audio past the bar is known
 _LIMITER_WINDOW_S = 0.05
@@ -838,7 +838,6 @@ def mux(
     A lossy audio codec (AAC, Opus) is checked like an MP3 output: when its decoded true peak
     lands above `ceiling_db` (default: the audio file's own true peak), the audio is limited by
     the overshoot and encoded again."""
-    import tempfile
     import warnings
 
     video, audio, out = Path(video_path), Path(audio_path), Path(out_path)
@@ -890,7 +889,8 @@ def mux(
             why = next((ln for ln in lines if _container_refuses(ln)), lines[-1])
             raise InputError(f"cannot mux {video.name}: {why.strip()[:200]}")
 
-    with atomic_path(out) as tmp, tempfile.TemporaryDirectory(prefix="moodsic-mux-") as work:
+    # work_dir names the folder after this process, so a parent can remove it if we are killed.
+    with atomic_path(out) as tmp, work_dir("mux") as work:
         if codec[1] == "flac":
             run(tmp, audio)
         else:

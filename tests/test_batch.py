@@ -18,7 +18,7 @@ from moodsic_engine.batch import (
     discover_many,
     run_batch,
 )
-from moodsic_engine.batch_report import JsonBatchReporter
+from moodsic_engine.batch.report import JsonBatchReporter
 from moodsic_engine.config import Config
 from moodsic_engine.errors import ExpertUnavailable, InputError
 from moodsic_engine.progress import JsonProgress
@@ -274,7 +274,7 @@ def test_line_and_bar_reporters(
 ) -> None:
     from rich.console import Console
 
-    from moodsic_engine.batch_report import LineReporter, RichBatchReporter
+    from moodsic_engine.batch.report import LineReporter, RichBatchReporter
 
     root = tmp_path / "in"
     root.mkdir()
@@ -307,8 +307,8 @@ def test_one_batch_per_output_folder(
     out = tmp_path / "out"
     holder = subprocess.Popen(
         [sys.executable, "-c", (
-            "import sys, time; from pathlib import Path; from moodsic_engine.batch import _outdir_lock\n"
-            f"with _outdir_lock(Path({str(out)!r})):\n    print('held', flush=True); time.sleep(60)"
+            "import sys, time; from pathlib import Path; from moodsic_engine.batch import outdir_lock\n"
+            f"with outdir_lock(Path({str(out)!r})):\n    print('held', flush=True); time.sleep(60)"
         )],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

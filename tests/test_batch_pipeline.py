@@ -231,7 +231,7 @@ def test_worker_warm_up_builds_what_the_first_clip_would(bank: dict[str, Path]) 
     # Loading once per worker includes the catalogue's search index: otherwise the first
     # clip of every worker pays for it (about 0.5 s, most of a short clip's scoring time).
     from moodsic_engine.batch import EngineFns, WarmSpec
-    from moodsic_engine.batch_worker import WorkerContext
+    from moodsic_engine.batch.worker import WorkerContext
 
     fns = EngineFns()
     spec = WarmSpec(

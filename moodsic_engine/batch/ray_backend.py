@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .batch import ClipTask, WarmSpec, _record, default_workers, one_line
-from .errors import MoodsicError, ResourceError
+from ..errors import MoodsicError, ResourceError
+from .model import ClipTask, WarmSpec, clip_record, default_workers, one_line
 
 
 class ClipActor:
@@ -32,7 +32,7 @@ class ClipActor:
         self.ctx: Any = None
 
     def ready(self) -> tuple[Any, ...]:
-        from .batch_worker import WorkerContext
+        from .worker import WorkerContext
 
         self.ctx = WorkerContext(self.threads)
         try:
@@ -44,7 +44,7 @@ class ClipActor:
             return ("fatal", "ResourceError", msg)
 
     def score(self, task: ClipTask) -> dict[str, Any]:
-        from .batch_worker import process_clip
+        from .worker import process_clip
 
         return process_clip(task, self.ctx)
 
@@ -137,7 +137,9 @@ def _drive(
 
     def fail(task: ClipTask, since: float, reason: str) -> None:
         base = dict(index=task.index, input=task.video, rel=task.rel)
-        on_result(_record(base, "failed", seconds=round(time.monotonic() - since, 3), error=reason))
+        on_result(
+            clip_record(base, "failed", seconds=round(time.monotonic() - since, 3), error=reason)
+        )
 
     try:
         for _ in range(n):
@@ -174,7 +176,7 @@ def _drive(
                         start()
                         continue
                     if msg[0] == "fatal":
-                        from . import errors
+                        from .. import errors
 
                         raise getattr(errors, msg[1], ResourceError)(msg[2])
                     failed_starts = 0

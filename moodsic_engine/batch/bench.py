@@ -16,9 +16,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .batch import BatchResult, default_workers, run_batch
-from .config import Config
-from .errors import ResourceError
+from ..config import Config
+from ..errors import ResourceError
+from .model import BatchResult, default_workers
+from .run import run_batch
 
 _SOURCES = ("testsrc2", "smptebars", "rgbtestsrc", "testsrc")
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from .batch import CONTACT_SHEET, SUMMARY_CSV, SUMMARY_JSONL, BatchResult
-from .fileio import write_text_atomic
+from ..fileio import write_text_atomic
+from .model import CONTACT_SHEET, SUMMARY_CSV, SUMMARY_JSONL, BatchResult
 
 CSV_COLUMNS = [
     "input",
@@ -325,7 +325,7 @@ class RichBatchReporter:
 def batch_reporter(mode: str, emit: Any = None) -> Iterator[Any]:
     """The reporter for a `--progress` mode: a bar on a terminal, plain lines on stderr when
     it is not one (logs), JSON lines through `emit`, or nothing; the bar is always stopped."""
-    from .batch import NullReporter
+    from .model import NullReporter
 
     if mode == "json":
         yield JsonBatchReporter(emit)
