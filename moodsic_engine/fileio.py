@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, MoodsicError
 
 
 @contextlib.contextmanager
@@ -65,6 +67,51 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def regular_file(
+    path: str | os.PathLike[str],
+    what: str,
+    *,
+    max_bytes: int | None = None,
+    error: type[MoodsicError] = InputError,
+) -> Path:
+    """`path` if it is a regular file (links followed) that may be opened; else `error`.
+
+    Checked with stat before anything opens it: opening a FIFO blocks until a writer comes,
+    a device may never end, so wherever a file is expected these are refused at once. With
+    `max_bytes`, a larger file is refused before it is read. `what` names the input in
+    the one-line message ("config file", "cue sheet", ...).
+    """
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise error(f"{what} not found: {p}") from None
+    except OSError as exc:  # ELOOP, EACCES on a parent, ENAMETOOLONG, ...
+        reason = "a symlink loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+        raise error(f"cannot read {what} {p}: {reason}") from None
+    except ValueError:  # an embedded NUL byte
+        raise error(f"{what} path {str(path)!r} is not a valid file name") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+        if kind == "a folder":
+            raise error(f"{what} {p} is a directory, not a file")
+        raise error(f"{what} {p} is {kind}, not a regular file")
+    if not os.access(p, os.R_OK):
+        raise error(f"cannot read {what} {p}: permission denied")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise error(f"{what} {p} is too large ({st.st_size} bytes; the limit is {max_bytes})")
+    return p
 
 
 def resolve_inside(
