@@ -315,3 +315,79 @@ def test_written_list_reads_back_through_moodsic(tmp_path: Path) -> None:
     assert _main_clips(again, 25) == _main_clips(_read(path, rate=25)[0], 25)
     names = {t.name for t in again.tracks}
     assert {"V", "A1", "A2", "A3", "A4"} <= names  # the edit's audio and the music
+
+
+# --------------------------------------------------------------------------- end to end
+_MAX_EVENTS = 6  # long reels are cut to their first events: stand-ins and scoring stay quick
+
+
+def _head(text: str, events: int = _MAX_EVENTS) -> str:
+    """The EDL up to its `events`-th event number (a transition's two lines are one)."""
+    seen: list[str] = []
+    out = []
+    for line in text.splitlines():
+        m = _EVENT.match(line.strip())
+        if m and m.group(1) not in seen:
+            if len(seen) == events:
+                break
+            seen.append(m.group(1))
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    from editor_corpus import corpus_library
+
+    return corpus_library(tmp_path_factory.mktemp("library"))
+
+
+# test_24psf and dissolve_test_fail differ from test_25 and dissolve_test only in what the
+# reading tests above check
+SCORED = [s for s in PICTURE if s not in ("test_24psf", "dissolve_test_fail")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", SCORED)
+def test_real_edl_scored_and_written_back(
+    stem: str, tmp_path: Path, library: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import editor_corpus
+    from editor_corpus import grammar_config as score_config
+    from editor_corpus import music_clips, picture_items, score_with_grammar, stand_in_media
+
+    # score.media_timecode_s reads a stand-in's timecode tag through OTIO, which has no
+    # timecode at the harness's 10 fps: stand-ins at 25 fps keep EDL-style media timed
+    monkeypatch.setattr(editor_corpus, "_STAND_IN_FPS", 25)
+    rate = RATES.get(stem, 24)
+    path = tmp_path / f"{stem}.edl"
+    path.write_text(_head((DATA / f"{stem}.edl").read_text(errors="replace")))
+    edit, _ = _read(path, rate=rate)
+    media = stand_in_media(edit, tmp_path / "media")
+    edit, _ = _read(path, rate=rate, media_dir=media)
+    for clip in edit.find_clips():
+        ref = clip.media_reference
+        if not isinstance(ref, otio.schema.GeneratorReference):
+            assert ref.target_url.startswith(media.resolve().as_uri()), clip.name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scored, report = score_with_grammar(edit, library)
+    # stills are not decoded yet; a clip shorter than the sampling step may get no sample
+    step = round(rate / score_config().sample.sample_fps)
+    for c in report.missing:
+        assert Path(c.name).suffix.lower() == ".jpg" or (
+            c.problem == "no frames in the used range" and c.rec_end - c.rec_start < step
+        ), report.notes
+    assert music_clips(scored)
+
+    out = write_timeline(scored, tmp_path / "scored.edl")
+    text = out.read_text()
+    assert _picture(text, rate) == _picture(path.read_text(), rate)
+    has_audio = any(e["chan"][0] in "AB" for e in _events(path.read_text()))
+    lane = _filled(text, rate, "A3" if has_audio else "AA")
+    assert [e["rec"][0] for e in lane] == _music_starts(scored, rate)
+    back, _ = _read(out, rate=rate)
+    assert _main_clips(back, rate) == _main_clips(edit, rate)
+
+    otio_out = write_timeline(scored, tmp_path / "scored.otio")
+    assert picture_items(read_edit(otio_out)) == picture_items(edit)
