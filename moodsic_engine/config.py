@@ -19,6 +19,8 @@ from typing import Any
 
 from .errors import InputError
 
+MAX_CONFIG_BYTES = 1 << 20  # a full config is about 2 KB
+
 
 @dataclass(frozen=True)
 class SampleConfig:
@@ -146,14 +148,26 @@ class Config:
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> Config:
-        p = Path(path)
+        from .fileio import regular_file
+
+        # A FIFO or device would block the read; a config is a few KB, so cap what is read.
+        p = regular_file(path, "config file", max_bytes=MAX_CONFIG_BYTES)
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"config file not found: {p}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            text = p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"config file {p} is not UTF-8 text") from None
+        except OSError as exc:
+            raise InputError(f"cannot read config file {p}: {exc.strerror or exc}") from None
+        try:
+            data = tomllib.loads(text)
+        except RecursionError:  # tomllib recurses once per nested array or inline table
+            raise InputError(f"config file {p} is nested too deeply to be a config") from None
+        except tomllib.TOMLDecodeError as exc:
             raise InputError(f"config file {p} is not valid TOML: {exc}") from None
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except RecursionError:
+            raise InputError(f"config file {p} is nested too deeply to be a config") from None
 
     def to_toml(self) -> str:
         return _dump_toml(self.to_dict())
@@ -208,9 +222,18 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
 def _coerce(hint: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise InputError(f"config key {key} must be a list")
-        return tuple(str(v) for v in value)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise InputError(f"config key {key} must be a list of names")
+        if key == "experts":
+            from .experts import EXPERT_NAMES
+
+            unknown = [v for v in value if v not in EXPERT_NAMES]
+            if unknown:
+                raise InputError(
+                    f"config key experts: unknown expert(s) {', '.join(map(repr, unknown))} "
+                    f"(choose from {', '.join(EXPERT_NAMES)})"
+                )
+        return tuple(value)
     if origin in (typing.Union, types.UnionType):
         return value
     if hint is bool:
