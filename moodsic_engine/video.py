@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,10 +26,17 @@ from .config import SampleConfig
 from .errors import VideoError
 from .experts.base import FrameBatch
 
+if TYPE_CHECKING:
+    from .still import StillSampler
+
 THUMB_W, THUMB_H = 64, 36
 _HIST_BINS = 16
 # A decode that ends this far short of the declared duration means a damaged file.
 _TRUNCATION_SLACK = 0.9
+
+
+class StillImageError(VideoError):
+    """The file is a still image: no video on its own, a picture when shown for a span."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,8 @@ class VideoInfo:
     start_time_s: float = 0.0
 
 
-def _open(path: str | os.PathLike[str]):  # noqa: ANN202 - av container
+def open_media(path: str | os.PathLike[str]):  # noqa: ANN201 - av container
+    """Open a local media file with PyAV, or raise VideoError with one line."""
     import av
 
     p = Path(path)
@@ -79,7 +88,7 @@ def _first_line(exc: BaseException) -> str:
 def _video_stream(container, name: str):  # noqa: ANN001, ANN202
     fmt = container.format.name
     if fmt == "image2" or fmt.endswith("_pipe"):  # how FFmpeg opens a lone PNG/JPEG/...
-        raise VideoError(f"{name} is a still image ({fmt.removesuffix('_pipe')}), not a video")
+        raise StillImageError(f"{name} is a still image ({fmt.removesuffix('_pipe')}), not a video")
     # Cover art in a music file (or an MP4) is a one-picture "video" stream: not footage.
     footage = [s for s in container.streams.video if not int(s.disposition) & _ATTACHED_PIC]
     if not footage:
@@ -164,7 +173,7 @@ def _first_frame_rotation(container, stream) -> int:  # noqa: ANN001
 def probe_video(path: str | os.PathLike[str], cfg: SampleConfig | None = None) -> VideoInfo:
     """Read a video's header facts, or raise VideoError with one line saying what is wrong."""
     cfg = cfg or SampleConfig()
-    container = _open(path)
+    container = open_media(path)
     try:
         return _info(container, str(path), cfg)
     finally:
@@ -286,7 +295,7 @@ class VideoSampler:
 
         cfg = self.cfg
         name = Path(self.path).name
-        container = _open(self.path)
+        container = open_media(self.path)
         # With a budget of two or more threads, sampled frames are converted on a helper thread
         # while decoding goes on; with one (e.g. each worker of a full batch pool), inline.
         converter: ThreadPoolExecutor | _InlineExecutor = (
@@ -463,8 +472,18 @@ def sample_video(
     start_s: float = 0.0,
     end_s: float | None = None,
     batch_size: int = 16,
-) -> VideoSampler:
-    """A sampler over `path` from `start_s` to `end_s` (source seconds); see VideoSampler."""
-    return VideoSampler(
-        path, cfg or SampleConfig(), start_s=start_s, end_s=end_s, batch_size=batch_size
-    )
+) -> VideoSampler | StillSampler:
+    """A sampler over `path` from `start_s` to `end_s` (source seconds); see VideoSampler.
+
+    A still image (a photo or title card on an edit's timeline) is sampled only when
+    `end_s` names how long it is shown (`moodsic_engine.still`); otherwise it is refused.
+    """
+    cfg = cfg or SampleConfig()
+    try:
+        return VideoSampler(path, cfg, start_s=start_s, end_s=end_s, batch_size=batch_size)
+    except StillImageError:
+        if end_s is None:
+            raise
+    from .still import StillSampler
+
+    return StillSampler(path, cfg, start_s=start_s, end_s=end_s, batch_size=batch_size)
