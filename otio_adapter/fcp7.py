@@ -158,7 +158,46 @@ def _prepared(timeline: otio.schema.Timeline) -> otio.schema.Timeline:
     for clip in out.find_clips():
         if clip.source_range is None:  # the writer reads source_range directly
             clip.source_range = clip.trimmed_range()
+        _timecode_rate(clip.media_reference, rate)
     return out
+
+
+def _smpte(rate: float) -> bool:
+    try:
+        otio.opentime.to_timecode(otio.opentime.RationalTime(0, rate), rate)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _timecode_rate(ref: otio.core.SerializableObject, rate: float) -> None:
+    """Media at a rate SMPTE timecode has no form for (Premiere writes phone footage as
+    timebase 29, 59 or 14, ntsc FALSE): the adapter's writer fails on its timecode, so the
+    media's range is restated at the edit rate (same instants; Premiere and Resolve read the
+    media's own rate from the file)."""
+    available = getattr(ref, "available_range", None)
+    meta = ref.metadata.get(_NS, {}) if ref is not None else {}
+    timecode = meta.get("timecode") if isinstance(meta, dict) else None
+    tc_rate = None
+    if isinstance(timecode, dict):
+        try:
+            found = timecode if "timebase" in timecode else timecode["rate"]
+            base = float(found["timebase"])
+            ntsc = str(found.get("ntsc", "FALSE")).upper() == "TRUE"
+            tc_rate = base * 1000.0 / 1001 if ntsc else base
+        except (KeyError, TypeError, ValueError):
+            tc_rate = None
+    bad = (tc_rate is not None and not _smpte(tc_rate)) or (
+        available is not None and not _smpte(available.start_time.rate)
+    )
+    if not bad:
+        return
+    meta.pop("timecode", None)
+    meta.pop("rate", None)
+    if available is not None:
+        ref.available_range = otio.opentime.TimeRange(
+            available.start_time.rescaled_to(rate), available.duration.rescaled_to(rate)
+        )
 
 
 def _localhost(url: str | None) -> str | None:
