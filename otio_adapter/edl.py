@@ -348,7 +348,27 @@ def read_edl(p: Path, options: ReadOptions) -> otio.schema.Timeline:
     result = _read_tidied(edl, rate)
     if isinstance(result, otio.schema.Timeline):
         _edl_record_start(result)
+        if options.media_dir is None and not _names_files(result, p.parent):
+            warnings.warn(
+                f"{p.name}: its events name no media file that is here; pass --media-dir "
+                "FOLDER to find them by clip name, source file or reel",
+                UserWarning,
+                stacklevel=2,
+            )
     return result
+
+
+def _names_files(timeline: otio.schema.Timeline, base: Path) -> bool:
+    """Whether any clip's reference points at a file that exists."""
+    from .score import media_path
+
+    for clip in timeline.find_clips():
+        ref = clip.media_reference
+        if isinstance(ref, otio.schema.ExternalReference):
+            path = media_path(ref, base)
+            if path is not None and path.is_file():
+                return True
+    return False
 
 
 def write_edl(timeline: otio.schema.Timeline, tmp: Path) -> None:

@@ -86,10 +86,11 @@ def _start(tl: otio.schema.Timeline, rate: float) -> int:
 
 
 def _read(path: Path, **kw: object) -> tuple[otio.schema.Timeline, list[str]]:
+    """The timeline and its warnings, less the one every EDL without --media-dir gets."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tl = read_edit(path, **kw)
-    return tl, [str(w.message) for w in caught]
+    return tl, [str(w.message) for w in caught if "--media-dir" not in str(w.message)]
 
 
 def _main_clips(tl: otio.schema.Timeline, rate: float) -> list[tuple[int, int]]:
@@ -177,6 +178,27 @@ def test_audio_only_list_is_refused_in_one_line() -> None:
     with pytest.raises(InputError) as err:
         score_timeline_report(tl, None)
     assert "no video track" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cli_says_what_it_assumed_and_what_to_do(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "moodsic_engine.cli", "score-timeline", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+
+    r = run(str(DATA / "multi_audio.edl"), "-o", "out.edl", "--progress", "none")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert lines[0] == (
+        "moodsic: warning: multi_audio.edl: no --rate given and an EDL names no frame rate; "
+        "assumed 24 fps from its timecodes (frame numbers up to 22); pass --rate to override"
+    )
+    assert lines[1].startswith("moodsic: warning: multi_audio.edl: its events name no media")
+    assert "--media-dir" in lines[1]
+    assert lines[2].startswith("moodsic: error: ") and "no video track" in lines[2]
+    assert not (tmp_path / "out.edl").exists()
 
 
 def test_not_an_edl_is_one_line(tmp_path: Path) -> None:
