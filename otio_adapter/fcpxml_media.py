@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote, urlparse
 import opentimelineio as otio
 
 AUDIO_SUFFIXES = {".wav", ".aif", ".aiff", ".mp3", ".m4a", ".aac", ".flac", ".caf", ".ogg"}
+STILL_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".psd", ".bmp", ".heic", ".gif"}
 
 
 # ----------------------------------------------------------------------------- time helpers
@@ -175,6 +176,7 @@ class Asset:
     audio_only: bool = False
     rate: Fraction | None = None  # the media's frame rate, when the edit tells one
     description: str | None = None  # a Moodsic track's title and artist
+    still: bool = False  # a photo: FCP gives it no duration and plays it as a <video>
 
 
 @dataclass
@@ -205,6 +207,10 @@ class AssetTable:
         if asset is None:
             asset = Asset(self.new_id(), src, _asset_name(src, clip), path)
             asset.audio_only = audio_track
+            meta = clip.metadata.get("fcpxml")
+            asset.still = Path(asset.name).suffix.lower() in STILL_SUFFIXES or bool(
+                hasattr(meta, "get") and meta.get("still")
+            )
             self.assets[src] = asset
         asset.audio_only = asset.audio_only and audio_track
         track = _moodsic_track(clip)
@@ -259,6 +265,12 @@ class AssetTable:
                 attrs["src"] = asset.src
             attrs["start"] = fcp_time(start)
             attrs["duration"] = fcp_time(end - start)
+            if asset.still:  # as FCP writes a photo: no length, a format without a rate
+                attrs["start"] = attrs["duration"] = "0s"
+                attrs["hasVideo"] = "1"
+                attrs["format"] = format_id(None, media.width, media.height)
+                ET.SubElement(resources, "asset", attrs)
+                continue
             if audio_only:
                 attrs["hasVideo"] = "0"
             else:

@@ -49,6 +49,9 @@ DEFAULT_VERSION = "1.8"
 # Final Cut Pro's own effect identifiers for its default transition pair.
 CROSS_DISSOLVE_UID = "FxPlug:4731E73A-8DAC-4113-9A30-AE85B1761265"
 AUDIO_CROSSFADE_UID = "FFAudioTransition"
+BASIC_TITLE_UID = (
+    ".../Titles.localized/Bumper:Opener.localized/Basic Title.localized/Basic Title.moti"
+)
 _NAMED_SIZES = {(1920, 1080): "1080", (1280, 720): "720", (3840, 2160): "2160"}
 
 
@@ -98,6 +101,8 @@ class _Writer:
             rid = self._id()
             attrs = {"id": rid}
             name = _format_name(fps, width, height) if fps and width and height else None
+            if fps is None:  # a photo's
+                name = "FFVideoFormatRateUndefined"
             if name:
                 attrs["name"] = name
             if fps:
@@ -146,7 +151,8 @@ class _Spine:
         self.placed: list[_Placed] = []
 
     def write(self, spine: ET.Element, track: otio.schema.Track, total: int) -> int:
-        """Append `track`'s items to `spine`; a trailing gap pads it to `total` frames."""
+        """Append `track`'s items to `spine` (a lone gap of `total` frames when it has none:
+        connected storylines may run past the primary one's end, as FCP exports them)."""
         pos = 0
         for item in track:
             if isinstance(item, otio.schema.Transition):
@@ -165,11 +171,10 @@ class _Spine:
             spine.append(element)
             self.placed.append(_Placed(element, pos, pos + frames, local))
             pos += frames
-        if pos < total:
-            element = self.gap(pos, total - pos)
+        if not self.placed:  # an empty storyline still needs an item to anchor to
+            element = self.gap(0, max(total, 1))
             spine.append(element)
-            self.placed.append(_Placed(element, pos, total, Fraction(0)))
-            pos = total
+            self.placed.append(_Placed(element, 0, max(total, 1), Fraction(0)))
         return pos
 
     def gap(self, pos: int, frames: int, name: str = "Gap") -> ET.Element:
@@ -204,6 +209,10 @@ class _Spine:
 
     def item(self, item: Any, pos: int, frames: int) -> tuple[ET.Element, Fraction]:
         if isinstance(item, otio.schema.Clip):
+            if isinstance(item.media_reference, otio.schema.GeneratorReference):
+                found = self.generator(item, pos, frames)
+                if found is not None:
+                    return found, Fraction(0)
             asset = self.w.assets.add(item, self.audio)
             if asset is not None:
                 return self.clip(item, asset, pos, frames)
@@ -211,6 +220,34 @@ class _Spine:
             return self.compound(item, pos, frames)
         element = self.gap(pos, frames, name=getattr(item, "name", "") or "Gap")
         return element, Fraction(0)
+
+    def generator(self, item: otio.schema.Clip, pos: int, frames: int) -> ET.Element | None:
+        """A title or generator read from FCPXML (its Motion template's uid kept by the
+        reader) as that element again; its text is not known, so FCP shows the template's."""
+        meta = item.metadata.get("fcpxml")
+        meta = meta if hasattr(meta, "get") else {}
+        tag = "title" if meta.get("element", "title") == "title" else "video"
+        kind = str(item.media_reference.generator_kind or "")
+        uid = meta.get("effect_uid")
+        if not uid and tag == "title" and kind.lower() in ("title", "basic title"):
+            uid = BASIC_TITLE_UID  # a title whose template is not known: FCP's default one
+        if not uid:
+            return None  # written as a gap: nothing else says what it was
+        name = str(meta.get("generator") or kind or "Title")
+        if uid == BASIC_TITLE_UID and name.lower() == "title":
+            name = "Basic Title"
+        attrs = {
+            "ref": self.w.effect_id(name, str(uid)),
+            "offset": self.w.t(self.base + pos),
+            "name": item.name or name,
+            "start": "0s",
+            "duration": self.w.t(frames),
+        }
+        if not item.enabled:
+            attrs["enabled"] = "0"
+        element = ET.Element(tag, attrs)
+        self.markers(element, item)
+        return element
 
     def clip(
         self, item: otio.schema.Clip, asset: Asset, pos: int, frames: int
@@ -229,8 +266,8 @@ class _Spine:
             attrs["enabled"] = "0"
         if self.music:
             attrs["audioRole"] = "music"
-        element = ET.Element("asset-clip", attrs)
-        if speed != 1:
+        element = ET.Element("video" if asset.still else "asset-clip", attrs)
+        if speed != 1 and not asset.still:
             element.append(_time_map(source, start, Fraction(frames) / self.w.fps, speed))
         self.markers(element, item, speed)
         return element, start

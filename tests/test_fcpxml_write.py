@@ -328,3 +328,60 @@ def test_real_final_cut_export_scored_and_written_back(tmp_path) -> None:  # noq
         back = read_edit(out)
         assert picture_items(back) == picture_items(edit)
         assert _music(back, rate) == _music(scored, rate)
+
+
+CORPUS = sorted((Path(__file__).parent / "data" / "fcpxml").glob("*.fcpxml"))
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
+def test_real_exports_written_back_valid_with_the_same_picture(tmp_path, path) -> None:  # noqa: ANN001
+    # every project of every real FCP export read (titles, stills, compounds, multicams,
+    # auditions, speed ramps, disabled clips, connected storylines) written back as 1.8
+    from otio_adapter.fcpxml_read import _projects, parse_fcpxml
+
+    names = [p.get("name") for p in _projects(parse_fcpxml(path))] or [None]
+    for k, name in enumerate(names):
+        try:
+            edit = read_edit(path, project=name if len(names) > 1 else None)
+        except Exception as exc:  # an empty project or one the reader refuses: not ours
+            assert "empty" in str(exc) or "reads as" in str(exc), exc
+            continue
+        out = write_timeline(edit, tmp_path / f"{k}.fcpxml")
+        _valid(out)
+        assert picture_items(read_edit(out)) == picture_items(edit)
+
+
+def test_markers_generators_and_the_callers_timeline_untouched(tmp_path, video) -> None:  # noqa: ANN001
+    rate = 25.0
+    edit = make_edit([(video, 10, 50, 1000), (None, 0, 20), (video, 100, 30, 1000)])
+    track = edit.tracks[0]
+    track[0].markers.append(
+        otio.schema.Marker(name="editor note", marked_range=otio.opentime.TimeRange(RT(20, rate)))
+    )
+    edit.tracks.markers.append(
+        otio.schema.Marker(name="on the gap", marked_range=otio.opentime.TimeRange(RT(80, rate)))
+    )
+    title = otio.schema.Clip(
+        name="Opening",
+        media_reference=otio.schema.GeneratorReference(generator_kind="title"),
+        source_range=otio.opentime.TimeRange(RT(0, rate), RT(25, rate)),
+    )
+    track.insert(0, title)
+    before = otio.adapters.write_to_string(edit)
+    otio.adapters.write_to_file(edit, str(tmp_path / "edit.fcpxml"))  # OTIO's API: the hook
+    assert otio.adapters.write_to_string(edit) == before  # pre_adapter_write changed nothing
+    out = tmp_path / "edit.fcpxml"
+    _valid(out)
+    spine = ET.parse(out).getroot().find("./project/sequence/spine")
+    assert [e.tag for e in spine] == ["title", "asset-clip", "gap", "asset-clip"]
+    # a clip marker in the clip's source time; a timeline marker on the gap under it
+    assert [(m.get("start"), m.get("value")) for m in spine[1].findall("marker")] == [
+        ("4/5s", "editor note")
+    ]
+    assert [(m.get("start"), m.get("value")) for m in spine[2].findall("marker")] == [
+        ("1/5s", "on the gap")
+    ]
+    back = read_edit(out)
+    assert picture_items(back) == [
+        ("Opening", 0, 25), ("shot 1.mp4", 25, 75), ("gap", 75, 95), ("shot 1.mp4", 95, 125),
+    ]  # fmt: skip
