@@ -396,7 +396,6 @@ END_TO_END = [
     ("23.98.fcpxml", None),
     ("MulticamSampleWithCuts.fcpxml", None),
     ("fcpx_example.fcpxml", "OpenTimeline_Project 1"),
-    ("DisabledClips.fcpxml", None),
 ]
 
 
@@ -424,17 +423,19 @@ def test_scored_with_stand_in_media_keeps_the_picture(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=InputError,
-    reason="moodsic_engine.video refuses a still image ('... is a still image (png), not a "
-    "video'), so a still in an edit is reported unreadable instead of scored from its picture",
-)
 def test_a_still_in_the_edit_is_scored_from_its_picture(tmp_path) -> None:  # noqa: ANN001
-    from editor_corpus import corpus_library, music_clips, score_with_grammar, stand_in_media
+    from editor_corpus import (
+        corpus_library,
+        music_clips,
+        picture_items,
+        score_with_grammar,
+        stand_in_media,
+    )
 
     folder = stand_in_media(_read("ImageSample.fcpxml"), tmp_path / "media")
     assert [p.name for p in folder.iterdir()] == ["AWorldofStories.Still001.png"]
     edit = read_edit(DATA / "ImageSample.fcpxml", media_dir=folder)
     scored, report = score_with_grammar(edit, corpus_library(tmp_path / "lib"))
     assert report.missing == () and music_clips(scored)
+    assert picture_items(scored) == [("AWorldofStories.Still001", 0, 1097)]
+    assert report.cue.video.frames == 1097 and len(report.cue.samples) > 10
