@@ -91,7 +91,7 @@ def test_media_urls_as_editors_write_them(media, cfg, tmp_path, monkeypatch) -> 
     assert [c[1] for c in calls] == [0.0, 1.0, 0.0, 1.0]
 
 
-def test_edl_output_that_would_drop_the_music_is_refused(media, tmp_path) -> None:  # noqa: ANN001
+def test_edl_output_keeps_the_audio_track(media, tmp_path) -> None:  # noqa: ANN001
     from otio_adapter import write_timeline
 
     edit = make_edit([(media["a"], 0, 50, 75), (media["b"], 0, 25, 75)])
@@ -108,9 +108,12 @@ def test_edl_output_that_would_drop_the_music_is_refused(media, tmp_path) -> Non
             source_range=TR(RT(0, 25), RT(40, 25)),
         )
     )
-    with pytest.raises(InputError, match="scored.edl: a CMX 3600 EDL holds one track, so Music A"):
-        write_timeline(edit, tmp_path / "scored.edl")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pic.edl"]
+    # an audio track with clips is written as audio events (A), nothing refused
+    write_timeline(edit, tmp_path / "scored.edl")
+    back = read_edit(tmp_path / "scored.edl", rate=25)
+    audio = next(t for t in back.tracks if t.name == "A1")
+    assert [(c.name, c.range_in_parent().start_time.value, c.duration().value)
+            for c in audio.find_clips()] == [("tone", 10, 40)]  # fmt: skip
 
 
 def test_main_track_is_the_first_video_track_with_clips(media, cfg, monkeypatch) -> None:  # noqa: ANN001
