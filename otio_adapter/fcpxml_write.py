@@ -435,6 +435,11 @@ def fcpxml_string(
 
     if version not in VERSIONS:
         raise InputError(f"FCPXML version {version} is not written; use {' or '.join(VERSIONS)}")
+    if isinstance(timeline, otio.schema.SerializableCollection):
+        found = list(timeline.find_children(descended_from_type=otio.schema.Timeline))
+        if len(found) != 1:  # otioconvert of a whole FCPXML event or library
+            raise InputError(f"FCPXML is written from one timeline; this holds {len(found)}")
+        timeline = found[0]
     if not isinstance(timeline, otio.schema.Timeline):
         raise InputError(f"FCPXML holds a timeline, not a {type(timeline).__name__}")
     tracks = list(timeline.tracks)
