@@ -135,6 +135,22 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _experts(text: str | None) -> tuple[str, ...] | None:
+    """--experts as names; an unknown name is a usage error (exit 2) that lists the valid ones."""
+    names = _csv(text)
+    if names:
+        from .experts import EXPERT_NAMES  # the registry only: no model module is imported
+
+        unknown = [n for n in names if n not in EXPERT_NAMES]
+        if unknown:
+            _err(
+                f"--experts: unknown expert(s) {', '.join(map(repr, unknown))}; "
+                f"choose from {', '.join(EXPERT_NAMES)}"
+            )
+            raise typer.Exit(2)
+    return names
+
+
 def _load_config(path: Path | None, **overrides: Any) -> Any:
     from .config import Config
 
@@ -190,8 +206,12 @@ def score(
     from .api import score_video_to_files
 
     out = output or Path.cwd() / f"{video.stem}.moodsic.json"
-    names = _csv(experts)
+    names = _experts(experts)
     with reporting(progress) as (report, json_out):
+        from .errors import VideoError
+        from .fileio import regular_file
+
+        regular_file(video, "video", error=VideoError)  # a FIFO or device would block decoding
         cfg = _load_config(
             config,
             seed=seed,
@@ -253,20 +273,28 @@ def weights_status(
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List each expert, whether it is ready, and what it would use."""
-    from .experts import probe_experts
+    """List each expert, whether it is ready, and what it would use.
+
+    Every weights file listed is loaded (safetensors, or PyTorch's weights-only loader) into
+    the model that would use it, and compared with its checksum where one is known; a file
+    that is there but unusable is "invalid", with the reason."""
+    from .experts import verify_experts
     from .weights import resolve_weights_dir
 
     with reporting(ProgressMode.none):
         cfg = _load_config(config)
-        rows = probe_experts(cfg, resolve_weights_dir(weights_dir))
+        rows = verify_experts(cfg, resolve_weights_dir(weights_dir))
+        states = ["invalid" if r.invalid else "ready" if r.ready else "unavailable" for r in rows]
         if as_json:
-            typer.echo(json.dumps([r.__dict__ for r in rows]))
+            typer.echo(
+                json.dumps([{**r.__dict__, "state": s} for r, s in zip(rows, states, strict=True)])
+            )
             return
-        for r in rows:
-            state = "ready" if r.ready else "unavailable"
+        for r, state in zip(rows, states, strict=True):
             typer.echo(f"{r.name:<8} {state:<12} {r.uses or ''}")
-            if not r.ready and r.reason:
+            if r.invalid:
+                typer.echo(f"         invalid: {' '.join(r.reason.split())}")
+            elif not r.ready and r.reason:
                 typer.echo(f"         {r.reason}")
 
 
@@ -312,7 +340,7 @@ def bench_speed(
     """Pipeline time against decoding every frame with ffmpeg; peak memory against length."""
     from .bench import speed_report
 
-    names = _csv(experts) or ()
+    names = _experts(experts) or ()
     with reporting(ProgressMode.none):
         cfg = _load_config(config)
         lines = speed_report(video, names, memory=memory, weights_dir=weights_dir, config=cfg)
@@ -552,7 +580,7 @@ def batch(
     from .batch import run_batch
     from .batch.report import batch_reporter
 
-    names = _csv(experts)
+    names = _experts(experts)
     with reporting(progress) as (_, json_out):
         cfg = _load_config(config, seed=seed, experts=names, **{"sample.sample_fps": sample_fps})
         with batch_reporter(progress.value, json_out.emit if json_out else None) as reporter:
@@ -604,7 +632,7 @@ def bench_batch(
     """Clips/min with 1 and 2 local workers, the speed-up, and Ray's per-clip overhead."""
     from .batch.bench import batch_report
 
-    names = _csv(experts) or ()
+    names = _experts(experts) or ()
     with reporting(ProgressMode.none):
         for line in batch_report(
             clips=clips, seconds=seconds, experts=names, library=library, ray=ray, repeat=repeat
@@ -705,7 +733,7 @@ def eval_veatic_cmd(
     from .eval.veatic import evaluate_veatic
     from .weights import resolve_weights_dir
 
-    names = _csv(experts)
+    names = _experts(experts)
     ids = list(_csv(videos) or ()) or None
     with reporting(progress) as (report, json_out):
         cfg = _load_config(config, experts=names, **{"sample.sample_fps": sample_fps})

@@ -12,7 +12,7 @@ import torch
 from skimage import data
 
 from moodsic_engine.config import Config, FaceConfig
-from moodsic_engine.errors import ExpertUnavailable, ResourceError
+from moodsic_engine.errors import ResourceError
 from moodsic_engine.experts import face as face_mod
 from moodsic_engine.experts.base import FrameBatch
 from moodsic_engine.experts.face import (
@@ -37,6 +37,7 @@ from moodsic_engine.experts.face_detect import (
     score_faces,
     transform_points,
 )
+from moodsic_engine.weights import WeightsError
 
 torch.set_num_threads(1)
 
@@ -347,15 +348,15 @@ def test_probe_and_load_without_weights_fall_back(tmp_path) -> None:
     missing = Config().replace(**{"face.emonet": str(tmp_path / "nope.pth")})
     av = probe(missing, tmp_path)
     assert not av.ready and "nope.pth" in av.reason
-    with pytest.raises(ExpertUnavailable, match="nope.pth"):
+    with pytest.raises(WeightsError, match="nope.pth"):  # named by the user: the run stops
         face_mod.load(missing, tmp_path)
 
 
 def test_bad_checkpoint_is_refused_by_name(tmp_path) -> None:
     torch.save({"module.conv1.weight": torch.zeros(64, 3, 7, 7)}, tmp_path / "emonet_8.pth")
     assert probe(Config(), tmp_path).ready  # probe loads nothing
-    with pytest.raises(
-        ExpertUnavailable, match=r"missing key.*emonet_8\.pth|emonet_8\.pth.*missing"
+    with pytest.raises(  # there but unusable: the run stops, never a quiet skip
+        WeightsError, match=r"missing key.*emonet_8\.pth|emonet_8\.pth.*missing"
     ):
         face_mod.load(Config(), tmp_path)
 
@@ -530,7 +531,7 @@ def test_five_class_file_under_the_eight_class_name_is_refused(tmp_path) -> None
     torch.save(
         {f"module.{k}": v for k, v in EmoNet(5).state_dict().items()}, tmp_path / "emonet_8.pth"
     )
-    with pytest.raises(ExpertUnavailable, match="5-class"):
+    with pytest.raises(WeightsError, match="5-class"):
         face_mod.load(Config(), tmp_path)
 
 

@@ -24,6 +24,7 @@ from moodsic_engine.experts.scene_testing import (  # noqa: E402
     make_tiny_checkpoint,
     synthetic_scene,
 )
+from moodsic_engine.weights import WeightsError  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -210,11 +211,11 @@ def test_head_for_another_encoder_is_refused(tiny: tuple[Path, Path], tmp_path: 
         tmp_path, seed=7, name="other.safetensors"
     )  # same arch, other weights
     cfg = _cfg(other).replace(**{"scene.head": str(path)})
-    with pytest.raises(ExpertUnavailable, match="was trained on"):
+    with pytest.raises(WeightsError, match="was trained on"):
         scene.load(cfg, folder)
     assert not scene.probe(cfg, folder).ready
     wrong_model = Config().replace(**{"scene.pretrained": str(ckpt), "scene.head": str(path)})
-    with pytest.raises(ExpertUnavailable, match=f"trained on {TINY_MODEL}"):
+    with pytest.raises(WeightsError, match=f"trained on {TINY_MODEL}"):
         scene.load(wrong_model, folder)
 
 
@@ -239,7 +240,7 @@ def test_corrupt_truncated_and_malicious_heads(tiny: tuple[Path, Path], tmp_path
         with pytest.raises(ResourceError) as err:
             scene.load_head(bad)
         assert "\n" not in str(err.value)
-        with pytest.raises(ExpertUnavailable):
+        with pytest.raises(WeightsError):
             scene.load(_cfg(ckpt).replace(**{"scene.head": str(bad)}), folder)
     assert not marker.exists()
 
@@ -247,7 +248,7 @@ def test_corrupt_truncated_and_malicious_heads(tiny: tuple[Path, Path], tmp_path
 def test_corrupt_clip_checkpoint_is_one_line(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     bad = tmp_path / "clip.safetensors"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ExpertUnavailable) as err:
+    with pytest.raises(WeightsError) as err:
         scene.load(_cfg(bad), tiny[0])
     assert "cannot load CLIP weights" in str(err.value) and "\n" not in str(err.value)
 

@@ -31,6 +31,7 @@ __all__ = [
     "LoadedExperts",
     "load_experts",
     "probe_experts",
+    "verify_experts",
 ]
 
 
@@ -45,6 +46,20 @@ def probe_experts(
 ) -> list[Availability]:
     """Whether each expert could run, without loading models."""
     return [_module(n).probe(config, weights_dir) for n in names]
+
+
+def verify_experts(
+    config: Config, weights_dir: Path | None = None, names: tuple[str, ...] = EXPERT_NAMES
+) -> list[Availability]:
+    """Like probe_experts, but every weights file reported is loaded and its layout checked
+    against the model that would use it (slow: builds the models). `invalid` marks a file
+    that is there but unusable."""
+    out = []
+    for n in names:
+        module = _module(n)
+        check = getattr(module, "verify", None) or module.probe
+        out.append(check(config, weights_dir))
+    return out
 
 
 @dataclass(frozen=True)

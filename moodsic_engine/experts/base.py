@@ -135,3 +135,4 @@ class Availability:
     ready: bool
     reason: str = ""  # one line: why not, and what to fetch
     uses: str = ""  # what it would use (model, weights path, mode)
+    invalid: bool = False  # a weights file is there but cannot be used (reason says why)

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..config import Config, FaceConfig
 from ..errors import ExpertUnavailable, ResourceError
-from ..weights import find_weight
+from ..weights import WeightsError, find_weight
 from .base import Availability, ClipContext, Estimates, ExpertSeries, FrameBatch
 from .face_detect import (
     EMONET_CROP_SCALE,
@@ -478,20 +478,56 @@ def load(config: Config, weights_dir: Path | None = None) -> FaceExpert:
         except ResourceError as exc:
             landmark_error = str(exc)
         if ckpt is not None:
-            from .emonet import load_emonet
-
-            emonet = load_emonet(ckpt, expected_classes(ckpt))
+            emonet = _load_checkpoint(ckpt)
             source = f"EmoNet {ckpt.name} ({emonet.n_expression} classes)"
         elif landmarks is None:
             raise ExpertUnavailable(f"face: {MISSING_HINT} (and fallback failed: {landmark_error})")
         else:
             source = "landmark geometry (fallback)"
         detector = make_detector(cfg.detector, cfg.min_confidence)
-    except ExpertUnavailable:
-        raise
+    except (ExpertUnavailable, WeightsError):
+        raise  # a checkpoint that is there but unusable stops the run: never a quiet skip
     except ResourceError as exc:
         raise ExpertUnavailable(f"face: {exc}") from None
     return FaceExpert(cfg, detector, emonet=emonet, landmarks=landmarks, source=source)
+
+
+def _load_checkpoint(ckpt: Path) -> Any:
+    """The EmoNet in `ckpt`, or WeightsError naming the file and why it cannot be used."""
+    from .emonet import load_emonet
+
+    try:
+        return load_emonet(ckpt, expected_classes(ckpt))
+    except WeightsError as exc:
+        raise WeightsError(f"face: {exc}") from None
+    except ResourceError as exc:  # it loads, but not as an EmoNet (keys, shapes, classes)
+        raise WeightsError(f"face: cannot use weights {ckpt}: {exc}") from None
+
+
+def verify(config: Config, weights_dir: Path | None = None) -> Availability:
+    """`probe`, and the checkpoint it reports is loaded into a freshly built EmoNet (every
+    key and shape checked) and compared with its checksum where one is known."""
+    from ..weights import check_sha256
+
+    av = probe(config, weights_dir)
+    try:
+        ckpt = find_checkpoint(config.face, weights_dir)
+    except ResourceError:  # a named file that is missing or not a file: probe says so
+        return av
+    if ckpt is None:
+        return av
+    try:
+        net = _load_checkpoint(ckpt)
+        checked = check_sha256(ckpt) or "no checksum known"
+    except WeightsError as exc:
+        return Availability(NAME, False, str(exc), f"EmoNet {ckpt}", invalid=True)
+    return Availability(
+        NAME,
+        True,
+        "",
+        f"EmoNet {ckpt} (trained, {net.n_expression} classes; loads, {checked}), "
+        f"{_detector_line(config.face)}",
+    )
 
 
 # ----------------------------------------------------------------------------- fetch

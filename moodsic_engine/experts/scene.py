@@ -32,7 +32,7 @@ import torch
 
 from ..config import Config, SceneConfig
 from ..errors import ExpertUnavailable, ResourceError
-from ..weights import file_fingerprint
+from ..weights import WeightsError, file_fingerprint, why_unloadable
 from .base import Availability, ClipContext, Estimates, ExpertSeries, FrameBatch
 
 NAME = "scene"
@@ -185,8 +185,8 @@ def resolve_encoder(
         path = Path(weights_dir) / path
     if path.is_file():
         return EncoderRef(model, pre, path, False, {})
-    if _looks_like_path(pre):
-        raise ExpertUnavailable(f"scene: CLIP checkpoint not found: {pre}")
+    if _looks_like_path(pre):  # a file the user named: its absence stops the run
+        raise WeightsError(f"scene: CLIP checkpoint not found: {pre}")
     known = ", ".join(open_clip.list_pretrained_tags_by_model(model.replace("/", "-"))) or "none"
     raise ExpertUnavailable(
         f"scene: {pre!r} is neither a pretrained tag of {model} (known: {known}) nor a checkpoint file"
@@ -305,6 +305,9 @@ def build_encoder(
     try:
         model = open_clip.create_model(ref.model, pretrained=pretrained, **kwargs)
     except Exception as exc:  # noqa: BLE001 - any failure means unusable weights
+        if ref.checkpoint is not None:  # a file is there but unusable: stop, say why
+            why = why_unloadable(ref.checkpoint, exc)
+            raise WeightsError(f"scene: cannot load CLIP weights {ref.checkpoint}: {why}") from None
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExpertUnavailable(
             f"scene: cannot load CLIP weights {ref.describe()}: {text[:200]}"
@@ -498,8 +501,8 @@ def find_head(cfg: SceneConfig, weights_dir: Path | None) -> Path | None:
 
     try:
         return find_weight(cfg.head or None, weights_dir, head_candidates(cfg))
-    except ResourceError as exc:
-        raise ExpertUnavailable(f"scene: {exc}") from None
+    except ResourceError as exc:  # --scene-head names no usable file: the run stops
+        raise WeightsError(f"scene: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- the expert
@@ -589,9 +592,52 @@ def probe(config: Config, weights_dir: Path | None = None) -> Availability:
             except ResourceError as exc:
                 raise ExpertUnavailable(str(exc)) from None
             check_head_matches(meta, ref, None, head.name)
-    except ExpertUnavailable as exc:
+    except ResourceError as exc:  # ExpertUnavailable, or a named file that is not there
         return Availability(NAME, False, str(exc), f"{cfg.model}/{cfg.pretrained}")
     return Availability(NAME, True, "", _availability_uses(ref, head))
+
+
+def verify(config: Config, weights_dir: Path | None = None) -> Availability:
+    """`probe`, and what it reports is loaded: the CLIP checkpoint into the configured
+    open_clip model (built with random weights, then every key and shape checked by
+    open_clip's strict load) and the head file into a SceneHead, with checksums where known."""
+    from ..weights import check_sha256
+
+    av = probe(config, weights_dir)
+    cfg = config.scene
+    try:
+        ref = resolve_encoder(cfg, weights_dir)
+        head_path = find_head(cfg, weights_dir)
+    except ResourceError:
+        return av  # nothing on disk to check: probe's answer stands
+    what = f"{cfg.model}/{cfg.pretrained}"
+    notes = []
+    try:
+        if ref.checkpoint is not None:
+            encoder = build_encoder(ref, cfg.precision, with_text=False)
+            notes.append(check_sha256(ref.checkpoint) or "no checksum known")
+            if head_path is not None:
+                head = _load_head_checked(head_path)
+                check_head_matches(head.meta, ref, encoder.embed_dim, head_path.name)
+                notes.append(check_sha256(head_path) or "no checksum known")
+        elif head_path is not None:
+            _load_head_checked(head_path)
+    except WeightsError as exc:
+        return Availability(NAME, False, str(exc), what, invalid=True)
+    except ResourceError as exc:  # the head was trained for another encoder
+        return Availability(NAME, False, str(exc), what)
+    if not av.ready:
+        return av
+    return Availability(NAME, True, "", f"{av.uses}; loads, {', '.join(notes) or 'checked'}")
+
+
+def _load_head_checked(path: Path) -> HeadFile:
+    try:
+        return load_head(path)
+    except WeightsError as exc:
+        raise WeightsError(f"scene: {exc}") from None
+    except ResourceError as exc:  # it loads, but not as a scene head
+        raise WeightsError(f"scene: cannot use head {path}: {exc}") from None
 
 
 def load(config: Config, weights_dir: Path | None = None) -> SceneExpert:
@@ -601,15 +647,25 @@ def load(config: Config, weights_dir: Path | None = None) -> SceneExpert:
     head_path = find_head(cfg, weights_dir)
     head: HeadFile | None = None
     if head_path is not None:
-        try:
-            head = load_head(head_path)
-        except ResourceError as exc:
-            raise ExpertUnavailable(str(exc)) from None
-        check_head_matches(head.meta, ref, None, head_path.name)
+        head = _load_head_checked(head_path)  # there but unusable: the run stops
+        _head_matches(head.meta, ref, None, head_path, named=bool(cfg.head))
     encoder = build_encoder(ref, cfg.precision, with_text=head is None)
-    if head is not None:
-        check_head_matches(head.meta, ref, encoder.embed_dim, head_path.name if head_path else "")
+    if head is not None and head_path is not None:
+        _head_matches(head.meta, ref, encoder.embed_dim, head_path, named=bool(cfg.head))
     return SceneExpert(encoder, cfg, head)
+
+
+def _head_matches(
+    meta: dict[str, Any], ref: EncoderRef, embed_dim: int | None, path: Path, *, named: bool
+) -> None:
+    """check_head_matches; a head the user named (--scene-head) that does not fit stops the
+    run, one found in the weights folder only makes the expert unavailable."""
+    try:
+        check_head_matches(meta, ref, embed_dim, path.name)
+    except ExpertUnavailable as exc:
+        if named:
+            raise WeightsError(str(exc)) from None
+        raise
 
 
 # ----------------------------------------------------------------------------- fetch
