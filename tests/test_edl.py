@@ -413,3 +413,41 @@ def test_real_edl_scored_and_written_back(
 
     otio_out = write_timeline(scored, tmp_path / "scored.otio")
     assert picture_items(read_edit(otio_out)) == picture_items(edit)
+
+
+def test_later_event_records_over_the_middle_of_an_earlier_one(tmp_path: Path) -> None:
+    body = (
+        "001  A V C 01:00:00:00 01:00:04:04 01:00:00:00 01:00:04:04\n"
+        "002  B V C 02:00:00:00 02:00:00:20 01:00:01:16 01:00:02:12\n"
+    )
+    tl, caught = _read(_edl(tmp_path, body), rate=24)
+    assert any("event(s) 001 are recorded over" in w for w in caught)
+    clips = tl.tracks[0].find_clips()
+    assert _main_clips(tl, 24) == [(86400, 86440), (86440, 86460), (86460, 86500)]
+    assert [round(c.source_range.start_time.value) for c in clips] == [86400, 172800, 86460]
+
+
+def test_single_layout_dissolve_stays_inside_the_music_file(tmp_path: Path) -> None:
+    """A crossfade whose outgoing music ends with its file: the dissolve keeps only what the
+    file holds (the incoming head), instead of reaching past the end of the media."""
+    from otio_adapter.edl_writer import edl_text
+
+    rt, tr = otio.opentime.RationalTime, otio.opentime.TimeRange
+    tl = otio.schema.Timeline(name="t")
+    video = otio.schema.Track(name="V", kind=otio.schema.TrackKind.Video)
+    video.append(otio.schema.Clip(name="pic", source_range=tr(rt(0, 25), rt(200, 25))))
+    music = otio.schema.Track(name="Music", kind=otio.schema.TrackKind.Audio)
+    for name, start in (("a", 50), ("b", 30)):
+        ref = otio.schema.ExternalReference(
+            target_url=f"file:///lib/{name}.wav", available_range=tr(rt(0, 25), rt(150, 25))
+        )
+        clip = otio.schema.Clip(name=name, media_reference=ref,
+                                source_range=tr(rt(start, 25), rt(100, 25)),
+                                metadata={"moodsic": {"role": "music"}})  # fmt: skip
+        music.append(clip)
+    music.insert(1, otio.schema.Transition(in_offset=rt(12, 25), out_offset=rt(12, 25)))
+    tl.tracks.extend([video, music])
+    lane = _filled(edl_text(tl), 25, "AA")
+    # a plays 50..150 of 150 frames: no tail left; b's head of 12 frames is there
+    assert [(e["rec"], e["dur"]) for e in lane] == [((0, 88), 0), ((88, 200), 12)]
+    assert lane[1]["tcs"][0] == "00:00:00:18"  # b from frame 30 - 12
