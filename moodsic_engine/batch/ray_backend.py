@@ -4,23 +4,36 @@ Each actor is a worker: it loads the experts and the library once (in `ready()`,
 load failure comes back as a message instead of a dead actor) and then scores one clip
 per call. The driver keeps one call in flight per actor, which gives the same per-clip
 timeout (kill the actor, start another) and the same fault isolation (a dead actor's
-clip is recorded as failed) as the local pool. See `moodsic_engine.batch` for running
-it on a cluster.
+clip is recorded as failed) as the local pool. A clip whose actor died with its node
+(a machine lost, a raylet killed) is not the clip's fault: it is given to another actor.
+See `moodsic_engine.batch` for running it on a cluster.
+
+Ray turns 127.0.0.1 into the machine's interface address wherever it meets it (a
+cluster address, `_node_ip_address`), so a driver of a cluster bound to loopback could
+not connect, and a private local instance would listen on the network. For a loopback
+address, and for the private instance, the driver keeps every address on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
+import socket
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import MoodsicError, ResourceError
+from ..errors import InputError, MoodsicError, ResourceError
+from ..fileio import sweep_parts, sweep_work_dirs
 from .model import ClipTask, WarmSpec, clip_record, default_workers, one_line
+
+# A clip whose actor's node died is run again elsewhere this many times at most.
+_NODE_LOSS_RETRIES = 2
+_CONNECT_TIMEOUT_S = 5.0
 
 
 class ClipActor:
@@ -36,7 +49,8 @@ class ClipActor:
 
         self.ctx = WorkerContext(self.threads)
         try:
-            return ("ready", os.getpid(), self.ctx.warm(self.warm_spec))
+            load_s = self.ctx.warm(self.warm_spec)
+            return ("ready", os.getpid(), load_s, socket.gethostname())
         except MoodsicError as exc:
             return ("fatal", type(exc).__name__, one_line(exc))
         except Exception as exc:  # noqa: BLE001
@@ -75,23 +89,27 @@ def run_ray(
         common: dict[str, Any] = dict(
             include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
         )
+        if address and address != "auto" and "://" not in address:
+            _check_reachable(address)
         try:
-            if address:
-                ray.init(address=address, **common)
-            else:
-                # "local" forces a private instance even when RAY_ADDRESS is set. Actors
-                # get this interpreter's import path, so whatever the driver imports, they do.
-                ray.init(
-                    address="local",
-                    num_cpus=workers or default_workers(),
-                    runtime_env={
-                        "env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-                    },
-                    **common,
-                )
-        except ConnectionError as exc:
+            with _loopback_ray(ray, address) as lo:
+                if address:
+                    ray.init(address=address, **lo, **common)
+                else:
+                    # "local" forces a private instance even when RAY_ADDRESS is set. Actors
+                    # get this interpreter's import path, so whatever the driver imports, they do.
+                    ray.init(
+                        address="local",
+                        num_cpus=workers or default_workers(),
+                        runtime_env={
+                            "env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+                        },
+                        **lo,
+                        **common,
+                    )
+        except (ConnectionError, RuntimeError) as exc:
             raise ResourceError(
-                f"cannot reach the Ray cluster at {address}: {one_line(exc)}"
+                f"cannot reach the Ray cluster at {address}: {one_line(exc)[:300]}"
             ) from None
         started_here = True
     try:
@@ -104,6 +122,66 @@ def run_ray(
         if started_here:
             with contextlib.suppress(Exception):
                 ray.shutdown()
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit():
+        raise InputError(
+            f"--ray-address {address!r} is not HOST:PORT (or auto, or ray://HOST:PORT)"
+        )
+    return host, int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_reachable(address: str) -> None:
+    """A closed port or an unreachable machine is one line in seconds; Ray itself retries
+    for about 20 s and then prints a traceback's worth."""
+    host, port = _host_port(address)
+    try:
+        with socket.create_connection((host, port), timeout=_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        if isinstance(exc, TimeoutError | socket.timeout):
+            why = f"no answer in {_CONNECT_TIMEOUT_S:g} s"
+        raise ResourceError(f"cannot reach the Ray cluster at {address}: {why}") from None
+
+
+@contextlib.contextmanager
+def _loopback_ray(ray: Any, address: str | None) -> Any:
+    """Keyword arguments for ray.init that keep a loopback cluster (or the private local
+    instance) on 127.0.0.1, with Ray's rewriting of 127.0.0.1 switched off meanwhile.
+
+    Ray resolves "127.0.0.1" through services.get_node_ip_address(), which answers the
+    interface address unless ray_constants.ENABLE_RAY_CLUSTER is off (as Ray itself does
+    on macOS and Windows). It is off only while ray.init runs; afterwards the address
+    comes from the connected node.
+    """
+    host = (
+        _host_port(address)[0] if address and address != "auto" and "://" not in address else None
+    )
+    if address and (host is None or not _is_loopback(host)):
+        yield {}  # a real cluster: Ray's choice of this machine's address is the right one
+        return
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    previous = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    if constants is not None and previous is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield {"_node_ip_address": "127.0.0.1"}
+    finally:
+        if constants is not None and previous is not None:
+            constants.ENABLE_RAY_CLUSTER = previous
 
 
 def _drive(
@@ -121,6 +199,8 @@ def _drive(
     idle: list[Any] = []
     inflight: dict[Any, tuple[Any, ClipTask, float]] = {}  # score ref -> (actor, task, since)
     actors: list[Any] = []
+    where: dict[Any, tuple[int, str]] = {}  # actor -> (pid, host), from ready()
+    tries: dict[int, int] = {}  # task index -> runs lost with a node
     failed_starts = 0
     dispatching = False
 
@@ -129,11 +209,13 @@ def _drive(
         actors.append(actor)
         starting[actor.ready.remote()] = actor
 
-    def drop(actor: Any) -> None:
+    def drop(actor: Any, task: ClipTask | None = None) -> None:
         with contextlib.suppress(Exception):
             ray.kill(actor, no_restart=True)
         if actor in actors:
             actors.remove(actor)
+        if task is not None and actor in where:
+            _clean_after(task, *where[actor])
 
     def fail(task: ClipTask, since: float, reason: str) -> None:
         base = dict(index=task.index, input=task.video, rel=task.rel)
@@ -180,14 +262,22 @@ def _drive(
 
                         raise getattr(errors, msg[1], ResourceError)(msg[2])
                     failed_starts = 0
+                    if len(msg) >= 4:
+                        where[actor] = (int(msg[1]), str(msg[3]))
                     idle.append(actor)
                     continue
                 actor, task, since = inflight.pop(ref)
                 try:
                     record = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
-                    fail(task, since, f"worker crashed while scoring ({_actor_death(exc)})")
-                    drop(actor)
+                    drop(actor, task)
+                    lost = tries.get(task.index, 0)
+                    if _node_lost(ray, exc) and lost < _NODE_LOSS_RETRIES:
+                        # The machine went, not the clip's fault: another actor runs it.
+                        tries[task.index] = lost + 1
+                        pending.appendleft(task)
+                    else:
+                        fail(task, since, f"worker crashed while scoring ({_actor_death(exc)})")
                     if pending:
                         start()
                     continue
@@ -205,12 +295,45 @@ def _drive(
                     if now - since > timeout_s:
                         del inflight[ref]
                         fail(task, since, f"timed out after {timeout_s:g} s")
-                        drop(actor)
+                        drop(actor, task)
                         if pending:
                             start()
     finally:
         for actor in list(actors):
             drop(actor)
+
+
+def _clean_after(task: ClipTask, pid: int, host: str) -> None:
+    """What a killed actor left: temp files beside the clip's outputs (OUTDIR is shared by
+    every node), and, when it ran on this machine, its work folders once it is gone. On
+    another machine those go when the next actor there starts (WorkerContext.warm)."""
+    from ..fileio import pid_alive
+
+    local = host == socket.gethostname()
+    if local:
+        deadline = time.monotonic() + 5.0
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    for target in (*task.output_paths(), task.state_path):
+        sweep_parts(target, owner=pid)
+    if local:
+        sweep_work_dirs(owner=pid)
+
+
+def _node_lost(ray: Any, exc: BaseException) -> bool:
+    """Whether an actor was lost with its node (machine gone, raylet killed, preempted)
+    rather than by its own process dying. A lost connection to the actor's node comes back
+    as ActorUnavailableError (the actor is never restarted here, so it is gone for good)."""
+    unavailable = getattr(ray.exceptions, "ActorUnavailableError", None)
+    if unavailable is not None and isinstance(exc, unavailable):
+        return True
+    if getattr(exc, "preempted", False):
+        return True
+    text = str(exc).lower()
+    return any(
+        phrase in text
+        for phrase in ("node has died", "node died", "node is dead", "raylet", "node was")
+    )
 
 
 def _actor_death(exc: BaseException) -> str:
