@@ -92,6 +92,9 @@ def read_otio(p: Path, options: ReadOptions) -> otio.core.SerializableObject:
         if "unsupported schema version" not in str(exc) or adapter.name == "moodsic":
             raise
         result = _read_newer_otio(p, adapter.name)
+    from .kdenlive import fix_zero_rates
+
+    fix_zero_rates(result)  # Kdenlive's OTIO export: media ranges at rate 0.0
     if adapter.name in ("otioz", "otiod") and isinstance(result, otio.schema.Timeline):
         setattr(result, BUNDLE_ATTR, str(p.resolve()))
     return result

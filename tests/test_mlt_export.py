@@ -123,25 +123,21 @@ def test_document_shape(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_scored_premiere_edit_plays_its_music(tmp_path: Path) -> None:
-    """A real Premiere edit (FCP7 XML: V1 gap then clip, dissolves and a nested sequence on
-    the tracks above), scored with the grammar expert and written as .mlt."""
-    from editor_corpus import corpus_library, media_name, score_with_grammar, stand_in_media
+    """A real Premiere edit (FCP7 XML, 25 fps: disabled clips on V1, a disabled track, its own
+    audio tracks), scored with the grammar expert and written as .mlt."""
+    from editor_corpus import corpus_library, score_with_grammar, stand_in_media
 
     from otio_adapter.edit_io import read_edit
 
-    source = Path(__file__).parent / "data" / "fcp7" / "premiere_example.xml"
+    source = Path(__file__).parent / "data" / "fcp7" / "premiere_enable_property.xml"
     media = stand_in_media(read_edit(source), tmp_path / "media")
     timeline = read_edit(source, media_dir=media)
-    for clip in timeline.find_clips():  # until --media-dir relinking lands
-        name = media_name(clip)
-        if name and (media / name).is_file():
-            clip.media_reference.target_url = str(media / name)
     scored, report = score_with_grammar(timeline, corpus_library(tmp_path / "lib"))
     y = _render(write_timeline(scored, tmp_path / "scored.mlt"))
-    assert abs(len(y) / SR - 1271 / 30) < 0.05
+    assert abs(len(y) / SR - 256 / 25) < 0.05
     tones = {f"q{q}k0": 200.0 + 40 * q for q in range(4)}  # corpus_library's tracks
     for seg in report.cue.segments:
-        start, end = seg.start_frame / 30 + 0.6, seg.end_frame / 30 - 0.6
+        start, end = seg.start_frame / 25 + 0.6, seg.end_frame / 25 - 0.6
         hz = tones[seg.track.id]
         assert _level(y, start, end, hz) > 0.2
         assert all(_level(y, start, end, f) < 0.01 for f in tones.values() if f != hz)
