@@ -14,12 +14,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from warnings import warn
 
 import numpy as np
 
 from ..config import Config
 from ..errors import InputError
-from ..fileio import write_text_atomic
+from ..fileio import regular_file, write_text_atomic
 from ..progress import ProgressFn, no_progress
 from .metrics import fmt, json_clean
 from .provenance import provenance, provenance_markdown
@@ -40,6 +41,7 @@ class FacePredictions:
     pred: np.ndarray  # [N, 2], NaN where no face
     var: np.ndarray  # [N, 2]
     faces: np.ndarray  # [N] usable faces found
+    unreadable: tuple[str, ...] = ()  # images left out (reported), with their reasons
 
 
 def predict_images(
@@ -59,16 +61,27 @@ def predict_images(
     pred = np.full((n, 2), np.nan)
     var = np.full((n, 2), np.nan)
     faces = np.zeros(n, dtype=np.int64)
+    keep = np.ones(n, dtype=bool)
+    bad: list[str] = []
     progress(stage, 0, n)
     for i, rel in enumerate(rel_paths):
-        img = load_image(local_path(images_root, rel), short_side=short_side)
+        try:
+            path = regular_file(local_path(images_root, rel), "image")
+            img = load_image(path, short_side=short_side)
+        except InputError as exc:  # one bad image is reported and left out, not fatal
+            keep[i] = False
+            bad.append(" ".join(str(exc).split()))
+            progress(stage, i + 1, n)
+            continue
         expert.reset()
         est, seen = expert.predict_frame(img, 0.0)
         if est:
             v, a, vv, va = combine(est)
             pred[i], var[i], faces[i] = (v, a), (vv, va), seen
         progress(stage, i + 1, n)
-    return FacePredictions(list(rel_paths), np.asarray(y, dtype=np.float64), pred, var, faces)
+    y = np.asarray(y, dtype=np.float64)
+    rels = [r for r, k in zip(rel_paths, keep, strict=True) if k]
+    return FacePredictions(rels, y[keep], pred[keep], var[keep], faces[keep], tuple(bad))
 
 
 def fit_linear(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -154,6 +167,13 @@ def evaluate_face_findingemo(
     va = predict_images(
         expert, root, [rel[i] for i in val], y_all[val], short, progress, "face val"
     )
+    left_out = [*te.unreadable, *va.unreadable]
+    if left_out:
+        warn(
+            f"FindingEmo: {len(left_out)} unreadable image(s) left out: {left_out[0]}", stacklevel=2
+        )
+    if len(te.rel_paths) < 2:
+        raise InputError(f"only {len(te.rel_paths)} readable FindingEmo test images under {root}")
     has = np.all(np.isfinite(te.pred), axis=1)
     share = float(has.mean())
     rows: dict[str, dict[str, Any]] = {}
@@ -194,6 +214,7 @@ def evaluate_face_findingemo(
             "annotations": str(annotations) if annotations else "findingemo-light (packaged)",
             "split": f"by image, seed {seed}, fractions {tuple(fractions)}",
             "test_images_on_disk": f"{len(test)} of {len(split.test)}",
+            "left_out": left_out,
             "licence": LICENSE,
         },
     )
@@ -228,7 +249,7 @@ def evaluate_face_findingemo(
             indent=2,
         ),
     )  # fmt: skip
-    return FaceEvalResult(md_path, js, rows, share, len(test))
+    return FaceEvalResult(md_path, js, rows, share, len(te.rel_paths))
 
 
 # ----------------------------------------------------------------------------- both experts

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from warnings import warn
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from .. import __version__
 from ..config import Config
 from ..errors import InputError
 from ..experts import ExpertSeries, LoadedExperts, load_experts, probe_experts
-from ..fileio import atomic_path, write_text_atomic
+from ..fileio import atomic_path, regular_file, write_text_atomic
 from ..fusion import fuse
 from ..progress import ProgressFn, no_progress
 from ..stabilize import stabilize
@@ -100,6 +101,10 @@ def find_veatic(
     return items
 
 
+# 10 hours at 120 fps: more frames than any rated video has; the ratings array is sized by it.
+MAX_RATED_FRAMES = 10 * 3600 * 120
+MAX_RATING_BYTES = 256 << 20  # ~16 bytes a row: far above MAX_RATED_FRAMES rows
+
 _NUM = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -109,7 +114,7 @@ def read_ratings(path: str | Path) -> np.ndarray:
     Accepts one value per line, or `frame,value` rows (the last column is the value), with or
     without a header line. Frame numbers that start at 1 and run 1..n are taken as 1-based.
     """
-    p = Path(path)
+    p = regular_file(path, "rating file", max_bytes=MAX_RATING_BYTES)
     try:
         text = p.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -125,6 +130,8 @@ def read_ratings(path: str | Path) -> np.ndarray:
         raise InputError(
             f"rating file {p.name}: line {bad + 1} is not numeric: {','.join(rows[bad])}"
         )
+    if len(rows) > MAX_RATED_FRAMES:
+        raise InputError(f"rating file {p.name} has {len(rows)} rows (at most {MAX_RATED_FRAMES})")
     width = {len(r) for r in rows}
     if width == {1}:
         return np.array([float(r[0]) for r in rows], dtype=np.float64)
@@ -134,6 +141,13 @@ def read_ratings(path: str | Path) -> np.ndarray:
     values = np.array([float(r[-1]) for r in rows], dtype=np.float64)
     if np.any(frames < 0) or np.any(frames != np.round(frames)):
         raise InputError(f"rating file {p.name}: frame numbers must be whole and >= 0")
+    # The array is sized by the largest frame number: refuse one no video can have before
+    # allocating (1e12 would ask for 8 TB).
+    if frames.max() >= MAX_RATED_FRAMES:
+        raise InputError(
+            f"rating file {p.name}: frame number {frames.max():.0f} is beyond any video "
+            f"(at most {MAX_RATED_FRAMES - 1})"
+        )
     idx = frames.astype(np.int64)
     if idx.min() == 1 and len(np.unique(idx)) == len(idx) and idx.max() == len(idx):
         idx = idx - 1
@@ -349,9 +363,12 @@ class VeaticReport:
     videos: tuple[VideoResult, ...]
     cache_hits: int
     outputs: tuple[str, ...]
+    skipped: dict[str, str] = field(default_factory=dict)  # video id -> why it was left out
 
     def summary_lines(self) -> list[str]:
         lines = [f"VEATIC: {len(self.videos)} videos ({self.cache_hits} from the cache)"]
+        if self.skipped:
+            lines.append(f"  left out {len(self.skipped)}: {', '.join(self.skipped)}")
         for name in self.outputs:
             m, c = self.overall[name], self.clip_mean.get(name, {})
             lines.append(
@@ -442,22 +459,31 @@ def evaluate_veatic(
     loaded = experts
 
     results: list[VideoResult] = []
+    skipped: dict[str, str] = {}  # id -> one-line reason
     hits = 0
     progress("eval", 0, len(items))
     for i, item in enumerate(items):
-        key = cache_key(item.video, config, names, ident)
-        path = cache / f"{item.id}-{key}.npz"
-        p = Perception.load(path) if path.is_file() else None
-        cached = p is not None
-        if p is None:
-            if loaded is None:
-                loaded = load_experts(config, weights_dir, tuple(names))
-            p = perceive(item.video, loaded, config)
-            p.save(path)
-        else:
-            hits += 1
-        results.append(_score_video(item, p, config, cached))
+        try:
+            read_labels(item)  # cheap, and refuses a hostile rating file before any decoding
+            key = cache_key(item.video, config, names, ident)
+            path = cache / f"{item.id}-{key}.npz"
+            p = Perception.load(path) if path.is_file() else None
+            cached = p is not None
+            if p is None:
+                if loaded is None:
+                    loaded = load_experts(config, weights_dir, tuple(names))
+                p = perceive(item.video, loaded, config)
+                p.save(path)
+            results.append(_score_video(item, p, config, cached))
+            hits += cached
+        except (InputError, OSError) as exc:  # this video or its ratings; models are fine
+            # One bad video is reported and left out; it does not abort the evaluation.
+            skipped[item.id] = " ".join(str(exc).split()) or type(exc).__name__
+            warn(f"VEATIC video {item.id} left out: {skipped[item.id]}", stacklevel=2)
         progress("eval", i + 1, len(items))
+    if not results:
+        shown = "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:3])
+        raise InputError(f"no VEATIC video could be evaluated ({shown})")
 
     outputs = tuple([*names, "fusion", "stable"])
     overall = _overall(results, outputs)
@@ -472,11 +498,13 @@ def evaluate_veatic(
             "videos": len(results),
             "ids": [r.id for r in results],
             "annotated_frames": int(sum(r.frames for r in results)),
+            "left_out": skipped,
         },
     )
     if experts is not None:
         prov["weights"] = ident
-    return _write_report(out, results, outputs, overall, clip, coverage, prov, hits, plots)
+    report = _write_report(out, results, outputs, overall, clip, coverage, prov, hits, plots)
+    return dataclasses.replace(report, skipped=skipped)
 
 
 def _overall(results: list[VideoResult], outputs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -657,6 +685,9 @@ def _write_report(
         "(check the frame rate or the rating file)"
         for r in results
         if abs(r.frames - r.video_frames) > max(2, 0.01 * r.video_frames)
+    ]
+    warnings += [
+        f"video {vid} left out: {why}" for vid, why in prov["data"].get("left_out", {}).items()
     ]
     if warnings:
         md += ["", "## Warnings", "", *[f"- {w}" for w in warnings]]
