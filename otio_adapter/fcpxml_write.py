@@ -23,6 +23,7 @@ as Final Cut Pro 10.6 and later export it.
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -316,8 +317,23 @@ class _Spine:
                 "marker",
                 start=fcp_time(at / speed if speed > 0 else at),
                 duration=fcp_time(max(one, seconds_of(rng.duration))),
-                value=marker.name or "Marker",
+                **_marker_text(marker),
             )
+
+
+def _marker_text(marker: otio.schema.Marker) -> dict[str, str]:
+    """A marker's name, and as its note its comment or Moodsic's mood data (JSON: the
+    segment and its track, so a reader can rebuild the cue sheet from FCP's markers)."""
+    from .timeline import moodsic_meta
+
+    text = {"value": marker.name or "Marker"}
+    meta = moodsic_meta(marker)
+    if meta:  # the exact segment (timeline_to_cue reads segment_json) and its index
+        keep = {k: meta[k] for k in ("segment", "segment_json") if k in meta} or meta
+        text["note"] = json.dumps({"moodsic": keep}, ensure_ascii=False, separators=(",", ":"))
+    elif getattr(marker, "comment", ""):
+        text["note"] = marker.comment
+    return text
 
 
 def _fine(seconds: Fraction) -> Fraction:
@@ -406,7 +422,7 @@ def write_stack(
                     "marker",
                     start=fcp_time(local),
                     duration=w.t(1),
-                    value=marker.name or "Marker",
+                    **_marker_text(marker),
                 )
                 break
 

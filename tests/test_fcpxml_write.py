@@ -4,6 +4,7 @@ marked as audio, exact NTSC times, and a picture track that reads back item by i
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -166,6 +167,15 @@ def test_scored_edit_as_valid_fcpxml_with_transitions(tmp_path, video, fps, layo
     # the mood markers ride on the music clips, at the mood change in the clip's own time
     labels = sorted(m.get("value") for c in music_clips for m in c.findall("marker"))
     assert labels == sorted(s.mood_label for s in cue.segments)
+    # each note carries the exact segment, so a reader can rebuild the cue sheet from FCP
+    notes = [json.loads(m.get("note"))["moodsic"] for c in music_clips for m in c.iter("marker")]
+    assert sorted(n["segment"] for n in notes) == [0, 1, 2, 3]
+    for n in notes:
+        seg = json.loads(n["segment_json"])
+        assert (seg["start_frame"], seg["mood"]) == (
+            cue.segments[n["segment"]].start_frame,
+            cue.segments[n["segment"]].mood,
+        )
 
     # read back: the same picture, item by item, and the music at the same record frames
     back = read_edit(out)
