@@ -15,6 +15,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import InputError
+from ..fileio import regular_file
 from .model import CUE_SUFFIX, MANIFEST_EXTENSIONS, MUX_SUFFIX, VIDEO_EXTENSIONS, ClipInput
 
 # Manifest columns that are not config keys.
@@ -69,6 +70,8 @@ def discover(spec: str | os.PathLike[str], *, exclude: Path | None = None) -> li
         if not all(m.is_relative_to(root) for m in matches):
             root = Path(os.path.commonpath([m.parent for m in matches]))
         return _mirror(root, [ClipInput(path=m, rel="") for m in matches])
+    if path.exists():  # there, but not a file or folder: a FIFO, device or socket
+        regular_file(path, "input")
     raise InputError(f"input not found: {path}")
 
 
@@ -210,6 +213,8 @@ def _manifest_library(value: Any, base: Path) -> str | None:
 
 
 def _manifest_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    # A manifest of 100,000 clips is a few MB: cap what is read (and never open a FIFO).
+    regular_file(path, "manifest", max_bytes=64 << 20)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:

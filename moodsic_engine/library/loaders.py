@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import scales
 from ..errors import InputError, LibraryError
-from ..fileio import resolve_inside, write_text_atomic
+from ..fileio import regular_file, resolve_inside, write_text_atomic
 from . import Library, Track, TrackTable, library_from_tracks
 from .clusters import MoodClusters
 
@@ -71,6 +71,8 @@ def load(
         if found is not None:  # its one V/A table, whatever it is called: labels beat estimates
             return load_manifest(found, cfg, allow_outside=allow_outside, cache_dir=cache_dir)
         return load_audio_folder(path, cfg, allow_outside=allow_outside, cache_dir=cache_dir)
+    # Not a folder, so it must be a regular file: a FIFO or device would block the reader.
+    regular_file(path, "library", error=LibraryError)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".json", ".parquet", ".tsv"):
         return load_manifest(path, cfg, allow_outside=allow_outside, cache_dir=cache_dir)
@@ -210,7 +212,7 @@ def _read_index(
 ) -> Library | None:
     """The library a cached index at `path` holds, if it was built from these very files."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(regular_file(path, "library index").read_text(encoding="utf-8"))
         if data.get("fingerprint") != fp:
             return None
         tracks: tuple[Track, ...] | TrackTable = (
@@ -228,8 +230,8 @@ def _read_index(
             kind=kind,
             warnings=tuple(str(w) for w in data.get("warnings", ())),
         )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        return None  # a stale, corrupt or hostile index is rebuilt
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, InputError):
+        return None  # a stale, corrupt or hostile index (a FIFO too) is rebuilt
 
 
 def _shown(names: list[str], limit: int = 10, sep: str = ", ") -> str:
@@ -390,6 +392,7 @@ def _read_rows(path: Path) -> tuple[list[dict[str, Any]], FileScale]:
     """Rows of a manifest/table with lower-cased, stripped keys; plus file-level scales
     ({"scale": .., "valence_scale": .., "arousal_scale": ..}, any of them absent)."""
     suffix = path.suffix.lower()
+    regular_file(path, "manifest", error=LibraryError)  # a FIFO would block the read
     try:
         if suffix == ".parquet":
             import pandas as pd
@@ -668,6 +671,7 @@ def _fast_table(
 def load_manifest(
     path: Path, cfg: Any, *, allow_outside: bool = False, cache_dir: Path | None = None
 ) -> Library:
+    regular_file(path, "manifest", error=LibraryError)  # before the header is read
     base = path.parent
     header = _table_header(path)
     rows: list[dict[str, Any]] = []
@@ -873,7 +877,7 @@ def _find_static_csvs(folder: Path) -> list[Path]:
 def _read_text(path: Path) -> str:
     """A CSV's text: UTF-8 (a BOM is dropped), else Windows-1252, else Latin-1 (never fails on
     bytes; DEAM's own metadata files are not all UTF-8)."""
-    data = path.read_bytes()
+    data = regular_file(path, "DEAM file", error=LibraryError).read_bytes()
     for enc in ("utf-8-sig", "cp1252"):
         try:
             return data.decode(enc)
@@ -983,7 +987,7 @@ def load_deam(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Libra
         for m in metas:
             try:
                 meta_rows = _read_csv_stripped(m)
-            except (OSError, csv.Error):
+            except (OSError, csv.Error, LibraryError):
                 continue  # titles are a nicety: an unreadable metadata file is not fatal
             for r in meta_rows:
                 sid = _deam_id(_first(r, _DEAM_ID))
@@ -1070,7 +1074,7 @@ def _deam_curves(
         out: dict[str, dict[float, float]] = {}
         try:
             rows = _read_csv_stripped(p)
-        except (OSError, csv.Error):
+        except (OSError, csv.Error, LibraryError):
             return out  # curves are optional: songs keep their static V/A
         for r in rows:
             sid = _deam_id(_first(r, _DEAM_ID))
@@ -1225,7 +1229,7 @@ def _previous_estimates(candidates: list[Path]) -> dict[str, tuple[list[int], Tr
     """path -> ([size, mtime_ns], estimated Track) from an earlier audio-folder index."""
     for cand in candidates:
         try:
-            data = json.loads(cand.read_text(encoding="utf-8"))
+            data = json.loads(regular_file(cand, "library index").read_text(encoding="utf-8"))
             if data.get("kind") != "audio" or not isinstance(data.get("stamps"), dict):
                 continue
             out = {}
@@ -1242,7 +1246,9 @@ def _previous_estimates(candidates: list[Path]) -> dict[str, tuple[list[int], Tr
                 ):  # fmt: skip
                     out[track.path] = (stamp, track)
             return out
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        except (
+            OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, InputError
+        ):  # fmt: skip
             continue
     return {}
 
