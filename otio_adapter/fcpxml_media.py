@@ -1,4 +1,4 @@
-"""Times, media and assets for Moodsic's FCPXML writer (``otio_adapter.fcpxml_write``).
+"""Times, media, assets and markers for Moodsic's FCPXML writer (``otio_adapter.fcpxml_write``).
 
 Every time is an exact rational number of seconds. An asset is one media file, whatever
 number of clips play it: its ``src`` is an absolute, percent-encoded file:// URL when the
@@ -29,6 +29,7 @@ STILL_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".psd", ".bmp", ".he
 
 
 # ----------------------------------------------------------------------------- time helpers
+_NAMED_SIZES = {(1920, 1080): "1080", (1280, 720): "720", (3840, 2160): "2160"}
 _MAX_DEN = 2**31 - 1  # FCPXML times have a 32-bit denominator
 
 
@@ -318,3 +319,74 @@ def _moodsic_track(clip: otio.schema.Clip) -> dict[str, Any] | None:
     meta = moodsic_meta(clip)
     track = meta.get("track") if meta.get("role") == "music" else None
     return track if isinstance(track, dict) else None
+
+
+def format_name(fps: Fraction, width: int, height: int) -> str | None:
+    """Final Cut Pro's name for a standard format ("FFVideoFormat1080p2398"); None otherwise
+    (FCP itself leaves custom formats unnamed)."""
+    size = _NAMED_SIZES.get((width, height))
+    if size is None:
+        return None
+    if fps.denominator == 1:
+        code = str(fps.numerator)
+    elif fps.denominator == 1001:
+        code = f"{fps.numerator * 100 // 1001:04d}"[:4]  # 2398, 2997, 5994
+    else:
+        return None
+    return f"FFVideoFormat{size}p{code}"
+
+
+def marker_text(marker: otio.schema.Marker) -> dict[str, str]:
+    """A marker's name, and as its note its comment or Moodsic's mood data (JSON: the
+    segment and its track, so a reader can rebuild the cue sheet from FCP's markers)."""
+    from .timeline import moodsic_meta
+
+    text = {"value": marker.name or "Marker"}
+    meta = moodsic_meta(marker)
+    if meta:  # the exact segment (timeline_to_cue reads segment_json) and its index
+        keep = {k: meta[k] for k in ("segment", "segment_json") if k in meta} or meta
+        text["note"] = json.dumps({"moodsic": keep}, ensure_ascii=False, separators=(",", ":"))
+    elif getattr(marker, "comment", ""):
+        text["note"] = marker.comment
+    return text
+
+
+def fine(seconds: Fraction) -> Fraction:
+    """A time derived from a speed change, to 1/720000 s (FCP's own fine grid): well under
+    a frame, and a denominator FCPXML holds."""
+    return Fraction(round(seconds * 720000), 720000)
+
+
+def time_map(source: Fraction, start: Fraction, length: Fraction, speed: Fraction) -> ET.Element:
+    """A constant speed change as Final Cut Pro writes one: the clip's own time mapped
+    linearly onto its source's (from 0 for forward play; a freeze or reverse play from the
+    clip's first source time)."""
+    element = ET.Element("timeMap")
+    if speed > 0:
+        points = [(Fraction(0), Fraction(0)), (start + length, (start + length) * speed)]
+    else:
+        points = [(Fraction(0), source), (length, source + length * speed)]
+    for time, value in points:
+        ET.SubElement(
+            element,
+            "timept",
+            time=fcp_time(fine(time)),
+            value=fcp_time(fine(value)),
+            interp="linear",
+        )
+    return element
+
+
+def carried_markers(timeline: otio.schema.Timeline, fps: Fraction) -> set[tuple[int, str]]:
+    """(record frame, name) of every clip marker: a timeline marker already shown on a clip
+    (Moodsic puts each mood marker on its music clip too) is not written twice."""
+    found = set()
+    for clip in timeline.find_clips():
+        try:
+            rec = frames_of(clip.range_in_parent().start_time, fps)
+            src = frames_of(clip.trimmed_range().start_time, fps)
+        except Exception:
+            continue
+        for m in clip.markers:
+            found.add((rec + frames_of(m.marked_range.start_time, fps) - src, m.name))
+    return found

@@ -23,7 +23,6 @@ as Final Cut Pro 10.6 and later export it.
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -37,12 +36,17 @@ from moodsic_engine.errors import InputError
 from .fcpxml_media import (
     Asset,
     AssetTable,
+    carried_markers,
     fcp_time,
+    fine,
+    format_name,
     frames_of,
+    marker_text,
     probe,
     seconds_of,
     speed_of,
     src_url,
+    time_map,
 )
 
 VERSIONS = ("1.8", "1.10")
@@ -53,22 +57,6 @@ AUDIO_CROSSFADE_UID = "FFAudioTransition"
 BASIC_TITLE_UID = (
     ".../Titles.localized/Bumper:Opener.localized/Basic Title.localized/Basic Title.moti"
 )
-_NAMED_SIZES = {(1920, 1080): "1080", (1280, 720): "720", (3840, 2160): "2160"}
-
-
-def _format_name(fps: Fraction, width: int, height: int) -> str | None:
-    """Final Cut Pro's name for a standard format ("FFVideoFormat1080p2398"); None otherwise
-    (FCP itself leaves custom formats unnamed)."""
-    size = _NAMED_SIZES.get((width, height))
-    if size is None:
-        return None
-    if fps.denominator == 1:
-        code = str(fps.numerator)
-    elif fps.denominator == 1001:
-        code = f"{fps.numerator * 100 // 1001:04d}"[:4]  # 2398, 2997, 5994
-    else:
-        return None
-    return f"FFVideoFormat{size}p{code}"
 
 
 # ----------------------------------------------------------------------------- the writer
@@ -101,7 +89,7 @@ class _Writer:
         if key not in self.formats:
             rid = self._id()
             attrs = {"id": rid}
-            name = _format_name(fps, width, height) if fps and width and height else None
+            name = format_name(fps, width, height) if fps and width and height else None
             if fps is None:  # a photo's
                 name = "FFVideoFormatRateUndefined"
             if name:
@@ -255,7 +243,7 @@ class _Spine:
     ) -> tuple[ET.Element, Fraction]:
         source = seconds_of(item.trimmed_range().start_time)
         speed = speed_of(item)
-        start = source if speed == 1 else (_fine(source / speed) if speed > 0 else Fraction(0))
+        start = source if speed == 1 else (fine(source / speed) if speed > 0 else Fraction(0))
         attrs = {
             "ref": asset.id,
             "offset": self.w.t(self.base + pos),
@@ -269,7 +257,7 @@ class _Spine:
             attrs["audioRole"] = "music"
         element = ET.Element("video" if asset.still else "asset-clip", attrs)
         if speed != 1 and not asset.still:
-            element.append(_time_map(source, start, Fraction(frames) / self.w.fps, speed))
+            element.append(time_map(source, start, Fraction(frames) / self.w.fps, speed))
         self.markers(element, item, speed)
         return element, start
 
@@ -317,49 +305,8 @@ class _Spine:
                 "marker",
                 start=fcp_time(at / speed if speed > 0 else at),
                 duration=fcp_time(max(one, seconds_of(rng.duration))),
-                **_marker_text(marker),
+                **marker_text(marker),
             )
-
-
-def _marker_text(marker: otio.schema.Marker) -> dict[str, str]:
-    """A marker's name, and as its note its comment or Moodsic's mood data (JSON: the
-    segment and its track, so a reader can rebuild the cue sheet from FCP's markers)."""
-    from .timeline import moodsic_meta
-
-    text = {"value": marker.name or "Marker"}
-    meta = moodsic_meta(marker)
-    if meta:  # the exact segment (timeline_to_cue reads segment_json) and its index
-        keep = {k: meta[k] for k in ("segment", "segment_json") if k in meta} or meta
-        text["note"] = json.dumps({"moodsic": keep}, ensure_ascii=False, separators=(",", ":"))
-    elif getattr(marker, "comment", ""):
-        text["note"] = marker.comment
-    return text
-
-
-def _fine(seconds: Fraction) -> Fraction:
-    """A time derived from a speed change, to 1/720000 s (FCP's own fine grid): well under
-    a frame, and a denominator FCPXML holds."""
-    return Fraction(round(seconds * 720000), 720000)
-
-
-def _time_map(source: Fraction, start: Fraction, length: Fraction, speed: Fraction) -> ET.Element:
-    """A constant speed change as Final Cut Pro writes one: the clip's own time mapped
-    linearly onto its source's (from 0 for forward play; a freeze or reverse play from the
-    clip's first source time)."""
-    element = ET.Element("timeMap")
-    if speed > 0:
-        points = [(Fraction(0), Fraction(0)), (start + length, (start + length) * speed)]
-    else:
-        points = [(Fraction(0), source), (length, source + length * speed)]
-    for time, value in points:
-        ET.SubElement(
-            element,
-            "timept",
-            time=fcp_time(_fine(time)),
-            value=fcp_time(_fine(value)),
-            interp="linear",
-        )
-    return element
 
 
 def write_stack(
@@ -422,24 +369,9 @@ def write_stack(
                     "marker",
                     start=fcp_time(local),
                     duration=w.t(1),
-                    **_marker_text(marker),
+                    **marker_text(marker),
                 )
                 break
-
-
-def _carried(timeline: otio.schema.Timeline, fps: Fraction) -> set[tuple[int, str]]:
-    """(record frame, name) of every clip marker: a timeline marker already shown on a clip
-    (Moodsic puts each mood marker on its music clip too) is not written twice."""
-    found = set()
-    for clip in timeline.find_clips():
-        try:
-            rec = frames_of(clip.range_in_parent().start_time, fps)
-            src = frames_of(clip.trimmed_range().start_time, fps)
-        except Exception:
-            continue
-        for m in clip.markers:
-            found.add((rec + frames_of(m.marked_range.start_time, fps) - src, m.name))
-    return found
 
 
 def fcpxml_string(
@@ -496,7 +428,7 @@ def fcpxml_string(
         audioLayout="stereo",
         audioRate="48k",
     )
-    carried = _carried(timeline, fps)
+    carried = carried_markers(timeline, fps)
     markers = [
         m
         for m in timeline.tracks.markers
