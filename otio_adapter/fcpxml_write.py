@@ -466,8 +466,19 @@ def _sort_resources(w: _Writer) -> None:
     w.resources.extend(children)
 
 
+def check_fcpxml(target: Path) -> None:
+    """Refuse, before any analysis, an .fcpxmld target: the writer writes one .fcpxml file,
+    which every Final Cut Pro since 10.4.1 imports (an .fcpxmld is a bundle folder)."""
+    if Path(target).suffix.lower() == ".fcpxmld":
+        raise InputError(
+            f"{Path(target).name}: Moodsic writes FCPXML as one .fcpxml file, not an .fcpxmld "
+            "bundle; name the output .fcpxml (Final Cut Pro: File > Import > XML)"
+        )
+
+
 def write_fcpxml(timeline: otio.schema.Timeline, tmp: Path, version: str = DEFAULT_VERSION) -> None:
     """The registry's FCPXML writer: the whole document at `tmp` (media paths resolved
     against its folder, which is the target's)."""
+    check_fcpxml(tmp)
     text = fcpxml_string(timeline, base_dir=Path(tmp).resolve().parent, version=version)
     Path(tmp).write_text(text, encoding="utf-8")

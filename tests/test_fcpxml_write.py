@@ -395,3 +395,14 @@ def test_markers_generators_and_the_callers_timeline_untouched(tmp_path, video) 
     assert picture_items(back) == [
         ("Opening", 0, 25), ("shot 1.mp4", 25, 75), ("gap", 75, 95), ("shot 1.mp4", 95, 125),
     ]  # fmt: skip
+
+
+def test_fcpxmld_bundle_target_refused_in_one_line(tmp_path, video) -> None:  # noqa: ANN001
+    from moodsic_engine.errors import InputError
+    from otio_adapter.fcpxml_write import check_fcpxml
+
+    with pytest.raises(InputError, match=r"^out.fcpxmld: Moodsic writes FCPXML as one .fcpxml"):
+        check_fcpxml(tmp_path / "out.fcpxmld")
+    with pytest.raises(InputError, match=r"^out.fcpxmld: .*name the output .fcpxml"):
+        write_timeline(make_edit([(video, 0, 10)]), tmp_path / "out.fcpxmld")
+    assert list(tmp_path.iterdir()) == []
