@@ -130,6 +130,20 @@ def fake_write_mix(cue, path, cfg, *, video_path=None):  # noqa: ANN001, ANN201
 
 
 def fake_mux(video_path, audio_path, out_path):  # noqa: ANN001, ANN201
+    """Copies the video; a clip named *slowmux* hangs half-way (a work folder made and the
+    output half written, as ffmpeg would leave them), one named *muxfail* fails there."""
+    name = Path(video_path).name
+    if "slowmux" in name or "muxfail" in name:
+        from moodsic_engine.errors import InputError
+        from moodsic_engine.fileio import work_dir
+
+        with work_dir("mux") as work:
+            (work / "picture.mp4").write_bytes(b"\0" * 200_000)
+            Path(out_path).write_bytes(Path(video_path).read_bytes()[:1000])
+            _log("MOODSIC_FAKE_LOG", f"{os.getpid()} mux-started {video_path}")
+            if "muxfail" in name:
+                raise InputError(f"cannot mux {name}: injected failure")
+            time.sleep(3600)
     shutil.copyfile(video_path, out_path)
     return Path(out_path)
 
