@@ -94,6 +94,7 @@ FORMATS: tuple[EditFormat, ...] = (
         "Final Cut Pro (File > Export XML)",
         reader="otio_adapter.fcpxml_read:read_fcpxml",
         writer="otio_adapter.fcpxml_write:write_fcpxml",
+        check="otio_adapter.fcpxml_write:check_fcpxml",
     ),
     EditFormat(
         "CMX 3600 EDL",
