@@ -131,24 +131,25 @@ def probe(path: Path | None) -> Media:
     return media
 
 
-def local_path(url: str, base: Path | None) -> Path | None:
-    """The local file a target URL names, if it exists (else None)."""
+def local_path(url: str, base: Path | None, bundle: Path | None = None) -> Path | None:
+    """The local file a target URL names, if it exists (else None); relative paths look in
+    `bundle` (an .otiod the edit was read from), then `base`, then the working folder."""
     from .score import media_path
 
     class _Ref:
         target_url = url
 
-    path = media_path(_Ref(), base)
+    path = media_path(_Ref(), base, bundle)
     if path is not None and path.is_file():
         return path.resolve()
     return None
 
 
-def src_url(url: str, base: Path | None) -> tuple[str, Path | None]:
+def src_url(url: str, base: Path | None, bundle: Path | None = None) -> tuple[str, Path | None]:
     """The asset's ``src``: an absolute, percent-encoded file:// URL when the file is found
     (beside the output, or from the working folder), other URLs as they are, and a path
     that resolves nowhere percent-encoded as the input had it."""
-    path = local_path(url, base)
+    path = local_path(url, base, bundle)
     if path is not None:
         return path.as_uri(), path
     parsed = urlparse(url)
@@ -186,6 +187,7 @@ class AssetTable:
 
     base: Path | None  # where relative media paths resolve (the output's folder)
     new_id: Callable[[], str]
+    bundle: Path | None = None  # the .otiod folder the edit was read from, if any
     assets: dict[str, Asset] = field(default_factory=dict)
     media_info: dict[str, Media] = field(default_factory=dict)
 
@@ -203,7 +205,7 @@ class AssetTable:
             url = ref.metadata.get("original_target_url") or clip.name
         if isinstance(ref, otio.schema.GeneratorReference) or not url:
             return None
-        src, path = src_url(str(url), self.base)
+        src, path = src_url(str(url), self.base, self.bundle)
         asset = self.assets.get(src)
         if asset is None:
             asset = Asset(self.new_id(), src, _asset_name(src, clip), path)

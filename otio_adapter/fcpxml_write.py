@@ -407,6 +407,7 @@ def fcpxml_string(
     except InputError:
         fps = Fraction(25)
     w = _Writer(fps=fps, base=base_dir, version=version)
+    w.assets.bundle = _bundle_folder(timeline)
     seq_format = w.seq_format = w.format_id(fps, *_sequence_size(w, main))
     tc_start = 0
     if timeline.global_start_time is not None:
@@ -450,11 +451,19 @@ def _sequence_size(w: _Writer, main: otio.schema.Track | None) -> tuple[int, int
             url = getattr(clip.media_reference, "target_url", None)
             if not url:
                 continue
-            src, path = src_url(str(url), w.base)
+            src, path = src_url(str(url), w.base, w.assets.bundle)
             media = w.assets.media_info.setdefault(src, probe(path))
             if media.width and media.height:
                 return int(media.width), int(media.height)
     return 1920, 1080
+
+
+def _bundle_folder(timeline: otio.schema.Timeline) -> Path | None:
+    """The .otiod folder a timeline was read from (its media paths are relative to it)."""
+    from .edit_io import bundle_of
+
+    bundle = bundle_of(timeline)
+    return bundle if bundle is not None and bundle.is_dir() else None
 
 
 def _sort_resources(w: _Writer) -> None:

@@ -406,3 +406,14 @@ def test_fcpxmld_bundle_target_refused_in_one_line(tmp_path, video) -> None:  # 
     with pytest.raises(InputError, match=r"^out.fcpxmld: .*name the output .fcpxml"):
         write_timeline(make_edit([(video, 0, 10)]), tmp_path / "out.fcpxmld")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_media_inside_an_otiod_bundle_linked_absolutely(tmp_path, video) -> None:  # noqa: ANN001
+    otio.adapters.write_to_file(make_edit([(video, 0, 40, 50)]), str(tmp_path / "e.otiod"))
+    edit = read_edit(tmp_path / "e.otiod")
+    assert [c.media_reference.target_url for c in edit.find_clips()] == ["media/shot 1.mp4"]
+    out = write_timeline(edit, tmp_path / "elsewhere" / "e.fcpxml")
+    _valid(out)
+    (asset,) = ET.parse(out).getroot().iter("asset")
+    assert asset.get("src") == (tmp_path / "e.otiod" / "media" / "shot 1.mp4").as_uri()
+    assert media_path(read_edit(out).tracks[0][0].media_reference, None).is_file()
