@@ -18,7 +18,9 @@ __all__ = [
     "Config",
     "CueSheet",
     "Segment",
+    "SourceSpan",
     "TrackChoice",
+    "analyze_spans",
     "load_library",
     "score_video",
     "__version__",
@@ -29,6 +31,8 @@ _LAZY = {
     "CueSheet": ("moodsic_engine.cue", "CueSheet"),
     "Segment": ("moodsic_engine.cue", "Segment"),
     "TrackChoice": ("moodsic_engine.cue", "TrackChoice"),
+    "SourceSpan": ("moodsic_engine.spans", "SourceSpan"),
+    "analyze_spans": ("moodsic_engine.spans", "analyze_spans"),
     "load_library": ("moodsic_engine.library", "load_library"),
     "score_video": ("moodsic_engine.pipeline", "score_video"),
 }
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     from .cue import CueSheet, Segment, TrackChoice
     from .library import load_library
     from .pipeline import score_video
+    from .spans import SourceSpan, analyze_spans
 
 
 def __getattr__(name: str) -> Any:

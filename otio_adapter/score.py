@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-import numpy as np
 import opentimelineio as otio
 
 from moodsic_engine.config import Config
-from moodsic_engine.cue import CueSheet, VideoRef
-from moodsic_engine.errors import InputError, MoodsicError
+from moodsic_engine.cue import CueSheet
+from moodsic_engine.errors import InputError
 from moodsic_engine.progress import ProgressFn, no_progress
+from moodsic_engine.spans import media_duration_s  # noqa: F401 - moved there; kept importable
 
 from .timeline import (
     LAYOUTS,
@@ -40,7 +40,6 @@ from .timeline import (
 if TYPE_CHECKING:
     from moodsic_engine.experts import LoadedExperts
     from moodsic_engine.library import Library
-    from moodsic_engine.pipeline import Analysis
 
 
 @dataclass(frozen=True)
@@ -168,35 +167,6 @@ def bundle_media(bundle: Path | None, timeline: otio.schema.Timeline) -> Iterato
         except (OSError, zipfile.BadZipFile, KeyError) as exc:
             raise InputError(f"{bundle.name}: cannot extract its media ({exc})") from None
         yield root
-
-
-def media_duration_s(path: Path) -> float | None:
-    """The media file's duration in seconds (container, else video stream), if it tells."""
-    try:
-        import av
-
-        with av.open(str(path)) as container:
-            if container.duration:
-                return container.duration / 1_000_000
-            video = container.streams.video[0] if container.streams.video else None
-            if video is not None and video.duration and video.time_base:
-                return float(video.duration * video.time_base)
-    except Exception:  # unreadable files are reported as such by the analysis
-        return None
-    return None
-
-
-def _past_the_end(clip: EditClip) -> str:
-    """Why a clip gave no frames, when its used range lies past the end of its media."""
-    if clip.path is None:
-        return ""
-    duration = media_duration_s(clip.path)
-    if duration is None or clip.src_start_s < duration - 1e-3:
-        return ""
-    return (
-        f"its source range {clip.src_start_s:.3f}-{clip.src_end_s:.3f} s starts past the end "
-        f"of {clip.path.name} ({duration:.3f} s)"
-    )
 
 
 def media_timecode_s(path: Path) -> float:
@@ -399,37 +369,6 @@ def edit_clips(
     return clips, fps, frames
 
 
-# ----------------------------------------------------------------------------- joining
-def _join_series(parts: list[tuple[Analysis, float]]) -> tuple[Any, ...]:
-    """Concatenate the experts' series of every clip, times shifted into record time."""
-    names = [s.name for s in parts[0][0].series]
-    out = []
-    for k, name in enumerate(names):
-        pieces = [(a.series[k], shift) for a, shift in parts]
-        first = pieces[0][0]
-        faces = None
-        if all(p.faces is not None for p, _ in pieces):
-            faces = np.concatenate([p.faces for p, _ in pieces])
-        out.append(
-            dataclasses.replace(
-                first,
-                name=name,
-                t=np.concatenate([p.t + shift for p, shift in pieces]),
-                v=np.concatenate([p.v for p, _ in pieces]),
-                a=np.concatenate([p.a for p, _ in pieces]),
-                var_v=np.concatenate([p.var_v for p, _ in pieces]),
-                var_a=np.concatenate([p.var_a for p, _ in pieces]),
-                present=np.concatenate([p.present for p, _ in pieces]),
-                faces=faces,
-            )
-        )
-    return tuple(out)
-
-
-def _keep_range(a: Analysis, clip: EditClip) -> np.ndarray:
-    return (a.t >= clip.src_start_s - 1e-9) & (a.t < clip.src_end_s)
-
-
 def _speed(item: Any) -> float:
     """How fast a clip plays its source: the product of its linear time warps (an EDL's M2
     speed change, a freeze frame: 0); reverse play is taken at its speed."""
@@ -438,41 +377,6 @@ def _speed(item: Any) -> float:
         if isinstance(effect, otio.schema.LinearTimeWarp):
             speed *= abs(effect.time_scalar)
     return speed
-
-
-def _retimed(a: Analysis, clip: EditClip, rec_start_s: float, rec_end_s: float) -> Analysis:
-    """A time-warped clip's samples in record time: source seconds divided by the speed (a
-    freeze frame's samples spread over its record length)."""
-    if clip.speed > 0:
-        t = rec_start_s + (a.t - clip.src_start_s) / clip.speed
-    else:
-        t = np.linspace(rec_start_s, rec_end_s, len(a.t), endpoint=False)
-    keep = t < rec_end_s
-    series = tuple(dataclasses.replace(s.select(keep), t=t[keep]) for s in a.series)
-    return dataclasses.replace(
-        a,
-        t=t[keep],
-        series=series,
-        fused_va=a.fused_va[keep],
-        fused_var=a.fused_var[keep],
-        stable_va=a.stable_va[keep],
-        held=a.held[keep],
-    )
-
-
-def _clip_analysis(a: Analysis, clip: EditClip) -> Analysis:
-    """Only the samples inside the clip's used range (the sampler may overrun by a sample)."""
-    keep = _keep_range(a, clip)
-    series = tuple(s.select(keep) for s in a.series)
-    return dataclasses.replace(
-        a,
-        t=a.t[keep],
-        series=series,
-        fused_va=a.fused_va[keep],
-        fused_var=a.fused_var[keep],
-        stable_va=a.stable_va[keep],
-        held=a.held[keep],
-    )
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -528,8 +432,8 @@ def _score_report(
 ) -> tuple[otio.schema.Timeline, ScoreReport]:
     from moodsic_engine.experts import load_experts
     from moodsic_engine.library import Library, load_library
-    from moodsic_engine.pipeline import Analysis, analyze_video, build_cue
-    from moodsic_engine.stabilize import stabilize
+    from moodsic_engine.pipeline import build_cue
+    from moodsic_engine.spans import NoSpansAnalysed, SourceSpan, analyze_spans
     from moodsic_engine.weights import resolve_weights_dir
 
     config = config or Config()
@@ -556,94 +460,50 @@ def _score_report(
     if experts is None and usable:
         experts = load_experts(config, resolve_weights_dir(weights_dir))
 
-    parts: list[tuple[Analysis, float]] = []
-    scored: list[EditClip] = []
-    # One "perceive" bar over the whole edit: samples expected per clip at the sample rate.
-    expected = [
-        max(1, round((c.src_end_s - c.src_start_s) * config.sample.sample_fps)) for c in usable
+    sources = [c for c in usable if c.path is not None]  # every usable clip has a path
+    spans = [
+        SourceSpan(
+            path=c.path,
+            src_start_s=c.src_start_s,
+            src_end_s=c.src_end_s,
+            rec_start_s=float(Fraction(c.rec_start) / fps),
+            rec_end_s=float(Fraction(c.rec_end) / fps),
+            speed=c.speed,
+            name=c.name,
+        )
+        for c in sources
     ]
-    total = sum(expected)
-    for n, clip in enumerate(usable):
-        progress("clips", n, len(usable))
-        before = sum(expected[:n])
-
-        def clip_progress(stage: str, done: int, _total: int, before: int = before) -> None:
-            if stage == "perceive":
-                progress("perceive", min(total, before + done), total)
-
-        try:
-            a = analyze_video(
-                clip.path,
-                experts,
-                config,
-                start_s=clip.src_start_s,
-                end_s=clip.src_end_s,
-                progress=clip_progress,
-            )
-        except MoodsicError as exc:
-            problem = _past_the_end(clip) or f"unreadable: {exc}"
-            if strict:
-                raise InputError(f"clip {clip.name}: {problem}") from None
-            missing.append(dataclasses.replace(clip, problem=problem))
-            continue
-        a = _clip_analysis(a, clip)
-        if len(a.t) == 0:
-            problem = _past_the_end(clip) or "no frames in the used range"
-            if strict:
-                raise InputError(f"clip {clip.name}: {problem}") from None
-            missing.append(dataclasses.replace(clip, problem=problem))
-            continue
-        rec_start_s = float(Fraction(clip.rec_start) / fps)
-        if clip.speed != 1.0:
-            rec_end_s = float(Fraction(clip.rec_end) / fps)
-            a = _retimed(a, clip, rec_start_s, rec_end_s)
-            parts.append((a, 0.0))
-        else:
-            parts.append((a, rec_start_s - clip.src_start_s))
-        scored.append(clip)
-    progress("perceive", total, total)
-    progress("clips", len(usable), len(usable))
+    cuts = sorted(
+        {float(Fraction(c.rec_start) / fps) for c in clips if c.rec_start > 0}
+        | {float(Fraction(c.rec_end) / fps) for c in clips if c.rec_end < frames}
+    )
+    try:
+        result = analyze_spans(
+            spans,
+            experts,
+            config,
+            duration_s=float(Fraction(frames) / fps),
+            fps=fps,
+            cuts=cuts,
+            name=timeline.name or "edit",
+            progress=progress,
+            on_error="raise" if strict else "skip",
+        )
+    except NoSpansAnalysed as exc:
+        failed = exc.failed
+        result = None
+    else:
+        failed = result.failed
+    missing += [dataclasses.replace(sources[f.index], problem=f.reason) for f in failed]
     missing.sort(key=lambda c: c.index)
-    if not parts:
+    if result is None:
         raise InputError(
             f"timeline {timeline.name!r}: no clip could be scored ("
             + "; ".join(f"{c.name}: {c.problem}" for c in missing)
             + ")"
         )
-
-    series = _join_series(parts)
-    t = np.concatenate([a.t + shift for a, shift in parts])
-    fused_va = np.concatenate([a.fused_va for a, _ in parts])
-    fused_var = np.concatenate([a.fused_var for a, _ in parts])
-    order = np.argsort(t, kind="stable")  # clips are in record order; this only guards it
-    t, fused_va, fused_var = t[order], fused_va[order], fused_var[order]
-    series = tuple(s.select(order) for s in series)
-    # One EMA across the whole edit: the mood carries over cuts, as a viewer's does.
-    stable_va, held = stabilize(t, fused_va, fused_var, config.stabilize, config.sample.sample_fps)
-    cuts = sorted(
-        {float(Fraction(c.rec_start) / fps) for c in clips if c.rec_start > 0}
-        | {float(Fraction(c.rec_end) / fps) for c in clips if c.rec_end < frames}
-    )
-    edit_ref = VideoRef(
-        path=timeline.name or "edit",
-        duration_s=float(Fraction(frames) / fps),
-        fps=fps,
-        frames=frames,
-        has_audio=False,
-    )
-    first = parts[0][0]
-    joined = Analysis(
-        video=edit_ref,
-        t=t,
-        series=series,
-        fused_va=fused_va,
-        fused_var=fused_var,
-        stable_va=stable_va,
-        held=held,
-        cuts=tuple(cuts),
-        unavailable=dict(first.unavailable),
-        modes=dict(first.modes),
-    )
+    scored = [sources[i] for i in result.analysed]
+    joined = result.analysis
     progress("segment", 0, 1)
     cue = build_cue(joined, library, config)
     progress("segment", 1, 1)
