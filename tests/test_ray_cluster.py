@@ -206,7 +206,9 @@ def test_batch_on_a_two_node_cluster_survives_losing_a_node(
     stdout, stderr = driver.communicate(timeout=120)
     wall = time.monotonic() - t0
     assert driver.returncode == 0, (stdout[-3000:], stderr[-3000:])
-    records = json.loads(stdout.strip().splitlines()[-1])
+    # Ray's report of the lost node goes to stderr: stdout holds only what the driver printed.
+    assert len(stdout.strip().splitlines()) == 1, stdout[-2000:]
+    records = json.loads(stdout)
     assert sorted(r[0] for r in records) == [f"c{i}" for i in range(6)]
     assert all(r[1] == "ok" for r in records), records
     assert _files(out) == sorted(
@@ -228,11 +230,13 @@ def test_cli_batch_reaches_the_cluster_by_loopback(cluster: Cluster, tmp_path: P
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "moodsic"), "batch", str(src.parent), "-o", str(out),
          "--backend", "ray", "--ray-address", cluster.address, "--experts", "grammar",
-         "--progress", "none", "--workers", "1"],
+         "--progress", "json", "--workers", "1"],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "one.moodsic.json").is_file()
+    events = [json.loads(line) for line in proc.stdout.splitlines()]  # JSON and nothing else
+    assert events[-1]["event"] == "done" and events[-1]["ok"] == 1
 
 
 def test_unreachable_address_is_one_line(tmp_path: Path) -> None:

@@ -83,6 +83,21 @@ def run_ray(
     on_ready: Callable[[], None],
 ) -> int:
     """Score `tasks` on Ray actors; returns the number of actors used."""
+    # Ray prints what its nodes report (a raylet that died, worker output) to sys.stdout,
+    # which belongs to `--progress json`; the reporters hold the real stdout already.
+    with contextlib.redirect_stdout(sys.stderr):
+        return _run_ray(tasks, warm, workers, timeout_s, address, on_result, on_ready)
+
+
+def _run_ray(
+    tasks: list[ClipTask],
+    warm: WarmSpec,
+    workers: int | None,
+    timeout_s: float | None,
+    address: str | None,
+    on_result: Callable[[dict[str, Any]], None],
+    on_ready: Callable[[], None],
+) -> int:
     ray = _import_ray()
     started_here = False
     if not ray.is_initialized():
