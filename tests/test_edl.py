@@ -184,21 +184,21 @@ def test_cli_says_what_it_assumed_and_what_to_do(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "moodsic_engine.cli", "score-timeline", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-
-    r = run(str(DATA / "multi_audio.edl"), "-o", "out.edl", "--progress", "none")
-    lines = r.stderr.strip().splitlines()
+    edl = _edl(tmp_path, "001  AX V C 01:00:00:00 01:00:01:00 01:00:00:28 01:00:00:10\n")
+    cmd = [sys.executable, "-m", "moodsic_engine.cli", "score-timeline", str(edl), "-o", "o.edl"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert lines[0] == (
-        "moodsic: warning: multi_audio.edl: no --rate given and an EDL names no frame rate; "
-        "assumed 24 fps from its timecodes (frame numbers up to 22); pass --rate to override"
-    )
-    assert lines[1].startswith("moodsic: warning: multi_audio.edl: its events name no media")
-    assert "--media-dir" in lines[1]
-    assert lines[2].startswith("moodsic: error: ") and "no video track" in lines[2]
-    assert not (tmp_path / "out.edl").exists()
+    assert r.stderr.splitlines() == [
+        "moodsic: warning: x.edl: no --rate given and an EDL names no frame rate; assumed 30 "
+        "fps from its timecodes (frame numbers up to 28); pass --rate to override",
+        "moodsic: error: x.edl: event(s) 001 end before they start",
+    ]
+    assert not (tmp_path / "o.edl").exists()
+
+
+def test_without_media_dir_the_reader_says_to_pass_it(tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match=r"25fps.edl: its events name no media file.*--media-dir"):
+        read_edit(DATA / "25fps.edl", rate=25)
 
 
 def test_not_an_edl_is_one_line(tmp_path: Path) -> None:
