@@ -28,16 +28,29 @@ from .edl_text import (
 from .formats import ReadOptions
 
 _DF_LOC = re.compile(r"^(\*\s*LOC:\s*)(\d\d:\d\d:\d\d;\d\d)", re.M)
-_M2_DF = re.compile(r"^(\s*M2\b.*\d\d:\d\d:\d\d);(\d\d\s*)$")
+
+
+_M2 = re.compile(r"^\s*\*?\s*M2\b")
+_M2_TC = re.compile(r"\d\d:\d\d:\d\d[:;]\d\d\s*$")
+
+
+def _m2_line(line: str, source_in: str) -> str:
+    """An M2 line as OTIO's pattern wants it: ending in a timecode with ':' only (some lists
+    write ';' at 29.97, some leave the timecode out; its value is not used)."""
+    if not _M2.match(line):
+        return line
+    if not _M2_TC.search(line):
+        line = f"{line.rstrip()} {source_in if is_timecode(source_in) else '00:00:00:00'}"
+    return line[:-3] + line[-3:].replace(";", ":") if line[-3:-2] == ";" else line
 
 
 def _otio_text(edl: EdlText) -> str:
     """The tidied list as OTIO's reader takes it: its header, then each event's lines with
-    their comments (M2 lines' drop-frame timecodes written with ':' as its pattern wants)."""
+    their comments (M2 lines made readable for its pattern)."""
     out = [f"TITLE: {edl.title}"] if edl.title else []
     for event in edl.events:
         for line in event.lines():
-            out.append(_M2_DF.sub(r"\1:\2", line))
+            out.append(_m2_line(line, event.line.tcs[0].replace(";", ":")))
     return "\n".join(out) + "\n"
 
 

@@ -451,3 +451,19 @@ def test_single_layout_dissolve_stays_inside_the_music_file(tmp_path: Path) -> N
     # a plays 50..150 of 150 frames: no tail left; b's head of 12 frames is there
     assert [(e["rec"], e["dur"]) for e in lane] == [((0, 88), 0), ((88, 200), 12)]
     assert lane[1]["tcs"][0] == "00:00:00:18"  # b from frame 30 - 12
+
+
+def test_m2_lines_without_or_with_drop_frame_timecode(tmp_path: Path) -> None:
+    body = (
+        "FCM: DROP FRAME\n"
+        "001  AX V C 01:00:00;00 01:00:02;00 01:00:00;00 01:00:01;00\n"
+        "M2   AX       059.9\n"
+        "002  AX V C 01:00:10;00 01:00:12;00 01:00:01;00 01:00:02;00\n"
+        "M2   AX       059.9                01:00:10;00\n"
+    )
+    tl, caught = _read(_edl(tmp_path, body))
+    assert caught == []
+    clips = tl.tracks[0].find_clips()
+    speeds = [e.time_scalar for c in clips for e in c.effects]
+    assert speeds == pytest.approx([59.9 / (30000 / 1001)] * 2)
+    assert [c.duration().value for c in clips] == [30, 30]
