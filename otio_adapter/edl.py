@@ -314,6 +314,17 @@ def tidy_events(edl: EdlText, fps: int, drop: bool, name: str) -> None:
         for line in (event.before, event.line):
             if line is not None and not all(is_timecode(t) or t.isdigit() for t in line.tcs):
                 raise InputError(f"{name}: event {line.number} has an unreadable timecode")
+    keys = [e for e in edl.events if e.line.transition.startswith("K")]
+    for event in keys:  # OTIO reads no keys: the keyed-in picture shows, as a cut
+        event.before = None
+        event.line.transition, event.line.duration = "C", None
+    if keys:
+        warnings.warn(
+            f"{name}: event(s) {_numbers(keys)} are keys (K, KB, KO), read as cuts to the "
+            "keyed picture",
+            UserWarning,
+            stacklevel=4,
+        )
     _fit_lengths(edl, fps, drop, name)
     _paint(edl, fps, drop, name)
     spans = [_span(e, fps, drop) for e in edl.events]

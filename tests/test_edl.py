@@ -467,3 +467,14 @@ def test_m2_lines_without_or_with_drop_frame_timecode(tmp_path: Path) -> None:
     speeds = [e.time_scalar for c in clips for e in c.effects]
     assert speeds == pytest.approx([59.9 / (30000 / 1001)] * 2)
     assert [c.duration().value for c in clips] == [30, 30]
+
+
+def test_key_events_are_read_as_cuts(tmp_path: Path) -> None:
+    body = (
+        "001  BG V C 01:00:00:00 01:00:02:00 01:00:00:00 01:00:02:00\n"
+        "002  BG V C 01:00:02:00 01:00:02:00 01:00:02:00 01:00:02:00\n"
+        "002  TITLE V K 000 00:00:00:00 00:00:01:00 01:00:02:00 01:00:03:00\n"
+    )
+    tl, caught = _read(_edl(tmp_path, body), rate=24)
+    assert any("event(s) 002 are keys" in w for w in caught)
+    assert _main_clips(tl, 24) == [(86400, 86448), (86448, 86472)]
