@@ -28,6 +28,7 @@ from .placement import (
     PlaceOptions,
     Plan,
     choose_channels,
+    cue_track_path,
     plan,
     replace_track,
     segment_at,
@@ -172,6 +173,10 @@ def _load_cue(path: str) -> dict[str, Any]:
         raise PlacementError(f"cannot read cue sheet {os.path.basename(path)}: {exc}") from None
     if not isinstance(data, dict):
         raise PlacementError(f"{os.path.basename(path)} is not a cue sheet")
+    for seg in data.get("segments") or []:
+        track = seg.get("track") if isinstance(seg, dict) else None
+        if isinstance(track, dict) and track.get("path"):
+            track["path"] = cue_track_path(track, path)  # relative to the cue sheet's folder
     return data
 
 

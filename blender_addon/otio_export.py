@@ -39,6 +39,19 @@ def _range(start: float, duration: float, rate: float) -> dict[str, Any]:
     }
 
 
+def _file_url(path: str) -> str:
+    """A file:// URL for an absolute path (what OTIO readers and NLEs expect); a relative
+    path stays a relative, percent-encoded URL."""
+    from pathlib import PurePath
+    from urllib.parse import quote
+
+    if "://" in path:
+        return path
+    if os.path.isabs(path):
+        return PurePath(os.path.abspath(path)).as_uri()
+    return quote(PurePath(path).as_posix())
+
+
 def _clip(c: ClipFacts, rate: float) -> dict[str, Any]:
     return {
         "OTIO_SCHEMA": "Clip.2",
@@ -55,7 +68,7 @@ def _clip(c: ClipFacts, rate: float) -> dict[str, Any]:
                 "name": os.path.basename(c.path),
                 "available_range": None,
                 "available_image_bounds": None,
-                "target_url": c.path,
+                "target_url": _file_url(c.path),
             }
         },
         "active_media_reference_key": "DEFAULT_MEDIA",

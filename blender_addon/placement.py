@@ -144,6 +144,14 @@ def cue_video_path(cue: Mapping[str, Any], cue_path: str = "") -> str:
     return path
 
 
+def cue_track_path(track: Mapping[str, Any], cue_path: str = "") -> str:
+    """A track's file: cue sheets record paths relative to their own folder."""
+    path = str(track["path"])
+    if not os.path.isabs(path) and cue_path:
+        path = os.path.join(os.path.dirname(os.path.abspath(cue_path)), path)
+    return path
+
+
 def check_cue(cue: Mapping[str, Any], movie: MovieFacts, cue_path: str = "") -> None:
     """Refuse a cue sheet that is malformed or describes another video (path and length)."""
     where = os.path.basename(cue_path) or "cue sheet"
@@ -390,7 +398,7 @@ def plan(
         track = seg.get("track")
         if not track or not track.get("path"):
             continue
-        path = str(track["path"])
+        path = cue_track_path(track, job.cue_path)
         start, end = sp.start - sp.ext_left, sp.end + sp.ext_right
         in_frame = max(0, frames_for(float(track.get("in_s") or 0.0), fps) - sp.ext_left)
         dur_s = durations.get(path, track.get("duration_s"))

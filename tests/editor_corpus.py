@@ -24,7 +24,7 @@ import opentimelineio as otio
 
 STILL_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".psd", ".bmp", ".heic", ".gif"}
 AUDIO_SUFFIXES = {".wav", ".aif", ".aiff", ".mp3", ".m4a", ".aac", ".flac", ".caf"}
-_STAND_IN_FPS = 10  # whole-second timecodes stay exact at an integer rate; cheap to decode
+_STAND_IN_FPS = 25  # a timecode rate every reader knows; cheap at 64x36
 _MAX_STAND_IN_S = 4 * 3600  # an edit naming media longer than this is not a test edit
 
 
@@ -92,7 +92,7 @@ def _timecode(seconds: int) -> str:
 def stand_in_media(timeline: otio.schema.Timeline, folder: str | Path) -> Path:
     """Write a stand-in for every media file `timeline`'s clips reference into `folder`.
 
-    Videos are flat-coloured H.264 at 10 frames/s and 64x36 with a quiet sine on their
+    Videos are flat-coloured H.264 at 25 frames/s and 64x36 with a quiet sine on their
     audio track, covering every used range. When the edit names the media's start timecode
     (an available range) the file starts there on the edit's clock; EDL-style media (no
     available range) get a start timecode tag at the whole second at or before the first

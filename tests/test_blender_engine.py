@@ -231,7 +231,7 @@ def test_otio_export_reads_back_with_opentimelineio(tmp_path):
     assert ranges == [("Gap", 0, 144), ("Clip", 144, 185), ("Gap", 329, 140), ("Clip", 469, 230)]
     clip = a3[3]
     assert clip.source_range.start_time.to_frames() == 12
-    assert clip.media_reference.target_url == "/a/t2.wav"
+    assert clip.media_reference.target_url == "file:///a/t2.wav"
     assert a3[1].metadata["moodsic"]["segment"] == 0
     assert abs(clip.source_range.start_time.rate - 30000 / 1001) < 1e-9
     assert [(m.name, m.marked_range.start_time.to_frames()) for m in t.tracks.markers] == [

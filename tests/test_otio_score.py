@@ -18,7 +18,7 @@ from moodsic_engine.config import Config
 from moodsic_engine.errors import InputError
 from otio_adapter import score_timeline, score_timeline_report, timeline_to_cue
 from otio_adapter.testing import make_edit, small_library, write_video
-from otio_adapter.timeline import to_frames
+from otio_adapter.timeline import to_frames, url_path
 
 RT = otio.opentime.RationalTime
 TR = otio.opentime.TimeRange
@@ -96,7 +96,7 @@ def test_scores_used_source_ranges_and_joins_in_record_time(media, cfg, monkeypa
     assert all(m.metadata["moodsic"]["track_id"] for m in scored.tracks.markers)
     music = [c for tr in list(scored.tracks)[1:] for c in tr.find_clips()]
     assert len(music) == len(segs)
-    assert all(Path(c.media_reference.target_url).is_file() for c in music)
+    assert all(Path(url_path(c.media_reference.target_url)).is_file() for c in music)
     # and the scored edit reads back as the edit's cue sheet
     assert timeline_to_cue(scored).segments == segs
 
@@ -246,14 +246,15 @@ def test_cli_scores_otio_fcpxml_and_edl_edits(media, tmp_path: Path) -> None:  #
     assert res.returncode == 1 and "not found" in res.stderr
 
     # --cue is a second output: never the timeline's own path, and never left behind by
-    # a timeline that could not be written (an EDL cannot carry the music tracks)
+    # a timeline that could not be written (here its folder is a file)
     res = _moodsic("score-timeline", "edit.otio", "-o", "s.otio", "--cue", "s.otio", *common,
                    cwd=tmp_path)  # fmt: skip
     assert res.returncode == 1 and "same file" in res.stderr
-    res = _moodsic("score-timeline", "edit.otio", "-o", "s.edl", "--cue", "s.json", *common,
-                   cwd=tmp_path)  # fmt: skip
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    res = _moodsic("score-timeline", "edit.otio", "-o", "blocker/s.edl", "--cue", "s.json",
+                   *common, cwd=tmp_path)  # fmt: skip
     assert res.returncode == 1 and res.stderr.count("\n") == 1
-    assert not (tmp_path / "s.edl").exists() and not (tmp_path / "s.json").exists()
+    assert not (tmp_path / "s.json").exists()
     assert not list(tmp_path.glob(".s.*part*"))
 
 
