@@ -38,7 +38,8 @@ _FIXED_TIME = (2024, 1, 1, 0, 0, 0)  # same bytes for the same sources
 
 
 def addon_source() -> Path:
-    """`blender_addon/` of this checkout (the engine package sits beside it)."""
+    """`blender_addon/` beside the engine package: in a checkout, and in an installed wheel,
+    which ships it as a top-level package (pyproject.toml); MOODSIC_ADDON_SOURCE overrides."""
     env = os.environ.get("MOODSIC_ADDON_SOURCE")
     candidates = [Path(env)] if env else []
     candidates.append(Path(__file__).resolve().parent.parent / "blender_addon")
@@ -47,7 +48,7 @@ def addon_source() -> Path:
             return path
     raise ResourceError(
         "the Blender add-on sources (blender_addon/) are not installed with this copy of "
-        "Moodsic: run this command from a source checkout, or set MOODSIC_ADDON_SOURCE"
+        "Moodsic: reinstall it from its wheel or a source checkout, or set MOODSIC_ADDON_SOURCE"
     )
 
 
