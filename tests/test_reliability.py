@@ -329,6 +329,11 @@ HOSTILE_CONFIGS = {
     "string-number": ('[sample]\nsample_fps = "fast"\n', "must be a number"),
     "huge-working-size": ("[sample]\nshort_side = 100000\n", "short_side"),
     "unknown-key": ("[nosuch]\nx = 1\n", "unknown config key"),
+    "nested-100000-deep": ("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+    "too-large": ("# " + "x" * (2 << 20) + "\n", "too large"),
+    "section-not-table": ("sample = 3\n", "must be a table"),
+    "unknown-expert": ('experts = ["grammar", "nosuch"]\n', "unknown expert"),
+    "experts-not-names": ("experts = [[1]]\n", "list of names"),
 }
 
 
@@ -347,6 +352,32 @@ def test_score_hostile_config(
     )  # fmt: skip
     assert_one_line_error(res, fragment)
     assert leftovers(out) == []
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device", "not-utf8"])
+def test_score_config_that_is_not_a_text_file(
+    kind: str, corpus: dict[str, BadInput], library: Path, tmp_path: Path, cli_env: dict
+) -> None:
+    """--config naming a folder, a FIFO (would block forever), a device or binary data: one
+    line at once, nothing written."""
+    cfg = tmp_path / "moodsic.toml"
+    fragment = {"folder": "directory", "fifo": "fifo", "device": "device", "not-utf8": "utf-8"}
+    if kind == "folder":
+        cfg.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(cfg)
+    elif kind == "device":
+        cfg = Path("/dev/zero")
+    else:
+        cfg.write_bytes(bytes(range(128, 256)))
+    out = tmp_path / "out"
+    res = run_cli(
+        ["score", str(corpus["corrupt-audio"].path), "-o", str(out / "c.json"), "--experts",
+         "grammar", "--library", str(library), "--config", str(cfg), "--progress", "none"],
+        cwd=tmp_path, env=cli_env, timeout=60,
+    )  # fmt: skip
+    assert_one_line_error(res, fragment[kind])
+    assert leftovers(out) == [] and os.listdir(cli_env["TMPDIR"]) == []
 
 
 @pytest.mark.parametrize("fps", ["0", "-2", "nan", "inf"])
@@ -423,8 +454,11 @@ def test_score_odd_arguments(
          "--library", str(library), "--progress", "none", *extra],
         cwd=tmp_path, env=cli_env,
     )  # fmt: skip
-    if "nosuch" in extra:
-        assert_one_line_error(res, "unknown expert")
+    if "nosuch" in extra:  # a usage error: exit 2, one line naming the valid experts
+        assert res.rc == 2, res.stderr
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "unknown expert" in lines[0], res.stderr
+        assert "'nosuch'" in lines[0] and "scene, face, grammar" in lines[0]
         assert not out.exists()
     else:
         assert res.rc == 0, res.stderr[-2000:]
@@ -842,3 +876,111 @@ def test_hostile_batch_manifest_refused_in_one_line(
     assert "\n" not in str(exc.value) and fragment in str(exc.value).lower(), str(exc.value)
     # nothing but the (flock) lock file of the output folder
     assert leftovers(tmp_path / "out") in ([], [".moodsic-batch/lock"])
+
+
+# ----------------------------------------------------------------------------- evaluations
+def _veatic(root: Path, ids: list[str]) -> Path:
+    from media import lavfi_video
+
+    (root / "videos").mkdir(parents=True)
+    (root / "rating_averaged").mkdir()
+    for vid in ids:
+        lavfi_video(root / "videos" / f"{vid}.mp4", seconds=2.0, size="64x36")
+        for axis in ("valence", "arousal"):
+            (root / "rating_averaged" / f"{vid}_{axis}.csv").write_text("0.1\n" * 50)
+    return root
+
+
+def test_veatic_frame_number_1e12_refused_before_allocating(tmp_path: Path) -> None:
+    import tracemalloc
+
+    from moodsic_engine.errors import InputError
+    from moodsic_engine.eval.veatic import read_ratings
+
+    path = tmp_path / "1_valence.csv"
+    path.write_text("frame,value\n0,0.1\n1e12,0.2\n")
+    tracemalloc.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(InputError) as exc:
+            read_ratings(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - t0 < 2 and peak < 10 << 20  # no array sized by 1e12
+    assert "\n" not in str(exc.value) and "frame number" in str(exc.value)
+    path.write_text("frame,value\n0,0.1\n1e400,0.2\n")  # inf
+    with pytest.raises(InputError, match="frame number"):
+        read_ratings(path)
+
+
+def test_veatic_bad_videos_are_left_out_not_fatal(tmp_path: Path, cli_env: dict) -> None:
+    """A corrupt video and a hostile rating file are each reported (one warning line) and
+    left out of the report; the good video is evaluated; exit code 0."""
+    root = _veatic(tmp_path / "veatic", ["1", "2", "3"])
+    (root / "videos" / "2.mp4").write_bytes(b"\x00not a video" * 100)
+    (root / "rating_averaged" / "3_valence.csv").write_text("frame,value\n0,0.1\n1e12,0.2\n")
+    out = tmp_path / "report"
+    res = run_cli(
+        ["eval", "veatic", "--root", str(root), "-o", str(out), "--experts", "grammar",
+         "--no-plots", "--progress", "none"],
+        cwd=tmp_path, env=cli_env,
+    )  # fmt: skip
+    assert res.rc == 0, res.stderr[-2000:]
+    warns = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(warns) == 2 and all(ln.startswith("moodsic: warning: ") for ln in warns), warns
+    assert "video 2 left out" in warns[0] and "video 3 left out" in warns[1]
+    assert "VEATIC: 1 videos" in res.stdout and "left out 2: 2, 3" in res.stdout
+    data = json.loads((out / "report.json").read_text())
+    assert [v["id"] for v in data["videos"]] == ["1"]
+    assert sorted(data["provenance"]["data"]["left_out"]) == ["2", "3"]
+    assert any("video 3 left out" in w and "frame number" in w for w in data["warnings"])
+    assert sorted(os.listdir(out / "videos")) == ["1.csv"]
+    # every video bad: one line, exit 1
+    (root / "videos" / "1.mp4").write_bytes(b"junk")
+    res = run_cli(
+        ["eval", "veatic", "--root", str(root), "-o", str(tmp_path / "r2"), "--experts",
+         "grammar", "--no-plots", "--progress", "none"],
+        cwd=tmp_path, env=cli_env,
+    )  # fmt: skip
+    assert res.rc == 1 and "no VEATIC video could be evaluated" in res.stderr.splitlines()[-1]
+
+
+def test_findingemo_unreadable_image_is_left_out(tmp_path: Path) -> None:
+    import warnings
+
+    import numpy as np
+
+    from moodsic_engine.eval.findingemo_face import evaluate_face_findingemo
+    from moodsic_engine.experts.face import FaceEstimate
+    from moodsic_engine.train.findingemo import (
+        local_path,
+        make_mini_findingemo,
+        read_annotations,
+        split_by_image,
+    )
+
+    class Constant:
+        mode = "trained"
+
+        def reset(self) -> None:
+            pass
+
+        def predict_frame(self, frame: np.ndarray, t: float):  # noqa: ANN202, ARG002
+            return [FaceEstimate(0.2, 0.1, 0.04, 0.04, 1.0)], 1
+
+    ann_path, images = make_mini_findingemo(tmp_path / "fe", n=40, seed=0)
+    rel = read_annotations(ann_path)["rel_path"].tolist()
+    split = split_by_image(rel, seed=0)
+    broken = rel[split.test[0]]
+    local_path(images, broken).write_bytes(b"not an image")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = evaluate_face_findingemo(
+            images, tmp_path / "out", Config(), annotations=ann_path, expert=Constant()
+        )
+    assert res.test_images == len(split.test) - 1
+    assert any("1 unreadable image" in str(w.message) for w in caught)
+    data = json.loads((tmp_path / "out" / "findingemo_face.json").read_text())
+    assert broken not in [img["rel_path"] for img in data["images"]]
+    assert len(data["provenance"]["data"]["left_out"]) == 1
