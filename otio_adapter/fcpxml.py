@@ -10,9 +10,9 @@ That adapter
   of gap before the first clip.
 
 `exact_fcpxml()` patches those few functions of OTIO's loaded adapter module for the duration
-of one read (under a lock, restored afterwards), and `read_fcpxml` moves a sequence's
-``tcStart`` into the timeline's ``global_start_time``. Writing is Moodsic's own
-(``otio_adapter.fcpxml_write``): the adapter's writer also drops every transition, so
+of one read (under a lock, restored afterwards); `install_exact_fcpxml` keeps them for the
+rest of the process (a ``.fcpxml`` OTIO's own tools read). Moodsic reads and writes FCPXML
+itself (``otio_adapter.fcpxml_read``, ``otio_adapter.fcpxml_write``): the adapter's writer also drops every transition, so
 `install_fcpxml_writer` puts ours in its place for OTIO's own writes (``otioconvert``).
 """
 
@@ -27,10 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import opentimelineio as otio
-
-from moodsic_engine.errors import InputError
-
-from .formats import ReadOptions
 
 _LOCK = threading.RLock()
 
@@ -152,53 +148,6 @@ def exact_fcpxml() -> Iterator[None]:
                 setattr(owner, name, value)
 
 
-def _tc_start(text: str) -> Fraction | None:
-    """The first project sequence's tcStart, in seconds (None when absent or zero)."""
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError:
-        return None
-    sequence = root.find(".//project/sequence")
-    if sequence is None or not sequence.get("tcStart"):
-        return None
-    try:
-        start = _seconds(sequence.get("tcStart"))
-    except (ValueError, ZeroDivisionError):
-        return None
-    return start if start > 0 else None
-
-
-def apply_tc_start(timeline: otio.schema.Timeline, text: str) -> None:
-    """Move a sequence's tcStart (read by the adapter as a leading gap on every track) into
-    `timeline.global_start_time`."""
-    start = _tc_start(text)
-    if start is None:
-        return
-    tracks = [t for t in timeline.tracks if isinstance(t, otio.schema.Track) and len(t)]
-    if not tracks:
-        return
-    rate = tracks[0][0].trimmed_range().duration.rate
-    frames = round(start * _exact_fps(rate))
-    for track in tracks:
-        first = track[0]
-        if not isinstance(first, otio.schema.Gap):
-            return  # not the adapter's tcStart gap: leave the timeline as read
-        if first.source_range.duration.value_rescaled_to(rate) < frames - 0.5:
-            return
-    for track in tracks:
-        gap = track[0]
-        left = round(gap.source_range.duration.value_rescaled_to(rate)) - frames
-        if left > 0:
-            gap.source_range = otio.opentime.TimeRange(
-                otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(left, rate)
-            )
-        else:
-            del track[0]
-    timeline.global_start_time = otio.opentime.RationalTime(frames, rate)
-
-
 _INSTALLED = False
 
 
@@ -218,43 +167,7 @@ def install_exact_fcpxml() -> None:
         _INSTALLED = True
 
 
-# ----------------------------------------------------------------------------- read and write
-def _fcpxml_has_timeline(text: str) -> bool:
-    """False for well-formed FCPXML with nothing to read (the adapter dies on a None)."""
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError:
-        return True  # the adapter reports the XML error itself
-    tags = ("sequence", "asset-clip", "clip", "ref-clip")
-    return any(root.find(f".//{tag}") is not None for tag in tags)
-
-
-def read_fcpxml(p: Path, options: ReadOptions) -> otio.core.SerializableObject:
-    """The FCPXML adapter with exact rates and frames and the sequence's tcStart honoured."""
-    from .edit_io import ensure_small
-
-    if p.is_dir():  # FCP 10.6+ exports an .fcpxmld bundle folder
-        if not (p / "Info.fcpxml").is_file():
-            raise InputError(f"{p.name}: an .fcpxmld bundle without Info.fcpxml")
-        p = p / "Info.fcpxml"
-    ensure_small(p)
-    adapter = otio.adapters.from_name("fcpx_xml")
-    text = p.read_text(encoding="utf-8", errors="replace")
-    if not _fcpxml_has_timeline(text):
-        raise InputError(f"{p.name}: this FCPXML holds no project, sequence or clip")
-    with exact_fcpxml():
-        result = adapter.read_from_string(text)
-    for timeline in (
-        [result]
-        if isinstance(result, otio.schema.Timeline)
-        else list(result.find_children(descended_from_type=otio.schema.Timeline))
-    ):
-        apply_tc_start(timeline, text)
-    return result
-
-
+# ----------------------------------------------------------------------------- writing
 def write_fcpxml(timeline: otio.schema.Timeline, tmp: Path) -> None:
     """Moodsic's own FCPXML writer (``otio_adapter.fcpxml_write``; kept here for callers
     of the old name)."""
