@@ -12,8 +12,8 @@ That adapter
 `exact_fcpxml()` patches those few functions of OTIO's loaded adapter module for the duration
 of one read (under a lock, restored afterwards); `install_exact_fcpxml` keeps them for the
 rest of the process (a ``.fcpxml`` OTIO's own tools read). Moodsic reads and writes FCPXML
-itself (``otio_adapter.fcpxml_read``, ``otio_adapter.fcpxml_write``): the adapter's writer also drops every transition, so
-`install_fcpxml_writer` puts ours in its place for OTIO's own writes (``otioconvert``).
+itself (``otio_adapter.fcpxml_read``, ``otio_adapter.fcpxml_write``): the adapter's writer
+also drops every transition, so `install_fcpxml_writer` puts ours in its place for OTIO's own writes (``otioconvert``).
 """
 
 from __future__ import annotations
