@@ -11,7 +11,8 @@ small writer builds the same kind of document the way Shotcut and Kdenlive write
 - a dissolve between two clips as a two-track tractor with ``luma`` and ``mix`` (Shotcut's
   form), a fade against a gap as a ``volume`` (audio) or ``brightness`` (video) ramp;
 - in the main tractor, a black background, the video tracks bottom (V1) to top composited
-  with ``qtblend``, and every track that sounds summed by a ``mix`` transition
+  with ``composite`` (core MLT: ``qtblend`` needs an X11 display, so headless melt drops
+  it), and every track that sounds summed by a ``mix`` transition
   (``always_active``, ``sum``): the music plays over the picture's own sound. Audio tracks
   are ``hide="video"``; video tracks keep their sound only when the edit has no audio
   tracks of its own, and then only the main video track.
@@ -40,7 +41,7 @@ def _prop(parent: ET.Element, name: str, value: object) -> None:
 
 class _Writer:
     def __init__(self, timeline: otio.schema.Timeline) -> None:
-        from .score import edit_rate, main_video_track
+        from .edit_track import edit_rate, main_video_track
 
         self.timeline = timeline
         self.main = main_video_track(timeline)
@@ -61,18 +62,23 @@ class _Writer:
     def _producer(self, clip: otio.schema.Clip) -> tuple[str, int] | None:
         """The producer id and the media frame the clip's source range starts at (None: a
         clip with nothing to play)."""
-        from .score import media_path, media_timecode_s
+        from .media import media_path, media_timecode_s
 
         if not clip.enabled:
             return None
         ref = clip.media_reference
         src = clip.trimmed_range()
         if isinstance(ref, otio.schema.GeneratorReference):
-            colour = str(ref.parameters.get("color", "black")) if ref.parameters else "black"
+            # a colour clip (Kdenlive's SolidColor) is a colour; titles, leaders and
+            # Premiere's other "Slug" generators cannot be drawn: left out (transparent),
+            # rather than black over the tracks below
+            colour = str(ref.parameters.get("color", "")) if ref.parameters else ""
+            if not colour.startswith(("#", "0x")):
+                return None
             key = f"color:{colour}"
             if key not in self.producers:
                 el = ET.Element("producer", id=self._id("color"))
-                _prop(el, "resource", colour if colour.startswith(("#", "0x")) else "black")
+                _prop(el, "resource", colour)
                 _prop(el, "mlt_service", "color")
                 self._add_producer(key, el)
             return self.producers[key], 0
@@ -267,7 +273,7 @@ class _Writer:
             if hide:
                 track_el.set("hide", hide)
         for index, (_, _, video, sound) in enumerate(layout, start=1):
-            kinds = (["qtblend"] if video else []) + (["mix"] if sound else [])
+            kinds = (["composite"] if video else []) + (["mix"] if sound else [])
             for service in kinds:
                 trans = ET.SubElement(tractor, "transition")
                 for name, value in (
@@ -279,7 +285,7 @@ class _Writer:
                     _prop(trans, "sum", 1)
                     _prop(trans, "accepts_blanks", 1)
                 else:
-                    _prop(trans, "compositing", 0)
+                    _prop(trans, "fill", 1)  # a picture fills the frame, as on the timeline
 
         profile = ET.SubElement(
             self.root,

@@ -141,3 +141,46 @@ def test_scored_premiere_edit_plays_its_music(tmp_path: Path) -> None:
         hz = tones[seg.track.id]
         assert _level(y, start, end, hz) > 0.2
         assert all(_level(y, start, end, f) < 0.01 for f in tones.values() if f != hz)
+
+
+def _colour_at(video: Path, seconds: float) -> np.ndarray:
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-ss", f"{seconds}", "-i", str(video), "-frames:v", "1",
+         "-vf", "scale=4:4", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return np.frombuffer(raw, np.uint8).reshape(-1, 3).mean(axis=0)
+
+
+def test_upper_video_tracks_composite_over_v1(tmp_path: Path) -> None:
+    """V2's clip shows over V1 where it has one, V1 shows through V2's gaps, and a title
+    generator (which MLT cannot draw) does not black out the tracks below."""
+    red = _video(tmp_path / "red.mp4", seconds=10.0)
+    blue = tmp_path / "blue.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=blue:s=64x36:r=25:d=4",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(blue)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    edit = make_edit([(red, 0, 250)])
+    v2 = make_edit([(None, 0, 100), (blue, 0, 50)]).tracks[0]
+    title = otio.schema.Clip(
+        name="title",
+        media_reference=otio.schema.GeneratorReference(generator_kind="Slug"),
+        source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(0, 25), otio.opentime.RationalTime(250, 25)
+        ),
+    )
+    v3 = otio.schema.Track(name="V3", children=[title])
+    edit.tracks.extend([v2.clone(), v3])
+    mp4 = tmp_path / "out.mp4"
+    mlt = write_timeline(edit, tmp_path / "out.mlt")
+    done = subprocess.run(
+        ["melt", str(mlt), "-consumer", f"avformat:{mp4}", "terminate_on_pause=1",
+         "real_time=0", "width=64", "height=36"],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-500:]
+    for seconds, channel in ((1.0, 0), (5.0, 2), (8.0, 0)):  # red, blue, red
+        colour = _colour_at(mp4, seconds)
+        assert colour[channel] > 150 and np.delete(colour, channel).max() < 60, (seconds, colour)
