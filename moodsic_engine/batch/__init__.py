@@ -8,36 +8,20 @@ parallel and writes, next to each clip's mirrored place under OUTDIR, its cue sh
 (`NAME.scored.mp4`). The batch summary goes to `OUTDIR/batch.jsonl`, `OUTDIR/batch.csv`
 and `OUTDIR/contact_sheet.html`.
 
-The per-clip work (`batch_worker.process_clip`) is the same function for both backends:
-a worker or Ray actor loads the experts and the library once and scores many clips.
-Faults stay with their clip: a clip that fails to decode, hangs past the per-clip timeout
-or crashes its worker is recorded as failed with a one-line reason, the worker is
-replaced, and the batch goes on. Every output is written atomically and a clip counts as
-done only once its completion record (`OUTDIR/.moodsic-batch/state/NAME.json`) is
-written after all its outputs, so an interrupted batch leaves complete outputs only and
-a rerun redoes exactly the clips that were not finished.
+The per-clip work (`worker.process_clip`) is the same function for both backends: a
+worker process (`pool`) or Ray actor (`ray_backend`) loads the experts and the library
+once and scores many clips. Faults stay with their clip: a clip that fails to decode,
+hangs past the per-clip timeout or crashes its worker is recorded as failed with a
+one-line reason, what it left is removed, the worker is replaced, and the batch goes on.
+A clip's outputs are one unit (temp files renamed together, the cue sheet last) and a
+clip counts as done only once its completion record (`OUTDIR/.moodsic-batch/state/
+NAME.json`) is written after them, so an interrupted batch leaves complete outputs only
+and a rerun redoes exactly the clips that were not finished.
 
-Running on a Ray cluster
-------------------------
-`moodsic batch INPUT -o OUTDIR --backend ray --ray-address ADDR` runs the same per-clip
-function in Ray actors, one per worker, each loading the models once.
-
-1. Install the same environment on every node: `pip install "moodsic[ray]"` (same
-   Python, same Moodsic and Ray versions; put model weights at the same path on every
-   node or point `--weights-dir`/`MOODSIC_WEIGHTS` at a shared folder).
-2. Inputs and OUTDIR must be visible at the same absolute paths on every node (NFS, a
-   cluster file system, or a mounted bucket): actors read the clips and write the outputs
-   themselves; only small summary records travel back to the driver.
-3. Start the cluster: on the head node `ray start --head --port=6379`, on each worker
-   node `ray start --address=HEAD_IP:6379` (or use `ray up cluster.yaml`, KubeRay, ...).
-4. On the head node (or any machine that can reach it): `moodsic batch /shared/clips -o
-   /shared/scored --backend ray --ray-address HEAD_IP:6379` (`auto` picks up a cluster
-   started on this machine; `ray://HEAD_IP:10001` works through Ray Client). Without
-   `--ray-address` a private local Ray is started and stopped again.
-5. `--workers N` sets the number of actors (default: the cluster's CPUs); each actor asks
-   Ray for one CPU and sets torch to that many threads. `--timeout S` kills an actor
-   stuck on one clip and starts a replacement; a node that dies takes its actors' clips
-   with it, which are recorded as failed and are redone by rerunning the same command.
+Modules: `model` (tasks, results, file names), `discover` (inputs and manifests), `plan`
+(hashing, resume), `run` (`run_batch`), `pool`, `worker`, `ray_backend`, `report`
+(summaries and progress), `bench` (`moodsic bench batch`). README.md, "Batches" and
+"Running batches on a Ray cluster", says how to run it on a cluster.
 """
 
 from .discover import apply_overrides, discover, discover_many
