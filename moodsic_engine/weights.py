@@ -87,9 +87,9 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     `torch.load(weights_only=True)`, which refuses pickles that reference arbitrary callables.
     Any failure is a WeightsError naming the file and why.
     """
-    import torch
-
     p = regular_file(path, "weights file", max_bytes=MAX_WEIGHTS_BYTES, error=WeightsError)
+    import torch  # after the check: a refusal costs no torch import
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols: not news

@@ -10,6 +10,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -88,33 +89,40 @@ def test_scene_head_and_emonet_loaders_refuse_malicious_pickles(tmp_path: Path) 
 def test_clip_checkpoint_path_refuses_malicious_pickle(tmp_path: Path) -> None:
     """A user-supplied CLIP checkpoint goes through open_clip's weights-only loader."""
     from moodsic_engine.config import Config
-    from moodsic_engine.errors import ExpertUnavailable
     from moodsic_engine.experts.scene import build_encoder, resolve_encoder
+    from moodsic_engine.weights import WeightsError
 
     marker = tmp_path / "pwned"
     evil = _evil_files(tmp_path, marker)[0]
     cfg = Config().replace(**{"scene.model": "ViT-B-32", "scene.pretrained": str(evil)})
-    with pytest.raises(ExpertUnavailable):
+    with pytest.raises(WeightsError) as exc:  # named by the user: the run stops
         build_encoder(resolve_encoder(cfg.scene, tmp_path), with_text=False)
     assert not marker.exists()
+    assert str(evil) in str(exc.value) and "weights_only" not in str(exc.value)
 
 
-def test_cli_refuses_malicious_emonet_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("named", [["--experts", "face,grammar"], []], ids=["face-named", "all"])
+def test_cli_refuses_malicious_emonet_in_one_line(named: list[str], tmp_path: Path) -> None:
+    """With or without --experts, a pickle as --emonet stops the run (it used to go on as if
+    the option were not given): one line naming the file and why, never PyTorch's advice to
+    turn weights_only off."""
     marker = tmp_path / "pwned"
     evil = _evil_files(tmp_path, marker)[2]
     video = tmp_path / "v.mp4"
     from media import lavfi_video
 
     lavfi_video(video, seconds=2)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     res = subprocess.run(
         [sys.executable, "-m", "moodsic_engine.cli", "score", str(video), "-o",
-         str(tmp_path / "c.json"), "--experts", "face,grammar", "--emonet", str(evil),
-         "--progress", "none"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+         str(tmp_path / "c.json"), *named, "--emonet", str(evil), "--progress", "none"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env,
     )  # fmt: skip
     assert res.returncode == 1, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("moodsic: error:"), res.stderr
+    assert str(evil) in lines[0] and "not only tensors" in lines[0], lines[0]
+    assert "weights_only" not in res.stderr
     assert not marker.exists()
     assert not (tmp_path / "c.json").exists()
 
@@ -531,3 +539,113 @@ def test_blender_temp_folder_cannot_be_hijacked(addon_core, tmp_path: Path) -> N
     d.mkdir(mode=0o777)
     os.chmod(d, 0o777)  # a folder anyone may write into
     assert Path(addon_core.work_dir()) != d
+
+
+# ----------------------------------------------------------------------------- bounded inputs
+def _special(kind: str, path: Path) -> Path:
+    """A FIFO (no writer: opening it blocks forever), a Unix socket, a character device or a
+    folder, where a file is expected."""
+    import socket
+
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+        s.close()  # the socket file stays
+    elif kind == "device":
+        return Path("/dev/zero")  # endless: a reader that trusts it never returns
+    else:
+        path.mkdir()
+    return path
+
+
+def _readers() -> dict:  # name -> (suffix, callable on the path)
+    from moodsic_engine.batch.discover import discover
+    from moodsic_engine.config import Config
+    from moodsic_engine.eval.veatic import read_ratings
+    from moodsic_engine.library import load_library
+    from moodsic_engine.weights import find_weight, load_state_dict
+
+    return {
+        "config": (".toml", Config.from_toml),
+        "library-manifest": (".csv", load_library),
+        "cue-sheet": (".moodsic.json", CueSheet.from_json),
+        "veatic-ratings": (".csv", read_ratings),
+        "weights": (".pth", load_state_dict),
+        "named-weights": (".pth", lambda p: find_weight(p, None, ())),
+        "batch-manifest": (".csv", discover),
+    }
+
+
+KINDS = {"fifo": "fifo", "socket": "socket", "device": "device", "folder": "directory"}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("reader", list(_readers()))
+def test_non_regular_files_refused_at_once(reader: str, kind: str, tmp_path: Path) -> None:
+    suffix, read = _readers()[reader]
+    path = _special(kind, tmp_path / f"input{suffix}")
+    if kind == "folder" and reader in ("library-manifest", "batch-manifest"):
+        pytest.skip("a folder is a valid library / batch input")
+    t0 = time.monotonic()
+    with pytest.raises(MoodsicError) as exc:
+        read(path)
+    assert time.monotonic() - t0 < 5
+    message = str(exc.value)
+    assert "\n" not in message and KINDS[kind] in message.lower(), message
+
+
+@pytest.mark.timeout(60)
+def test_deam_folder_with_a_fifo_for_its_annotations(tmp_path: Path) -> None:
+    from moodsic_engine.library import load_library
+
+    os.mkfifo(tmp_path / "static_annotations_averaged_songs_1_2000.csv")
+    with pytest.raises(LibraryError, match="FIFO"):
+        load_library(tmp_path)
+    # a planted index that is a FIFO is ignored, not read (nor replaced)
+    lib = tmp_path / "lib"
+    _wav(lib / "a.wav")
+    (lib / "manifest.csv").write_text("id,path,valence,arousal\na,a.wav,0.5,0.5\n")
+    os.mkfifo(lib / ".moodsic-index.json")
+    assert [t.id for t in load_library(lib, cache_dir=tmp_path / "cache").tracks] == ["a"]
+    assert (lib / ".moodsic-index.json").is_fifo()
+
+
+def test_cue_sheet_over_the_size_cap_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.moodsic.json"
+    with big.open("wb") as f:
+        f.truncate(65 << 20)  # sparse: 65 MiB declared, nothing to read quickly
+    t0 = time.monotonic()
+    with pytest.raises(CueSheetError, match="too large"):
+        CueSheet.from_json(big)
+    assert time.monotonic() - t0 < 1
+
+
+def test_cli_fifo_inputs_one_line(tmp_path: Path) -> None:
+    """FIFOs given as the video, the config, the library and the --reuse cue sheet: each one
+    line, exit 1, within seconds (before, each blocked forever)."""
+    from media import lavfi_video
+
+    video = lavfi_video(tmp_path / "v.mp4", seconds=1)
+    for name in ("f.mp4", "f.toml", "f.csv", "f.moodsic.json"):
+        os.mkfifo(tmp_path / name)
+    cases = {
+        "video": ([str(tmp_path / "f.mp4")], "video"),
+        "config": ([str(video), "--config", str(tmp_path / "f.toml")], "config file"),
+        "library": ([str(video), "--library", str(tmp_path / "f.csv")], "library"),
+        "reuse": ([str(video), "--reuse", str(tmp_path / "f.moodsic.json")], "cue sheet"),
+    }
+    for what, (args, fragment) in cases.items():
+        t0 = time.monotonic()
+        res = subprocess.run(
+            [sys.executable, "-m", "moodsic_engine.cli", "score", *args, "-o",
+             str(tmp_path / "c.json"), "--experts", "grammar", "--progress", "none"],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        )  # fmt: skip
+        assert time.monotonic() - t0 < 60, what
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.returncode == 1 and len(lines) == 1, (what, res.stderr)
+        assert fragment in lines[0] and "FIFO" in lines[0], (what, lines[0])
+    assert not (tmp_path / "c.json").exists()
