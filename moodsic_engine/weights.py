@@ -59,7 +59,7 @@ def why_unloadable(p: Path, exc: BaseException) -> str:
     """Why a weights file failed to load, in our words: PyTorch's own message suggests
     turning weights_only off, which would let a hostile file run code, so it is not passed on."""
     text = str(exc)
-    if p.suffix == ".safetensors":
+    if p.suffix == ".safetensors" and "Safetensor" in type(exc).__name__:
         first = (text.strip().splitlines() or [type(exc).__name__])[0]
         return f"not a valid safetensors file ({first[:160]})"
     if isinstance(exc, EOFError) or "unexpected EOF" in text:
@@ -75,9 +75,10 @@ def why_unloadable(p: Path, exc: BaseException) -> str:
         return "not a PyTorch or safetensors weights file"
     if "zip archive" in text or "central directory" in text:
         return "a damaged or truncated PyTorch file"
-    first = (text.strip().splitlines() or [type(exc).__name__])[0]
-    first = first if "weights_only" not in first else type(exc).__name__
-    return first[:200]
+    # e.g. "Error(s) in loading state_dict for CLIP: size mismatch for visual.proj: ...":
+    # the lines after the first name the keys, so they are joined, not dropped
+    flat = " ".join(text.split()) or type(exc).__name__
+    return (flat if "weights_only" not in flat else type(exc).__name__)[:300]
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
