@@ -613,14 +613,21 @@ def test_deam_folder_with_a_fifo_for_its_annotations(tmp_path: Path) -> None:
     assert (lib / ".moodsic-index.json").is_fifo()
 
 
-def test_cue_sheet_over_the_size_cap_is_refused_unread(tmp_path: Path) -> None:
-    big = tmp_path / "big.moodsic.json"
-    with big.open("wb") as f:
-        f.truncate(65 << 20)  # sparse: 65 MiB declared, nothing to read quickly
-    t0 = time.monotonic()
-    with pytest.raises(CueSheetError, match="too large"):
-        CueSheet.from_json(big)
-    assert time.monotonic() - t0 < 1
+def test_cue_sheet_and_batch_manifest_over_the_size_cap_are_refused_unread(
+    tmp_path: Path,
+) -> None:
+    from moodsic_engine.batch.discover import discover
+    from moodsic_engine.config import Config
+
+    for name, read in (("big.moodsic.json", CueSheet.from_json), ("big.csv", discover),
+                       ("big.toml", Config.from_toml)):  # fmt: skip
+        big = tmp_path / name
+        with big.open("wb") as f:
+            f.truncate(65 << 20)  # sparse: 65 MiB declared, nothing to read quickly
+        t0 = time.monotonic()
+        with pytest.raises(MoodsicError, match="too large"):
+            read(big)
+        assert time.monotonic() - t0 < 1
 
 
 def test_cli_fifo_inputs_one_line(tmp_path: Path) -> None:
