@@ -139,7 +139,7 @@ def test_unavailable_expert_named_is_an_error_saying_why(tmp_path, clip):
 
 def test_unknown_expert_and_usage_errors(tmp_path, clip):
     r = moodsic("score", clip, "--experts", "smell", "--progress", "none", cwd=tmp_path)
-    assert r.returncode == 1 and "unknown expert" in r.stderr
+    assert r.returncode == 2 and "unknown expert" in r.stderr  # a usage error
     r = moodsic("score")
     assert r.returncode == 2
 
