@@ -27,6 +27,7 @@ import opentimelineio as otio
 
 from moodsic_engine.errors import InputError
 
+from .fcpxml_notes import apply_clip_note, collect, restore, sequence_meta
 from .fcpxml_time import format_fps, frames, rate_float, rt_exact, rt_frames
 from .fcpxml_walk import (
     STORY,
@@ -172,6 +173,7 @@ def _read_sequence(seq: ET.Element, project: str, res: Resources) -> otio.schema
     if not kids:
         raise res.fail(f"project {project!r} is empty (nothing in its primary storyline)")
     main = _main_track(elements, transitions, tc_start, fps, res)
+    main.name = spine.get("name") or main.name if spine is not None else main.name
     timeline = otio.schema.Timeline(name=project)
     timeline.global_start_time = rt_frames(frames(tc_start, fps), fps)
     lanes: list[tuple[int, list[Piece]]] = []
@@ -182,15 +184,23 @@ def _read_sequence(seq: ET.Element, project: str, res: Resources) -> otio.schema
         timeline.tracks.append(track)
     for _, track in audios:
         timeline.tracks.append(track)
+    expected = frames(res.time(seq, "duration"), fps)
+    by_lane: dict[int, list[otio.schema.Track]] = {}
+    for lane, track in [*videos, *audios]:
+        by_lane.setdefault(lane, []).append(track)
+    # storyline names, transitions and trailing gaps; markers; Moodsic's notes
+    restore(collect(elements, res), by_lane, main, timeline, res, tc_start, fps, expected)
     # FCP's sequence runs to the end of its storyline, or of a connected clip hanging over it
     length = max(_frames_of(t) for t in timeline.tracks)
-    expected = frames(res.time(seq, "duration"), fps)
     if length != expected:
         raise res.fail(
             f"project {project!r} reads as {length} frames (storyline {_frames_of(main)}) but "
             f"its sequence says {expected}; refusing a timeline that would be wrong"
         )
     timeline.metadata[META_KEY] = {"project": project, "rate": str(fps)}
+    cue = sequence_meta(seq)
+    if cue is not None:
+        timeline.metadata["moodsic"] = cue
     return timeline
 
 
@@ -337,6 +347,7 @@ def _item(piece: Piece, count: int, fps: Fraction) -> otio.core.Item:
         clip.effects.append(otio.schema.LinearTimeWarp(time_scalar=float(piece.speed)))
     if meta:
         clip.metadata[META_KEY] = meta
+    apply_clip_note(clip, piece.note)
     return clip
 
 

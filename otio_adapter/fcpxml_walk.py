@@ -42,6 +42,7 @@ class Piece:
     element: str = ""  # the FCPXML element it came from ("title", "video", ...)
     audio: bool = False  # an audio-only piece (no picture)
     still: bool = False
+    note: str = ""  # the clip's <note> (Moodsic's metadata on a music clip)
 
 
 class Resources:
@@ -266,6 +267,7 @@ def _leaf(
         enabled=on,
         audio=audio,
         still=still,
+        note=el.findtext("note") or "",
     )
 
 

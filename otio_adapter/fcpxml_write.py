@@ -48,6 +48,7 @@ from .fcpxml_media import (
     src_url,
     time_map,
 )
+from .fcpxml_notes import add_note
 
 VERSIONS = ("1.8", "1.10")
 DEFAULT_VERSION = "1.8"
@@ -256,6 +257,7 @@ class _Spine:
         if self.music:
             attrs["audioRole"] = "music"
         element = ET.Element("video" if asset.still else "asset-clip", attrs)
+        add_note(element, item)  # a music clip's role, segment and track
         if speed != 1 and not asset.still:
             element.append(time_map(source, start, Fraction(frames) / self.w.fps, speed))
         self.markers(element, item, speed)
@@ -325,6 +327,8 @@ def write_stack(
         videos = [t for t in tracks if not _is_audio(t)]
         main = videos[0] if videos else None
     spine = ET.SubElement(sequence, "spine")
+    if main is not None and main.name:  # the track's name, for a reader that keeps it
+        spine.set("name", main.name)
     primary = _Spine(w, tc_start, audio=main is not None and _is_audio(main), music=False)
     if main is not None:
         primary.write(spine, main, total)
@@ -356,7 +360,7 @@ def write_stack(
         storylines.append(storyline)
     if anchor is not None:
         # anchored items come after a timeMap and before the anchor's markers (DTD order)
-        first = sum(1 for child in anchor.element if child.tag in ("conform-rate", "timeMap"))
+        first = sum(1 for c in anchor.element if c.tag in ("note", "conform-rate", "timeMap"))
         for k, storyline in enumerate(storylines):
             anchor.element.insert(first + k, storyline)
     for marker in stack_markers or []:
@@ -379,7 +383,7 @@ def fcpxml_string(
 ) -> str:
     """`timeline` as an FCPXML document (see the module docstring). `base_dir` resolves
     relative media paths (the output's folder)."""
-    from .score import edit_rate, main_video_track
+    from .edit_track import edit_rate, main_video_track
 
     if version not in VERSIONS:
         raise InputError(f"FCPXML version {version} is not written; use {' or '.join(VERSIONS)}")
@@ -436,6 +440,7 @@ def fcpxml_string(
         if (frames_of(m.marked_range.start_time, fps), m.name) not in carried
     ]
     write_stack(w, sequence, tracks, total, tc_start=tc_start, main=main, stack_markers=markers)
+    add_note(sequence, timeline)  # the cue sheet a scored edit was made from
     w.assets.emit(w.resources, version, fps, seq_format, w.format_id)
     _sort_resources(w)
     ET.indent(root, space="    ")
