@@ -243,7 +243,7 @@ def write_bundle(timeline: otio.schema.Timeline, tmp: Path) -> None:
     as scoring went on without it, instead of failing the whole write."""
     import copy
 
-    from .score import bundle_media, media_path
+    from .media import bundle_media, media_path
 
     adapter = otio.adapters.from_filepath(str(tmp))
     bundled = copy.deepcopy(timeline)

@@ -384,7 +384,7 @@ def read_edl(p: Path, options: ReadOptions) -> otio.schema.Timeline:
 
 def _names_files(timeline: otio.schema.Timeline, base: Path) -> bool:
     """Whether any clip's reference points at a file that exists."""
-    from .score import media_path
+    from .media import media_path
 
     for clip in timeline.find_clips():
         ref = clip.media_reference

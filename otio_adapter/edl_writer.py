@@ -26,8 +26,8 @@ from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
 
+from .edit_track import edit_rate, main_video_track
 from .edl_text import EventLine, frames_to_tc, track_channel
-from .score import edit_rate, main_video_track
 from .timeline import is_moodsic_music, is_video, moodsic_meta, rate_of
 
 

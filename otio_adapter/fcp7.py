@@ -130,7 +130,7 @@ def read_fcp7(p: Path, options: ReadOptions) -> otio.schema.Timeline:
 
 # ----------------------------------------------------------------------------- writing
 def _edit_rate(timeline: otio.schema.Timeline) -> float:
-    from .score import edit_rate, main_video_track
+    from .edit_track import edit_rate, main_video_track
     from .timeline import rate_of
 
     try:

@@ -134,7 +134,7 @@ def probe(path: Path | None) -> Media:
 def local_path(url: str, base: Path | None, bundle: Path | None = None) -> Path | None:
     """The local file a target URL names, if it exists (else None); relative paths look in
     `bundle` (an .otiod the edit was read from), then `base`, then the working folder."""
-    from .score import media_path
+    from .media import media_path
 
     class _Ref:
         target_url = url
@@ -154,9 +154,9 @@ def src_url(url: str, base: Path | None, bundle: Path | None = None) -> tuple[st
         return path.as_uri(), path
     parsed = urlparse(url)
     if parsed.scheme == "file":
-        from .score import _url_candidates
+        from .media import url_candidates
 
-        local = Path(_url_candidates(url)[0])
+        local = Path(url_candidates(url)[0])
         return (local.as_uri() if local.is_absolute() else quote(str(local), safe="/")), None
     if len(parsed.scheme) == 1:  # C:\media\a.mov
         return PureWindowsPath(url).as_uri(), None

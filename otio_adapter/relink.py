@@ -122,7 +122,7 @@ def _needs_relink(ref: object, base_dir: Path | None) -> bool:
         return True
     if not isinstance(ref, otio.schema.ExternalReference):
         return False  # generators, image sequences: nothing to look up by name
-    from .score import media_path
+    from .media import media_path
 
     path = media_path(ref, base_dir)
     if path is None:  # a remote URL: not ours to replace
