@@ -125,8 +125,14 @@ def _select(a: Analysis, keep: np.ndarray, t: np.ndarray | None = None) -> Analy
 
 
 def _used_range(a: Analysis, span: SourceSpan) -> Analysis:
-    """Only the samples inside the span's used range (the sampler may overrun by a sample)."""
-    return _select(a, (a.t >= span.src_start_s - 1e-9) & (a.t < span.src_end_s))
+    """Only the samples on screen during the span's used range (the sampler may overrun by a
+    sample). A frame is shown from its timestamp until the next one, so a frame stamped up
+    to one frame before the span's start is what the span opens on (media at another rate
+    than the edit: 25 fps footage in a 24 fps cut); its time is moved to the start."""
+    fps = float(a.video.fps) if a.video.fps else 0.0
+    early = 1.0 / fps if fps > 0 else 0.0
+    keep = (a.t > span.src_start_s - early - 1e-9) & (a.t < span.src_end_s)
+    return _select(a, keep, np.maximum(a.t[keep], span.src_start_s))
 
 
 def _to_record(a: Analysis, span: SourceSpan) -> Analysis:

@@ -4,6 +4,7 @@ This is the timeline -> spans half of score-timeline; `otio_adapter.score` does 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -124,8 +125,8 @@ def edit_clips(
     """The main track's clips, its rate, and its duration in frames.
 
     Gaps stay silent gaps (no pictures to score); transitions are allowed (each clip is scored
-    over its own trimmed range, the cut being the transition's centre); nested stacks or tracks
-    are refused.
+    over its own trimmed range, the cut being the transition's centre); a nested stack or track
+    is scored as the picture it shows (`_shown`).
     """
     track = main_video_track(timeline)
     for i, item in enumerate(track):
@@ -149,66 +150,12 @@ def edit_clips(
         rng = item.range_in_parent()
         start = to_frames(rng.start_time, rate)
         end = to_frames(rng.end_time_exclusive(), rate)  # ends meet the next starts
-        if isinstance(item, otio.schema.Stack | otio.schema.Track):
-            raise InputError(
-                f"timeline {timeline.name!r}: nested {type(item).__name__.lower()} "
-                f"{item.name or 'unnamed'!r} at {_timecode(start, rate)} on the main track; "
-                "flatten the edit first"
+        for shown, shown_start, shown_end in _shown(item, start, end, rate, timeline.name):
+            clip = _edit_clip(
+                i, shown, shown_start, shown_end, rate, timeline.name, base_dir, bundle_dir
             )
-        if not isinstance(item, otio.schema.Clip):
-            raise InputError(
-                f"timeline {timeline.name!r}: unsupported item {type(item).__name__} at "
-                f"{_timecode(start, rate)}"
-            )
-        name = item.name or f"clip {i}"
-        ref = item.media_reference
-        problem = ""
-        path = None
-        src = item.trimmed_range()
-        offset = otio.opentime.RationalTime(0, src.start_time.rate)
-        available = getattr(ref, "available_range", None)
-        if available is not None:
-            offset = available.start_time  # media with a start timecode
-            if (
-                offset.to_seconds() > 0
-                and src.start_time < offset
-                and src.start_time.to_seconds() >= 0
-                and src.end_time_exclusive().to_seconds() <= available.duration.to_seconds() + 1e-9
-            ):
-                # a source range counted from the file's start although the reference
-                # names a start timecode: it lies inside the media only read that way
-                offset = otio.opentime.RationalTime(0, src.start_time.rate)
-        src_start = (src.start_time - offset).to_seconds()
-        speed = _speed(item)
-        if speed > 0:
-            src_end = src_start + src.duration.to_seconds() * speed
-        else:  # a freeze frame shows one source frame for the clip's whole length
-            src_end = src_start + 1.0 / src.duration.rate
-        if isinstance(ref, otio.schema.GeneratorReference):
-            problem = (
-                f"generator reference ({ref.generator_kind or 'unknown kind'}), no media to watch"
-            )
-        elif ref is None or ref.is_missing_reference:
-            problem = "missing media reference"
-        elif isinstance(ref, otio.schema.ImageSequenceReference):
-            problem = "image sequences are not supported"
-        else:
-            path = media_path(ref, base_dir, bundle_dir)
-            if path is None:
-                problem = f"not a local file: {getattr(ref, 'target_url', '')}"
-            elif not path.is_file():
-                problem = (
-                    f"media not found (not a file): {path}"
-                    if path.exists()
-                    else f"media not found: {path}"
-                )
-            elif available is None:
-                # EDL-style source times are the media's own timecode (01:00:00:00 and on)
-                found = _on_media_clock(path, src, speed)
-                if found is not None:
-                    src_start, src_end = found
-        if end > start:
-            clips.append(EditClip(i, name, start, end, src_start, src_end, path, problem, speed))
+            if clip is not None:
+                clips.append(clip)
     frames = to_frames(track.duration(), rate)
     for other in timeline.tracks:  # the edit runs as long as its longest track
         try:
@@ -216,6 +163,114 @@ def edit_clips(
         except Exception:  # a clip with no range on another track: that track has no length
             continue
     return clips, fps, frames
+
+
+def _shown(
+    item: Any, start: int, end: int, rate: float, where: str, depth: int = 0
+) -> Iterator[tuple[Any, int, int]]:
+    """What a main-track item puts on screen, as (item, record start, record end) frames: a
+    clip itself; for a nested stack or track (a compound clip, an OTIO nest), the items of
+    its flattened picture (the top-most enabled item at each moment) inside its used range."""
+    if not isinstance(item, otio.schema.Stack | otio.schema.Track):
+        yield item, start, end
+        return
+    if depth >= _MAX_NESTING:
+        raise InputError(f"timeline {where!r}: nested more than {_MAX_NESTING} levels deep")
+    flat = _flattened(item) if isinstance(item, otio.schema.Stack) else item
+    if item.source_range is not None:
+        flat = otio.algorithms.track_trimmed_to_range(flat, item.source_range)
+    for child in flat:
+        if isinstance(child, otio.schema.Transition | otio.schema.Gap) or not child.enabled:
+            continue
+        rng = child.range_in_parent()
+        child_start = start + to_frames(rng.start_time, rate)
+        child_end = min(end, start + to_frames(rng.end_time_exclusive(), rate))
+        if child_end > child_start:
+            yield from _shown(child, child_start, child_end, rate, where, depth + 1)
+
+
+_MAX_NESTING = 32
+
+
+def _flattened(stack: otio.schema.Stack) -> otio.schema.Track:
+    """A stack's picture as one track: OTIO's flatten (the top-most enabled item at each
+    moment) over its children, a child that is not a track (a clip laid straight into the
+    stack) standing as a track of its own."""
+    layers = []
+    for child in stack:
+        if isinstance(child, otio.schema.Track):
+            layers.append(child.clone())
+        else:
+            layer = otio.schema.Track(kind=otio.schema.TrackKind.Video)
+            layer.append(child.clone())
+            layers.append(layer)
+    return otio.algorithms.flatten_stack(layers)
+
+
+def _edit_clip(
+    i: int,
+    item: Any,
+    start: int,
+    end: int,
+    rate: float,
+    where: str,
+    base_dir: Path | None,
+    bundle_dir: Path | None,
+) -> EditClip | None:
+    """One shown clip as an EditClip (None when it lasts no frame)."""
+    if not isinstance(item, otio.schema.Clip):
+        raise InputError(
+            f"timeline {where!r}: unsupported item {type(item).__name__} at "
+            f"{_timecode(start, rate)}"
+        )
+    name = item.name or f"clip {i}"
+    ref = item.media_reference
+    problem = ""
+    path = None
+    src = item.trimmed_range()
+    offset = otio.opentime.RationalTime(0, src.start_time.rate)
+    available = getattr(ref, "available_range", None)
+    if available is not None:
+        offset = available.start_time  # media with a start timecode
+        if (
+            offset.to_seconds() > 0
+            and src.start_time < offset
+            and src.start_time.to_seconds() >= 0
+            and src.end_time_exclusive().to_seconds() <= available.duration.to_seconds() + 1e-9
+        ):
+            # a source range counted from the file's start although the reference
+            # names a start timecode: it lies inside the media only read that way
+            offset = otio.opentime.RationalTime(0, src.start_time.rate)
+    src_start = (src.start_time - offset).to_seconds()
+    speed = _speed(item)
+    if speed > 0:
+        src_end = src_start + src.duration.to_seconds() * speed
+    else:  # a freeze frame shows one source frame for the clip's whole length
+        src_end = src_start + 1.0 / src.duration.rate
+    if isinstance(ref, otio.schema.GeneratorReference):
+        problem = f"generator reference ({ref.generator_kind or 'unknown kind'}), no media to watch"
+    elif ref is None or ref.is_missing_reference:
+        problem = "missing media reference"
+    elif isinstance(ref, otio.schema.ImageSequenceReference):
+        problem = "image sequences are not supported"
+    else:
+        path = media_path(ref, base_dir, bundle_dir)
+        if path is None:
+            problem = f"not a local file: {getattr(ref, 'target_url', '')}"
+        elif not path.is_file():
+            problem = (
+                f"media not found (not a file): {path}"
+                if path.exists()
+                else f"media not found: {path}"
+            )
+        elif available is None:
+            # EDL-style source times are the media's own timecode (01:00:00:00 and on)
+            found = _on_media_clock(path, src, speed)
+            if found is not None:
+                src_start, src_end = found
+    if end <= start:
+        return None
+    return EditClip(i, name, start, end, src_start, src_end, path, problem, speed)
 
 
 def _on_media_clock(

@@ -142,12 +142,19 @@ def test_bad_edits_are_refused_clearly(media, cfg) -> None:  # noqa: ANN001
     with pytest.raises(InputError, match="has no video track"):
         score_timeline(audio_only, media["lib"], cfg)
 
+    # a nested stack (a compound clip) is scored as the picture it shows
+    from otio_adapter.edit_track import edit_clips
+
     nested = _edit(media)
+    before = edit_clips(nested)[2]
     inner = otio.schema.Stack(name="compound")
-    inner.append(make_edit([(media["a"], 0, 50)]).tracks[0].clone())
+    inner.append(make_edit([(media["a"], 10, 50)]).tracks[0].clone())
     nested.tracks[0].append(inner)
-    with pytest.raises(InputError, match="nested stack 'compound'.*flatten"):
-        score_timeline(nested, media["lib"], cfg)
+    clips, _, frames = edit_clips(nested)
+    assert frames == before + 50
+    shown = clips[-1]
+    assert (shown.name, shown.rec_start, shown.rec_end) == ("a.mp4", before, before + 50)
+    assert (shown.src_start_s, shown.src_end_s) == (0.4, 2.4)
 
     rangeless = otio.schema.Timeline(name="r")
     rangeless.tracks.append(otio.schema.Track(kind="Video"))
