@@ -4,6 +4,7 @@ This is the timeline -> spans half of score-timeline; `otio_adapter.score` does 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -89,8 +90,26 @@ def _fcpxml_spine(timeline: otio.schema.Timeline) -> otio.schema.Track | None:
     return None
 
 
+_NUMBERED = re.compile(r"^\s*(?:V|Video)\s*(\d+)\s*$", re.I)
+
+
+def _bottom_up(timeline: otio.schema.Timeline) -> list[Any]:
+    """The timeline's tracks from the bottom of the picture up. OTIO lists the bottom track
+    first, but Kdenlive's OTIO export lists its tracks top first (V2, V1, A1, A2); where the
+    video tracks are numbered by name (V1, V2 / Video 1, Video 2), the numbers tell the
+    order: V1 is the bottom."""
+    tracks = list(timeline.tracks)
+    videos = [t for t in tracks if is_video(t)]
+    numbers = [_NUMBERED.match(t.name or "") for t in videos]
+    if len(videos) < 2 or not all(numbers):
+        return tracks
+    rank = {id(t): int(m.group(1)) for t, m in zip(videos, numbers, strict=True)}
+    return sorted(tracks, key=lambda t: (0, rank[id(t)]) if id(t) in rank else (1, 0))
+
+
 def main_video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
-    """The edit's picture: the first (lowest) enabled video track that holds an enabled clip;
+    """The edit's picture: the lowest enabled video track that holds an enabled clip (V1 by
+    name where the tracks are numbered, whatever their order in the file);
     an empty V1 under the cut (a track of gaps, a disabled track) is passed over. In a
     timeline read from FCPXML (tracks named by lane) it is the primary storyline, lane 0.
     Only when no video track holds a clip is the first video track returned (its emptiness
@@ -101,7 +120,7 @@ def main_video_track(timeline: otio.schema.Timeline) -> otio.schema.Track:
     if spine is not None:
         return spine
     videos: list[otio.schema.Track] = []
-    for track in timeline.tracks:
+    for track in _bottom_up(timeline):
         if is_video(track) and track.enabled:  # a hidden track is not the picture
             if any(_shows(item) for item in track):
                 return track

@@ -30,7 +30,8 @@ _MAX_STAND_IN_S = 4 * 3600  # an edit naming media longer than this is not a tes
 
 def media_name(clip: Any) -> str | None:
     """The file name a clip's media goes by: its URL's last part, else the clip's name
-    (EDL events carry only a name or reel). None for generators and gaps."""
+    (EDL events carry only a name or reel). None for generators and for a URL that names a
+    folder."""
     ref = clip.media_reference
     if isinstance(ref, otio.schema.GeneratorReference):
         return None
@@ -38,8 +39,9 @@ def media_name(clip: Any) -> str | None:
     if url:
         path = unquote(urlparse(url).path) if "://" in url else url
         name = re.split(r"[\\/]", path)[-1]
-        if name:
-            return name
+        # a URL naming a folder ("/", as Hiero writes for a clip without media) names no
+        # file: such a clip stays missing, as it would for its editor
+        return name or None
     name = (clip.name or "").strip()
     if not name:
         return None
