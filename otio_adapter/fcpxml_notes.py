@@ -25,7 +25,7 @@ from typing import Any
 import opentimelineio as otio
 
 from .fcpxml_time import frames, rt_exact, rt_frames
-from .fcpxml_walk import STORY, Resources, local_start, story_children
+from .fcpxml_walk import STORY, Resources, local_start, pick, story_children
 
 META = "moodsic"  # otio_adapter.timeline.META (not imported: the reader loads lightly)
 
@@ -127,9 +127,12 @@ def collect(elements: list[ET.Element], res: Resources) -> Found:
     found = Found()
     for element in elements:
         at = res.time(element, "offset")
-        _markers(found, None, element, at, res)
-        origin = local_start(element, res)
-        for child in story_children(element):
+        _item_markers(found, None, element, at, res)
+        base = pick(element) if element.tag == "audition" else element
+        if base is None:
+            continue
+        origin = local_start(base, res)
+        for child in story_children(base):
             lane = child.get("lane")
             if lane is None:
                 continue
@@ -139,12 +142,35 @@ def collect(elements: list[ET.Element], res: Resources) -> Found:
                 continue  # the walk refuses it with a message
             child_at = at + res.time(child, "offset") - origin
             if child.tag != "spine":
-                _markers(found, number, child, child_at, res)
+                _item_markers(found, number, child, child_at, res)
                 continue
             found.storylines.append(Storyline(number, child.get("name", ""), child_at, child))
             for item in story_children(child):
-                _markers(found, number, item, child_at + res.time(item, "offset"), res)
+                _item_markers(found, number, item, child_at + res.time(item, "offset"), res)
     return found
+
+
+def _item_markers(
+    found: Found, lane: int | None, element: ET.Element, at: Fraction, res: Resources
+) -> None:
+    """The markers of a story element at sequence time `at`: an audition's active pick's,
+    a sync-clip's or clip's own and its components' (their connected ones in their lane)."""
+    if element.tag == "audition":
+        chosen = pick(element)
+        if chosen is not None:
+            _markers(found, lane, chosen, at, res)
+        return
+    _markers(found, lane, element, at, res)
+    if element.tag not in ("sync-clip", "clip"):
+        return
+    origin = res.time(element, "start")
+    for child in story_children(element):
+        child_at = at + res.time(child, "offset") - origin
+        inner = child.get("lane")
+        if inner is None:
+            _markers(found, lane, child, child_at, res)
+        elif inner.lstrip("-").isdigit() and child.tag != "spine":
+            _markers(found, (lane or 0) + int(inner), child, child_at, res)
 
 
 def _markers(
@@ -152,8 +178,17 @@ def _markers(
 ) -> None:
     """`element`'s markers (in its local time, from its start) in sequence time."""
     start = res.time(element, "start")
+    offset = res.time(element, "offset")
+    duration = res.time(element, "duration")
     for marker in element.findall("marker"):
-        when = at + res.time(marker, "start") - start
+        local = res.time(marker, "start")
+        when = at + local - start
+        if element.get("duration") and not start <= local < start + duration:
+            apart = abs(offset - start) >= duration  # no time would be read both ways
+            if not (apart and offset <= local < offset + duration):
+                continue  # outside what the clip shows: Final Cut Pro hides it too
+            # Final Cut Pro times a title's markers in its parent's time, not the title's
+            when = at + local - offset
         length = res.time(marker, "duration")
         found.markers.append((lane, when, length, marker.get("value", ""), marker.get("note", "")))
 
@@ -297,8 +332,9 @@ def _place_markers(
             timeline.tracks.markers.append(_marker(name, rt_frames(at, fps), meta, "", fps))
         if meta is not None and lane is None:
             continue  # a timeline marker the writer put on the picture
-        candidates = [main] if lane is None else tracks.get(lane, [])
-        placed = _item_at(candidates, at)
+        # a lane with no track: a clip's own sound split off under it, which the clip carries
+        candidates = tracks.get(lane, []) if lane is not None else []
+        placed = _item_at(candidates or [main], at)
         if placed is None:
             continue
         item, rec_start = placed

@@ -439,3 +439,54 @@ def test_a_still_in_the_edit_is_scored_from_its_picture(tmp_path) -> None:  # no
     assert report.missing == () and music_clips(scored)
     assert picture_items(scored) == [("AWorldofStories.Still001", 0, 1097)]
     assert report.cue.video.frames == 1097 and len(report.cue.samples) > 10
+
+
+# ----------------------------------------------------------------------------- markers, storylines
+def _markers(item: otio.core.Item) -> list[tuple[str, int, str]]:
+    rate = item.source_range.duration.rate
+    return [(m.name, to_frames(m.marked_range.start_time, rate), m.comment) for m in item.markers]
+
+
+def test_markers_come_back_on_their_clips_with_their_notes() -> None:
+    # a title at the project's start whose markers FCP timed in the sequence's time
+    basic = _read("BasicMarkers_1HourProjectStart.fcpxml")
+    (title,) = _main(basic)
+    assert _markers(title) == [  # (27248221/7500 s - tcStart 3603.6 s) * 30000/1001 = 884
+        ("Standard Marker", 884, "some notes here"),
+        ("To Do Marker, Incomplete", 885, "more notes here"),
+        ("To Do Marker, Completed", 886, "notes yay"),
+    ]
+    assert title.markers[0].marked_range.duration == RT(1, 30000 / 1001)
+    # a connected title's markers past its end are hidden in FCP: left out
+    hidden = _read("HiddenMarkers.fcpxml")
+    (text,) = next(t for t in hidden.tracks if t.name == "1").find_clips()
+    assert _markers(text) == [("Marker 1", 267, ""), ("Marker 2", 624, "")]  # 10.68 s, 24.96 s
+    # a sync-clip's own marker and its picture component's, on the clip shown
+    sync = _read("SyncClip.fcpxml")
+    (clip,) = _main(sync).find_clips()
+    assert _markers(clip) == [("Marker on Sync Clip", 250, ""), ("Marker on TestVideo", 685, "")]
+
+
+def test_secondary_storyline_fades_are_transitions_at_their_frames() -> None:
+    exp = Expected("24.fcpxml", None)
+    parent = next(c for c in exp.spine if c.find("spine") is not None)
+    spine = parent.find("spine")
+    zero = _t(parent.get("offset")) + _t(spine.get("offset")) - _t(parent.get("start"))
+    clips = spine.findall("asset-clip")
+    first = exp.rec(zero + _t(clips[0].get("offset")))
+    last = exp.rec(zero + _t(clips[-1].get("offset")) + _t(clips[-1].get("duration")))
+    fade_in, fade_out = (_t(t.get("duration")) for t in spine.findall("transition"))
+    timeline = _read("24.fcpxml")  # held: OTIO frees the tracks of a dropped timeline
+    (lane,) = [t for t in timeline.tracks if t.name == "1"]
+    rate = float(exp.fps)
+    found = [
+        (to_frames(i.range_in_parent().start_time + i.in_offset, rate), i.in_offset, i.out_offset)
+        for i in lane
+        if isinstance(i, otio.schema.Transition)
+    ]
+    assert found == [  # from nothing into the first clip; out of the last into nothing
+        (first, RT(0, rate), RT(round(fade_in * exp.fps), rate)),
+        (last, RT(round(fade_out * exp.fps), rate), RT(0, rate)),
+    ]
+    assert (first, last) == (3260, 3725)
+    assert found[1][1] == RT(129, rate)  # 12900/2400 s
