@@ -29,6 +29,28 @@ def test_config_rejects_unknown_and_mistyped_keys(tmp_path):
         Config.from_toml(tmp_path / "c.toml")
 
 
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+        ("x = " + "{ y = " * 5_000 + "1" + " }" * 5_000 + "\n", "nested too deeply"),
+        ("# " + "x" * (1 << 20) + "\n", "too large"),
+        ("sample = 3\n", "must be a table"),
+        ('experts = ["grammar", "smell"]\n', "unknown expert(s) 'smell'"),
+        ("experts = [1]\n", "list of names"),
+        ("[face]\nemonet = 5\n", "must be a string"),
+    ],
+    ids=["deep-arrays", "deep-tables", "too-large", "not-a-table", "unknown-expert",
+         "experts-not-names", "wrong-type"],
+)  # fmt: skip
+def test_config_errors_are_one_line(text, fragment, tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        Config.from_toml(path)
+    assert "\n" not in str(exc.value) and fragment in str(exc.value)
+
+
 def test_config_has_every_tunable():
     d = Config().to_dict()
     assert d["sample"]["sample_fps"] == 2.0
