@@ -17,6 +17,11 @@ from .fileio import regular_file
 ENV_VAR = "MOODSIC_WEIGHTS"
 
 
+class WeightsError(ResourceError):
+    """A weights file that exists (named by the user or found in the weights folder) but
+    cannot be used. Unlike ExpertUnavailable it is never skipped quietly: the run stops."""
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "moodsic"
@@ -44,11 +49,6 @@ def find_weight(
         if path.is_file():
             return path
     return None
-
-
-class WeightsError(ResourceError):
-    """A weights file that exists (named by the user or found in the weights folder) but
-    cannot be used. Unlike ExpertUnavailable it is never skipped quietly: the run stops."""
 
 
 MAX_WEIGHTS_BYTES = 16 << 30  # larger than any checkpoint Moodsic can use
