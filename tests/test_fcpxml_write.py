@@ -18,7 +18,7 @@ import pytest
 from otio_adapter import read_edit, write_timeline
 from otio_adapter.score import add_score, media_path
 from otio_adapter.testing import make_cue, make_edit, write_video
-from otio_adapter.timeline import rate_of, to_frames
+from otio_adapter.timeline import moodsic_meta, rate_of, to_frames
 
 sys.path.insert(0, str(Path(__file__).parent))
 from editor_corpus import picture_items  # noqa: E402
@@ -164,6 +164,13 @@ def test_scored_edit_as_valid_fcpxml_with_transitions(tmp_path, video, fps, layo
     assert _f(shot.get("duration"), fps) == 10000
     music_clips = [c for c in root.iter("asset-clip") if c.get("audioRole") == "music"]
     assert len(music_clips) == 4
+    # each music clip's Moodsic metadata in its <note>, the cue sheet in the sequence's
+    kept = [json.loads(c.findtext("note"))["moodsic"] for c in music_clips]
+    assert sorted((m["role"], m["segment"], m["track"]["id"]) for m in kept) == [
+        ("music", i, f"t{i}") for i in range(4)
+    ]
+    assert json.loads(sequence.findtext("note"))["moodsic"] == moodsic_meta(scored)
+    assert [c.tag for c in sequence] == ["note", "spine"]
     # the mood markers ride on the music clips, at the mood change in the clip's own time
     labels = sorted(m.get("value") for c in music_clips for m in c.findall("marker"))
     assert labels == sorted(s.mood_label for s in cue.segments)
