@@ -170,6 +170,7 @@ def test_scored_fcpxml_reads_back_as_a_scored_edit(tmp_path, video, fps, layout)
     assert out2.read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # ~20 s: analyses the pictures twice
 def test_rescoring_a_scored_fcpxml_replaces_its_music(tmp_path) -> None:  # noqa: ANN001
     """The whole path: score an edit, write FCPXML, read it, score it again."""
     fps = Fraction(24000, 1001)
