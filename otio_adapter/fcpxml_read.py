@@ -3,8 +3,11 @@
 - The project's primary storyline (its sequence's <spine>) is the video track named "0";
   compound clips (ref-clip), multicam clips (mc-clip, the active video angle), sync-clips,
   clips and auditions (the active pick) are flattened into it as the clips actually shown.
-- Connected clips and secondary storylines go to tracks named by lane ("1", "-1", ...), at
-  their record positions; audio-only ones to audio tracks.
+- Connected clips and secondary storylines go to tracks named by lane ("1", "-1", ...) or by
+  the storyline's ``<spine name>``, at their record positions; audio-only ones to audio
+  tracks. A storyline's transitions (fades from and to a gap too) are OTIO Transitions.
+- Markers come back on the items that show them; Moodsic's notes (``otio_adapter.fcpxml_notes``)
+  give back the metadata of a scored edit's music clips, mood markers and cue sheet.
 - Titles and generators are clips with a GeneratorReference (no picture to watch); disabled
   clips stay as clips with ``enabled = False`` (black to the viewer); still images are
   clips referencing the image file; transitions between two clips are OTIO Transitions.

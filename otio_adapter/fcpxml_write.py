@@ -7,7 +7,8 @@ to the first item of the primary storyline at record frame 0, so its items keep 
 record frames. OTIO transitions become ``<transition>`` elements (Cross Dissolve with an
 Audio Crossfade, as Final Cut Pro writes them) in the storyline they sit in: the music's
 crossfades, and its fades from and to silence in the two-track layout (a transition
-between a gap and a clip), sit where the OTIO timeline has them, to the frame.
+between a gap and a clip), sit where the OTIO timeline has them, to the frame. Moodsic's
+metadata travels in notes (``otio_adapter.fcpxml_notes``), so a scored edit reads back.
 
 Every time is an exact rational number of seconds; record times are whole frames of the
 edit rate (24000/1001 and 30000/1001 included), and the timeline's ``global_start_time``
