@@ -215,6 +215,7 @@ def test_symlink_in_outdir_pointing_out_is_refused(tmp_path: Path, clip: Path) -
     assert time.monotonic() - t0 < 60
 
 
+@pytest.mark.slow  # a real analysis and mix (~30 s)
 def test_score_mux_failure_leaves_no_cue_sheet(tmp_path: Path, clip: Path) -> None:
     """`moodsic score` whose mux fails after the analysis: exit 1, one line, and none of
     the run's outputs (no cue sheet, no mix), no temp files, no work folders."""
