@@ -91,13 +91,11 @@ def marker_meta(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _colour(meta: dict[str, Any]) -> str:
-    from types import SimpleNamespace
-
-    from .timeline import _colour
+    from .timeline import mood_colour
 
     try:
-        return _colour(SimpleNamespace(valence=meta["valence"], arousal=meta["arousal"]))
-    except (KeyError, TypeError):
+        return mood_colour(float(meta["valence"]), float(meta["arousal"]))
+    except (KeyError, TypeError, ValueError):
         return otio.schema.MarkerColor.RED
 
 

@@ -175,10 +175,11 @@ _COLOURS = {
 }
 
 
-def _colour(seg: Segment) -> str:
-    if abs(seg.valence) < 0.1 and abs(seg.arousal) < 0.1:
+def mood_colour(valence: float, arousal: float) -> str:
+    """The marker colour of a mood: its V/A quadrant, cyan near neutral."""
+    if abs(valence) < 0.1 and abs(arousal) < 0.1:
         return otio.schema.MarkerColor.CYAN
-    return _COLOURS[(seg.valence >= 0, seg.arousal >= 0)]
+    return _COLOURS[(valence >= 0, arousal >= 0)]
 
 
 def _resolve(path: str, base_dir: Path | None) -> Path:
@@ -246,7 +247,7 @@ def make_marker(seg: Segment, index: int, at: otio.opentime.RationalTime) -> oti
     return otio.schema.Marker(
         name=seg.mood_label,
         marked_range=TR(at, RT(0, at.rate)),
-        color=_colour(seg),
+        color=mood_colour(seg.valence, seg.arousal),
         metadata={META: marker_meta(seg, index)},
     )
 
