@@ -51,20 +51,12 @@ def _sequence_names(root: ET.Element) -> list[str]:
 
 
 def _parse(p: Path) -> tuple[str, ET.Element]:
-    from .edit_io import ensure_small, one_line
+    from .xml_input import read_xml
 
-    ensure_small(p)
-    text = p.read_bytes().decode("utf-8", errors="replace")
-    try:
-        root = ET.fromstring(text.encode("utf-8"))
-    except ET.ParseError as exc:
-        raise InputError(f"{p.name}: not well-formed XML ({one_line(exc)})") from None
-    if root.tag != "xmeml":
-        raise InputError(
-            f"{p.name}: not a Final Cut Pro 7 XML file (root <{root.tag}>, expected <xmeml>); "
-            "export it from Premiere with File > Export > Final Cut Pro XML"
-        )
-    return text, root
+    return read_xml(
+        p, "xmeml", "a Final Cut Pro 7 XML file",
+        "export it from Premiere with File > Export > Final Cut Pro XML",
+    )  # fmt: skip
 
 
 def _bool_text(value: object) -> bool | None:

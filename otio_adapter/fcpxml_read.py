@@ -21,7 +21,6 @@ too many elements.
 
 from __future__ import annotations
 
-import io
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 from pathlib import Path
@@ -43,45 +42,15 @@ from .fcpxml_walk import (
 )
 from .formats import ReadOptions
 
-MAX_DEPTH = 200  # FCP nests a few dozen deep at most
-MAX_ELEMENTS = 1_000_000  # a large library export holds ~10^5
 META_KEY = "fcpxml"
 
 
 # ----------------------------------------------------------------------------- parsing
 def parse_fcpxml(path: Path) -> ET.Element:
     """The root <fcpxml> element of a file, refusing what no editor writes."""
-    from .edit_io import ensure_small
+    from .xml_input import read_xml
 
-    ensure_small(path)
-    data = path.read_bytes()
-    name = path.name
-    text = data
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 hides the declaration from a byte scan
-        text = data.decode("utf-16", errors="replace").encode("utf-8")
-    if b"<!ENTITY" in text:  # FCPXML never declares entities: billion laughs, external files
-        raise InputError(f"{name}: declares XML entities (<!ENTITY>), which FCPXML never does")
-    root: ET.Element | None = None
-    depth = count = 0
-    try:
-        for event, element in ET.iterparse(io.BytesIO(data), events=("start", "end")):
-            if event == "end":
-                depth -= 1
-                continue
-            depth += 1
-            count += 1
-            if root is None:
-                root = element
-            if depth > MAX_DEPTH:
-                raise InputError(f"{name}: XML nested more than {MAX_DEPTH} deep")
-            if count > MAX_ELEMENTS:
-                raise InputError(f"{name}: more than {MAX_ELEMENTS} XML elements")
-    except ET.ParseError as exc:
-        raise InputError(f"{name}: not well-formed XML ({exc})") from None
-    if root is None or root.tag != "fcpxml":
-        found = root.tag if root is not None else "nothing"
-        raise InputError(f"{name}: not FCPXML (its root element is <{found}>)")
-    return root
+    return read_xml(path, "fcpxml", "FCPXML")[1]
 
 
 def _projects(root: ET.Element) -> list[ET.Element]:

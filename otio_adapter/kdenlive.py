@@ -139,16 +139,9 @@ def _exact_time(clock: str, rate: float) -> otio.opentime.RationalTime:
 
 
 def _parse(p: Path) -> tuple[str, ET.Element]:
-    from .edit_io import ensure_small, one_line
+    from .xml_input import read_xml
 
-    ensure_small(p)
-    text = p.read_bytes().decode("utf-8", errors="replace")
-    try:
-        root = ET.fromstring(text.encode("utf-8"))
-    except ET.ParseError as exc:
-        raise InputError(f"{p.name}: not well-formed XML ({one_line(exc)})") from None
-    if root.tag != "mlt":
-        raise InputError(f"{p.name}: not a Kdenlive project (root <{root.tag}>, expected <mlt>)")
+    text, root = read_xml(p, "mlt", "a Kdenlive project")
     if root.find("./playlist[@id='main_bin']") is None:
         raise InputError(
             f"{p.name}: an MLT file without Kdenlive's bin (main_bin); open it in Kdenlive and "

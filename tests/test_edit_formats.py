@@ -70,3 +70,26 @@ def test_score_timeline_refuses_the_output_format_before_any_analysis(
     assert res.exit_code == 1
     assert "scored.docx: Moodsic cannot write this format" in res.output
     assert "Traceback" not in res.output and not out.exists()
+
+
+_BOMB = """<?xml version="1.0"?>
+<!DOCTYPE {root} [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>
+<{root}>&b;&b;&b;&b;</{root}>
+"""
+
+
+@pytest.mark.parametrize(
+    ("suffix", "root"), [(".fcpxml", "fcpxml"), (".xml", "xmeml"), (".kdenlive", "mlt")]
+)
+def test_every_xml_reader_refuses_entities_and_depth(
+    tmp_path: Path, suffix: str, root: str
+) -> None:
+    bomb = tmp_path / f"bomb{suffix}"
+    bomb.write_text(_BOMB.format(root=root))
+    with pytest.raises(InputError, match="declares XML entities") as e:
+        read_edit(bomb)
+    assert "\n" not in str(e.value)
+    deep = tmp_path / f"deep{suffix}"
+    deep.write_text(f"<{root}>" + "<a>" * 300 + "</a>" * 300 + f"</{root}>")
+    with pytest.raises(InputError, match="nested more than 200 deep"):
+        read_edit(deep)

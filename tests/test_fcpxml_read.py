@@ -384,7 +384,7 @@ def test_utf16_entities_and_oversized_files_are_refused(tmp_path, monkeypatch) -
 
 
 def test_many_elements_are_refused(tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    import otio_adapter.fcpxml_read as reader
+    import otio_adapter.xml_input as reader
 
     monkeypatch.setattr(reader, "MAX_ELEMENTS", 100)
     with pytest.raises(InputError, match="more than 100 XML elements"):
