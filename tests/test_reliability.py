@@ -198,7 +198,11 @@ def test_score_cli_meets_corpus(
         assert res.stderr == ""
         assert leftovers(out) == ["cue.moodsic.json"]
         sheet = assert_valid_cue(cue)
-        assert sheet.video.path == arg  # odd names survive exactly
+        # odd names survive exactly: read back, the path names the very file (the cue sheet
+        # stores it relative to its own folder)
+        assert sheet.video.path == str(cwd / arg)
+        stored = json.loads(cue.read_text())["video"]["path"]
+        assert stored == os.path.relpath(cwd / arg, out) and (out / stored).is_file()
     assert leftovers(Path(cli_env["TMPDIR"])) == []
     assert sha256_tree(entry.path) == before  # the input is never modified
 
