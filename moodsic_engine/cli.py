@@ -429,7 +429,7 @@ def score_timeline_cmd(
     progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
     """Score an existing edit: music tracks and mood markers added to a copy of the timeline."""
-    names = _csv(experts)
+    names = _experts(experts)
     with reporting(progress) as (report, json_out):
         from .errors import InputError
 
@@ -463,9 +463,7 @@ def score_timeline_cmd(
             # The cue sheet lands only once the timeline has: a failure leaves neither.
             cue_tmp = stack.enter_context(atomic_path(cue)) if cue is not None else None
             if cue_tmp is not None:
-                cue_tmp.write_text(
-                    result.cue.to_json_text(cue.parent) + "\n", encoding="utf-8"
-                )
+                cue_tmp.write_text(result.cue.to_json_text(cue.parent) + "\n", encoding="utf-8")
             write_timeline(scored, output)
         for line in result.missing_lines():
             info(progress, f"not scored: {line}")

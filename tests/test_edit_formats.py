@@ -93,3 +93,13 @@ def test_every_xml_reader_refuses_entities_and_depth(
     deep.write_text(f"<{root}>" + "<a>" * 300 + "</a>" * 300 + f"</{root}>")
     with pytest.raises(InputError, match="nested more than 200 deep"):
         read_edit(deep)
+
+
+def test_score_timeline_unknown_expert_is_a_usage_error(tmp_path: Path) -> None:
+    from moodsic_engine.cli import app
+
+    res = CliRunner().invoke(
+        app, ["score-timeline", str(tmp_path / "e.otio"), "-o", str(tmp_path / "s.otio"),
+              "--experts", "grammar,mood-ring"],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "unknown expert(s) 'mood-ring'" in res.output
