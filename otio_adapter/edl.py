@@ -12,7 +12,6 @@ import opentimelineio as otio
 
 from moodsic_engine.errors import InputError
 
-from .edit_io import ensure_small
 from .edl_text import (
     STANDARD_RATES,
     EdlText,
@@ -69,6 +68,9 @@ def _read_tidied(edl: EdlText, rate: float) -> otio.schema.Timeline:
 
     return adapter.read_from_string(_DF_LOC.sub(non_drop, _otio_text(edl)), rate=rate)
 
+
+MAX_EDL_BYTES = 32 * 2**20
+MAX_EVENTS = 20_000  # CMX 3600 numbers events to 999, extended lists to 9999
 
 _MAX_LEAD_S = 600  # black before the first event: more than this is no hour-based program
 
@@ -362,11 +364,17 @@ def read_edl(p: Path, options: ReadOptions) -> otio.schema.Timeline:
     its record length (one warning names them); events a later event records over are
     trimmed or dropped, as on tape; events out of record order are put in order.
     """
-    ensure_small(p)
+    size = p.stat().st_size
+    if size > MAX_EDL_BYTES:  # ~100 bytes an event: 10,000 events are about 1 MB
+        raise InputError(f"{p.name}: too large to be an EDL ({size} bytes)")
     text = p.read_bytes().decode("utf-8", errors="replace")
     edl = split_edl(text)
     if not edl.events:
         raise InputError(f"{p.name}: no events found; is this a CMX 3600 EDL?")
+    if len(edl.events) > MAX_EVENTS:
+        raise InputError(
+            f"{p.name}: {len(edl.events)} events; an EDL holds at most {MAX_EVENTS} (split it)"
+        )
     rate, fps, drop = edl_rate(edl, p.name, options.rate)
     tidy_events(edl, fps, drop, p.name)
     result = _read_tidied(edl, rate)

@@ -103,3 +103,22 @@ def test_score_timeline_unknown_expert_is_a_usage_error(tmp_path: Path) -> None:
               "--experts", "grammar,mood-ring"],
     )  # fmt: skip
     assert res.exit_code == 2 and "unknown expert(s) 'mood-ring'" in res.output
+
+
+def test_edl_event_count_and_size_are_capped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import otio_adapter.edl as edl
+
+    event = "{n:03d}  A001     V     C        00:00:00:00 00:00:01:00 01:00:{s:02d}:00 01:00:{e:02d}:00\n"
+    text = "TITLE: long\n" + "".join(
+        event.format(n=n % 1000, s=n % 59, e=n % 59 + 1) for n in range(50)
+    )
+    many = tmp_path / "many.edl"
+    many.write_text(text)
+    monkeypatch.setattr(edl, "MAX_EVENTS", 40)
+    with pytest.raises(InputError, match="50 events; an EDL holds at most 40"):
+        read_edit(many, rate=25)
+    monkeypatch.setattr(edl, "MAX_EDL_BYTES", 100)
+    with pytest.raises(InputError, match="too large to be an EDL"):
+        read_edit(many, rate=25)
