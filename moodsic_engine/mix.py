@@ -593,9 +593,46 @@ def normalize(y: np.ndarray, sr: int, target_lufs: float, ceiling_db: float) -> 
 
 # ----------------------------------------------------------------------------- ducking
 def speech_regions(audio: np.ndarray, sr: int) -> list[tuple[float, float]]:
-    """Speech (start_s, end_s) in the audio, found by silero-vad (its model ships in the package)."""
-    if len(audio) < sr // 4:
+    """Speech (start_s, end_s) in the audio, found by silero-vad (its model ships in the package).
+
+    `audio` is [n] or [n, channels]. Channels that carry the same signal are listened to as
+    one (their mean); channels that differ (a phase-inverted pair that cancels in a mono sum,
+    two speakers on two lavaliers) are listened to one by one and their speech joined.
+    """
+    y = np.asarray(audio, dtype=np.float32)
+    if y.ndim == 1:
+        y = y[:, None]
+    if len(y) < sr // 4:
         return []
+    if y.shape[1] == 1 or _channels_agree(y):
+        return _vad(y.mean(axis=1), sr)
+    found: list[tuple[float, float]] = []
+    for channel in range(y.shape[1]):
+        if np.abs(y[:, channel]).max(initial=0) > 1e-4:
+            found.extend(_vad(y[:, channel], sr))
+    return _union(found)
+
+
+def _channels_agree(y: np.ndarray) -> bool:
+    """Whether every channel carries the same signal (mono speech in a stereo file): their
+    mean keeps nearly all of the loudest channel's energy."""
+    energy = np.mean(np.square(y, dtype=np.float64), axis=0)
+    mean_energy = float(np.mean(np.square(y.mean(axis=1), dtype=np.float64)))
+    return mean_energy >= 0.8 * float(energy.max(initial=0.0))
+
+
+def _union(regions: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[list[float]] = []
+    for start, end in sorted(regions):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]
+
+
+def _vad(mono: np.ndarray, sr: int) -> list[tuple[float, float]]:
+    """silero-vad over one channel [n] at `sr`."""
     try:
         import torch
         from silero_vad import get_speech_timestamps, load_silero_vad
@@ -603,9 +640,7 @@ def speech_regions(audio: np.ndarray, sr: int) -> list[tuple[float, float]]:
         raise ResourceError(
             "silero-vad is not installed (pip install silero-vad) for ducking"
         ) from None
-    mono16 = _resample(np.asarray(audio, dtype=np.float32).mean(axis=1, keepdims=True), sr, 16000)[
-        :, 0
-    ]
+    mono16 = _resample(np.asarray(mono, dtype=np.float32)[:, None], sr, 16000)[:, 0]
     import warnings
 
     with warnings.catch_warnings():
