@@ -110,9 +110,10 @@ class CueSheet:
         and a cue file's view.
 
         In memory a path means what it means to this process (absolute, or relative to the
-        working folder); in a file it is relative to the file's folder (absolute only where
-        no relative path exists, as across Windows drives), so exports made from the cue
-        sheet find the media wherever the folder is opened from. With `stored`, memory ->
+        working folder); in a file it is relative to the file's folder when the media lies in
+        that folder or beside it (under the same parent), so the folder can move with its
+        media, and absolute otherwise (a library cache, another drive): exports made from
+        the cue sheet find the media wherever the folder is opened from. With `stored`, memory ->
         file; otherwise file -> memory (relative paths joined to `base_dir`). Paths that
         name no existing file (an edit's name, a URL) are left as they are.
         """
@@ -125,9 +126,13 @@ class CueSheet:
                 if not os.path.isfile(path):
                     return path
                 try:
-                    return Path(os.path.relpath(os.path.abspath(path), folder)).as_posix()
+                    rel = Path(os.path.relpath(os.path.abspath(path), folder))
                 except ValueError:  # another drive: only an absolute path reaches it
                     return os.path.abspath(path)
+                # media beside the cue sheet (its folder, or a sibling under the same parent)
+                # travels with it; a library cache far away stays put, so absolute
+                ups = len(rel.parts) - len([p for p in rel.parts if p != ".."])
+                return rel.as_posix() if ups <= 1 else os.path.abspath(path)
             if os.path.isabs(path):
                 return path
             joined = os.path.normpath(os.path.join(folder, path))

@@ -62,6 +62,23 @@ def test_cue_records_paths_relative_to_its_own_folder(
     assert back.to_json("again.moodsic.json").read_text() == path.read_text()
 
 
+def test_media_far_from_the_cue_sheet_is_recorded_absolute(tmp_path: Path) -> None:
+    """A library cache elsewhere on the disk stays where it is when the cue folder moves."""
+    far = tmp_path / "cache" / "moodsic" / "library"
+    far.mkdir(parents=True)
+    cue = make_cue(far, write_audio=True)
+    cue = dataclasses.replace(
+        cue,
+        segments=tuple(
+            dataclasses.replace(s, track=dataclasses.replace(s.track, path=str(far / s.track.path)))
+            for s in cue.segments
+        ),
+    )
+    path = cue.to_json(tmp_path / "home" / "me" / "film" / "clip.moodsic.json")
+    stored = [s["track"]["path"] for s in json.loads(path.read_text())["segments"]]
+    assert stored == [str(far / f"track{i}.wav") for i in range(len(stored))]
+
+
 def test_a_path_that_names_no_file_is_kept_as_written(tmp_path: Path) -> None:
     cue = make_cue(tmp_path, write_audio=False)
     cue = dataclasses.replace(cue, video=dataclasses.replace(cue.video, path="My Timeline"))
