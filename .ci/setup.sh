@@ -13,6 +13,7 @@ command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missi
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v melt >/dev/null 2>&1 || missing+=(melt)
 command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)  # FCPXML DTD checks in the tests
+ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || missing+=(libportaudio2)  # moodsic live: sound card
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
