@@ -10,6 +10,7 @@ from pathlib import Path
 from .config import Config
 from .cue import CueSheet
 from .errors import InputError
+from .experts.registry import mode_label
 from .fileio import atomic_path, sweep_parts
 from .progress import ProgressFn, no_progress
 
@@ -25,7 +26,9 @@ class ScoreResult:
         lines = [f"cue sheet: {self.cue_path}"]
         lines += [f"{k}: {v}" for k, v in self.extras.items()]
         modes = cue.engine.get("modes", {})
-        ran = ", ".join(f"{n} ({modes.get(n, 'trained')})" for n in cue.engine.get("experts", []))
+        ran = ", ".join(
+            f"{n} ({mode_label(n, modes.get(n))})" for n in cue.engine.get("experts", [])
+        )
         lines.append(f"experts: {ran}")
         for name, why in cue.engine.get("unavailable", {}).items():
             why = why.removeprefix(f"{name}:").strip()

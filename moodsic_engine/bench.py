@@ -9,8 +9,8 @@ of two interleaved runs (decode, pipeline, decode, pipeline).
 - per stage: sampling/decoding, each expert's predict, fusion, stabilizer, segment+match.
 - memory (--memory): peak RSS scoring a 1-minute and a 10-minute generated clip, each in a
   fresh process; the sampler streams, so the target is a difference within 50 MB.
-- other experts: each expert module's own `benchmark()` lines, then the pipeline with each
-  expert alone.
+- other experts: each expert's own benchmark lines (its `benchmark` in the expert registry),
+  then the pipeline with each expert alone.
 """
 
 from __future__ import annotations
@@ -270,8 +270,6 @@ def speed_report(
         ]
         lines += _provenance_lines(cfg, wdir, names)
         for name in names:
-            if name == "grammar":
-                continue
             lines += _expert_benchmark(name, cfg, wdir)
         if len(names) > 1:
             for name in names:
@@ -300,11 +298,14 @@ def _provenance_lines(config: Config, wdir: Path | None, names: tuple[str, ...])
 
 
 def _expert_benchmark(name: str, config: Config, wdir: Path | None) -> list[str]:
-    import importlib
+    """The expert's own benchmark lines, by its registry entry (none: no lines)."""
+    from .experts.registry import expert_spec, function
 
+    spec = expert_spec(name)
+    if spec.benchmark is None:
+        return []
     try:
-        module = importlib.import_module(f"moodsic_engine.experts.{name}")
-        return list(module.benchmark(config, wdir))
+        return list(function(spec.benchmark)(config, wdir))
     except (ExpertUnavailable, ResourceError) as exc:
         return [f"{name}: benchmark unavailable: {' '.join(str(exc).split())}"]
 

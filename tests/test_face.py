@@ -15,11 +15,11 @@ from moodsic_engine.config import Config, FaceConfig
 from moodsic_engine.errors import ResourceError
 from moodsic_engine.experts import face as face_mod
 from moodsic_engine.experts.base import FrameBatch
+from moodsic_engine.experts.bench_experts import bench_face
 from moodsic_engine.experts.face import (
     FaceEstimate,
     FaceExpert,
     combine,
-    fetch,
     make_view,
     probe,
     tta_views,
@@ -37,6 +37,7 @@ from moodsic_engine.experts.face_detect import (
     score_faces,
     transform_points,
 )
+from moodsic_engine.experts.fetch_weights import fetch_face as fetch
 from moodsic_engine.weights import WeightsError
 
 torch.set_num_threads(1)
@@ -468,7 +469,7 @@ def test_tta_scale_fit_matches_mean_squared_error() -> None:
 
 @pytest.mark.slow
 def test_benchmark_lines() -> None:
-    lines = face_mod.benchmark(Config(), None, seconds=3.0)
+    lines = bench_face(Config(), None, seconds=3.0)
     text = "\n".join(lines)
     assert "faces/s" in text and "target <= 2x" in text and "share" in text
     assert "coverage 100%" in text  # the generated clip has her face in every sample

@@ -19,6 +19,8 @@ from moodsic_engine.config import Config  # noqa: E402
 from moodsic_engine.errors import ExpertUnavailable, ResourceError  # noqa: E402
 from moodsic_engine.experts import scene  # noqa: E402
 from moodsic_engine.experts.base import ClipContext, ExpertSeries, FrameBatch  # noqa: E402
+from moodsic_engine.experts.bench_experts import bench_scene  # noqa: E402
+from moodsic_engine.experts.fetch_weights import fetch_scene  # noqa: E402
 from moodsic_engine.experts.scene_testing import (  # noqa: E402
     TINY_MODEL,
     make_tiny_checkpoint,
@@ -79,7 +81,7 @@ def test_offline_without_weights_is_unavailable_fast(
     assert "moodsic weights fetch scene" in av.reason and "HF_HUB_OFFLINE" in av.reason
     assert str(err.value) == av.reason
     with pytest.raises(ResourceError, match="HF_HUB_OFFLINE"):
-        scene.fetch(Config(), tmp_path, echo=lambda s: None)
+        fetch_scene(Config(), tmp_path, echo=lambda s: None)
 
 
 def test_missing_checkpoint_path_and_unknown_names(tmp_path: Path) -> None:
@@ -255,12 +257,12 @@ def test_corrupt_clip_checkpoint_is_one_line(tiny: tuple[Path, Path], tmp_path: 
 
 def test_fetch_with_local_checkpoint_does_nothing(tiny: tuple[Path, Path]) -> None:
     lines: list[str] = []
-    assert scene.fetch(_cfg(tiny[1]), tiny[0], echo=lines.append) == tiny[1]
+    assert fetch_scene(_cfg(tiny[1]), tiny[0], echo=lines.append) == tiny[1]
     assert "nothing to fetch" in lines[0]
 
 
 def test_benchmark_prints_ratios(tiny: tuple[Path, Path]) -> None:
-    lines = scene.benchmark(_cfg(tiny[1], mc_passes=10), tiny[0], batch=4, repeats=2)
+    lines = bench_scene(_cfg(tiny[1], mc_passes=10), tiny[0], batch=4, repeats=2)
     text = "\n".join(lines)
     assert "MC dropout x10" in text and "naive" in text and "frames/s" in text
     ratio = float(lines[1].split(": ")[-1].split("x")[0])
@@ -280,7 +282,7 @@ def test_fetch_unreachable_host_fails_fast(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(socket, "create_connection", refuse)
     t0 = time.perf_counter()
     with pytest.raises(ResourceError, match="cannot reach huggingface.co") as err:
-        scene.fetch(Config(), tmp_path, echo=lambda s: None)
+        fetch_scene(Config(), tmp_path, echo=lambda s: None)
     assert time.perf_counter() - t0 < 5.0 and "--scene-pretrained" in str(err.value)
 
 

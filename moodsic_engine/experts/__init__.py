@@ -1,14 +1,14 @@
-"""PERCEIVE: the expert registry. Expert modules are imported lazily, so a grammar-only
-run never imports torch."""
+"""PERCEIVE: loading, probing and checking experts, by their entries in the registry
+(`registry.EXPERTS`). Expert modules are imported lazily, so a grammar-only run never
+imports torch."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
-from ..errors import ExpertUnavailable, InputError
+from ..errors import ExpertUnavailable
 from .base import (
     Availability,
     ClipContext,
@@ -17,35 +17,32 @@ from .base import (
     ExpertSeries,
     FrameBatch,
 )
-
-EXPERT_NAMES: tuple[str, ...] = ("scene", "face", "grammar")
+from .registry import EXPERT_NAMES, EXPERTS, ExpertSpec, expert_spec, function, parse_expert_names
 
 __all__ = [
     "EXPERT_NAMES",
+    "EXPERTS",
     "Availability",
     "ClipContext",
     "Estimates",
     "Expert",
     "ExpertSeries",
+    "ExpertSpec",
     "FrameBatch",
     "LoadedExperts",
+    "expert_spec",
     "load_experts",
+    "parse_expert_names",
     "probe_experts",
     "verify_experts",
 ]
-
-
-def _module(name: str):  # noqa: ANN202 - a module object
-    if name not in EXPERT_NAMES:
-        raise InputError(f"unknown expert {name!r} (choose from {', '.join(EXPERT_NAMES)})")
-    return importlib.import_module(f"{__name__}.{name}")
 
 
 def probe_experts(
     config: Config, weights_dir: Path | None = None, names: tuple[str, ...] = EXPERT_NAMES
 ) -> list[Availability]:
     """Whether each expert could run, without loading models."""
-    return [_module(n).probe(config, weights_dir) for n in names]
+    return [function(expert_spec(n).probe)(config, weights_dir) for n in names]
 
 
 def verify_experts(
@@ -56,9 +53,8 @@ def verify_experts(
     that is there but unusable."""
     out = []
     for n in names:
-        module = _module(n)
-        check = getattr(module, "verify", None) or module.probe
-        out.append(check(config, weights_dir))
+        spec = expert_spec(n)
+        out.append(function(spec.verify or spec.probe)(config, weights_dir))
     return out
 
 
@@ -86,9 +82,9 @@ def load_experts(
     experts: list[Expert] = []
     unavailable: dict[str, str] = {}
     for name in requested or EXPERT_NAMES:
-        module = _module(name)
+        load = function(expert_spec(name).load)
         try:
-            experts.append(module.load(config, weights_dir))
+            experts.append(load(config, weights_dir))
         except ExpertUnavailable as exc:
             if strict:
                 raise

@@ -65,7 +65,7 @@ def cut_arousal(
 
 class GrammarExpert:
     name = "grammar"
-    mode = "trained"  # rule-based; nothing to fall back from
+    mode = "rules"  # hand-written rules, no weights: nothing trained, nothing to fall back from
 
     def __init__(self, cfg: GrammarConfig) -> None:
         self.cfg = cfg
@@ -99,21 +99,3 @@ def probe(config: Config, weights_dir: Path | None = None) -> Availability:  # n
 
 def load(config: Config, weights_dir: Path | None = None) -> GrammarExpert:  # noqa: ARG001
     return GrammarExpert(config.grammar)
-
-
-def fetch(config: Config, weights_dir: Path, *, accept_license: bool = False, echo=print) -> None:  # noqa: ANN001, ARG001
-    echo("the film-grammar expert needs no weights")
-
-
-def benchmark(config: Config, weights_dir: Path | None = None) -> list[str]:  # noqa: ARG001
-    import time
-
-    rng = np.random.default_rng(0)
-    frames = rng.integers(0, 255, size=(32, 224, 398, 3), dtype=np.uint8)
-    batch = FrameBatch(frames, np.arange(32) / 2.0, np.full(32, 0.01))
-    expert = GrammarExpert(config.grammar)
-    t0 = time.perf_counter()
-    for _ in range(3):
-        expert.predict(batch)
-    dt = (time.perf_counter() - t0) / 3
-    return [f"grammar: {32 / dt:.0f} frames/s at 398x224"]
