@@ -15,6 +15,7 @@ from .config import Config
 from .cue import CueSheet, SampleRecord, Segment, VideoRef
 from .errors import VideoError
 from .experts import ClipContext, Estimates, ExpertSeries, LoadedExperts, load_experts
+from .experts.registry import EXPERT_NAMES
 from .fusion import fuse
 from .progress import ProgressFn, no_progress
 from .segment import segment_moods
@@ -242,7 +243,7 @@ def build_cue(
     )
     # Each track's in-point becomes where the mixdown really starts it (on its beat grid),
     # so timelines built from the cue (OTIO, Blender) play exactly what the mix plays.
-    from .mix import place_tracks
+    from .mix.plan import place_tracks
 
     return place_tracks(cue, config.mix)
 
@@ -289,7 +290,8 @@ def score_video(
 VIDEO_FINGERPRINT = "video_fingerprint"
 # The config sections that shape an analysis (what is decoded and how experts, fusion and
 # the stabilizer see it); segment, match and mix settings only act after it.
-_ANALYSIS_SECTIONS = ("experts", "sample", "scene", "face", "grammar", "fusion", "stabilize")
+# (each registered expert has the config section of its name)
+_ANALYSIS_SECTIONS = ("experts", "sample", *EXPERT_NAMES, "fusion", "stabilize")
 
 
 def reuse_problem(cue: CueSheet, video: str | os.PathLike[str], config: Config) -> str | None:

@@ -75,13 +75,16 @@ class WorkerContext:
         return time.perf_counter() - t0
 
     def experts(self, config: Any, weights_dir: str | None, loader: str) -> Any:
-        # Only these parts of the config change which models load and how.
+        from ..experts.registry import EXPERT_NAMES
+
+        # Only these parts of the config change which models load and how: each expert's
+        # own section (named as the expert) and the runtime.
         key = json.dumps(
             [
                 loader,
                 weights_dir,
                 list(config.experts),
-                *(getattr(config, s).__dict__ for s in ("scene", "face", "grammar", "runtime")),
+                *(getattr(config, s).__dict__ for s in (*EXPERT_NAMES, "runtime")),
             ],
             sort_keys=True,
             default=str,

@@ -59,12 +59,14 @@ def weights_info(
     config: Config, weights_dir: Path | None, names: tuple[str, ...] | list[str]
 ) -> dict[str, Any]:
     """For each expert: the weight files it would use and their fingerprints (no model loads)."""
+    from ..experts.registry import expert_spec
+
     out: dict[str, Any] = {}
     for name in names:
         entry: dict[str, Any] = {}
         try:
-            if name == "grammar":
-                entry["weights"] = "none (film-grammar rules)"
+            if expert_spec(name).kind == "rules":
+                entry["weights"] = f"none ({expert_spec(name).summary})"
             elif name == "face":
                 from ..experts import face
 

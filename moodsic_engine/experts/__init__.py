@@ -17,7 +17,15 @@ from .base import (
     ExpertSeries,
     FrameBatch,
 )
-from .registry import EXPERT_NAMES, EXPERTS, ExpertSpec, expert_spec, function, parse_expert_names
+from .registry import (
+    EXPERT_NAMES,
+    EXPERTS,
+    ExpertSpec,
+    expert_names,
+    expert_spec,
+    function,
+    parse_expert_names,
+)
 
 __all__ = [
     "EXPERT_NAMES",
@@ -30,6 +38,7 @@ __all__ = [
     "ExpertSpec",
     "FrameBatch",
     "LoadedExperts",
+    "expert_names",
     "expert_spec",
     "load_experts",
     "parse_expert_names",
@@ -39,20 +48,21 @@ __all__ = [
 
 
 def probe_experts(
-    config: Config, weights_dir: Path | None = None, names: tuple[str, ...] = EXPERT_NAMES
+    config: Config, weights_dir: Path | None = None, names: tuple[str, ...] | None = None
 ) -> list[Availability]:
-    """Whether each expert could run, without loading models."""
-    return [function(expert_spec(n).probe)(config, weights_dir) for n in names]
+    """Whether each expert could run (every registered one without `names`), without loading
+    models."""
+    return [function(expert_spec(n).probe)(config, weights_dir) for n in names or expert_names()]
 
 
 def verify_experts(
-    config: Config, weights_dir: Path | None = None, names: tuple[str, ...] = EXPERT_NAMES
+    config: Config, weights_dir: Path | None = None, names: tuple[str, ...] | None = None
 ) -> list[Availability]:
     """Like probe_experts, but every weights file reported is loaded and its layout checked
     against the model that would use it (slow: builds the models). `invalid` marks a file
     that is there but unusable."""
     out = []
-    for n in names:
+    for n in names or expert_names():
         spec = expert_spec(n)
         out.append(function(spec.verify or spec.probe)(config, weights_dir))
     return out
@@ -81,7 +91,7 @@ def load_experts(
     strict = bool(requested)
     experts: list[Expert] = []
     unavailable: dict[str, str] = {}
-    for name in requested or EXPERT_NAMES:
+    for name in requested or expert_names():
         load = function(expert_spec(name).load)
         try:
             experts.append(load(config, weights_dir))

@@ -86,6 +86,11 @@ EXPERTS: tuple[ExpertSpec, ...] = (
 EXPERT_NAMES: tuple[str, ...] = tuple(e.name for e in EXPERTS)
 
 
+def expert_names() -> tuple[str, ...]:
+    """The registered names, read from `EXPERTS` at call time (what every function here uses)."""
+    return tuple(e.name for e in EXPERTS)
+
+
 def function(spec: str) -> Callable[..., Any]:
     """The function a ``"module:function"`` string names (its module imported now)."""
     module, _, name = spec.partition(":")
@@ -97,7 +102,7 @@ def expert_spec(name: str) -> ExpertSpec:
     for spec in EXPERTS:
         if spec.name == name:
             return spec
-    raise InputError(f"unknown expert {name!r} (choose from {', '.join(EXPERT_NAMES)})")
+    raise InputError(f"unknown expert {name!r} (choose from {', '.join(expert_names())})")
 
 
 def parse_expert_names(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -105,11 +110,12 @@ def parse_expert_names(value: str | Iterable[str]) -> tuple[str, ...]:
     given and each once; InputError naming the unknown ones and the registry's names."""
     parts = value.split(",") if isinstance(value, str) else list(value)
     names = tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
-    unknown = [n for n in names if n not in EXPERT_NAMES]
+    known = expert_names()
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise InputError(
             f"unknown expert{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
-            f"choose from {', '.join(EXPERT_NAMES)}"
+            f"choose from {', '.join(known)}"
         )
     return names
 
