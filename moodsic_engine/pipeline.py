@@ -243,7 +243,7 @@ def build_cue(
     )
     # Each track's in-point becomes where the mixdown really starts it (on its beat grid),
     # so timelines built from the cue (OTIO, Blender) play exactly what the mix plays.
-    from .mix.plan import place_tracks
+    from .mix import place_tracks
 
     return place_tracks(cue, config.mix)
 
