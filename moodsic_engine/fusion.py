@@ -4,6 +4,10 @@ For experts i present at a sample, with value x_i and variance s_i (clamped to
 [var_floor, var_ceiling]): fused = sum(x_i / s_i) / sum(1 / s_i), fused variance =
 1 / sum(1 / s_i). Where no expert is present the fused value is NaN and the variance
 infinite; the stabilizer holds through such samples.
+
+The weights are only as good as the variances: each expert's are calibrated first (raw
+spread -> expected squared error, moodsic_engine.calibration), so an expert that is sure of
+itself but often wrong is weighed by its real error, not by its confidence.
 """
 
 from __future__ import annotations
@@ -35,3 +39,21 @@ def fuse(
         va = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
         var = np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), np.inf)
     return np.clip(va, -1.0, 1.0), var
+
+
+def fusion_weights(
+    series: list[ExpertSeries], cfg: FusionConfig | None = None
+) -> dict[str, np.ndarray]:
+    """Each expert's share of the fused value, name -> [N, 2] in [0, 1] (0 where absent;
+    the shares of the experts present at a sample sum to 1)."""
+    cfg = cfg or FusionConfig()
+    raw: dict[str, np.ndarray] = {}
+    for s in series:
+        clean = s.sanitized(cfg.var_floor, cfg.var_ceiling)
+        w = np.stack([1.0 / clean.var_v, 1.0 / clean.var_a], axis=1) * clean.present[:, None]
+        raw[s.name] = w
+    total = sum(raw.values()) if raw else np.zeros((0, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            k: np.where(total > 0, w / np.where(total > 0, total, 1.0), 0.0) for k, w in raw.items()
+        }

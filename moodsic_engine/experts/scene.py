@@ -376,10 +376,14 @@ class SceneHead(torch.nn.Module):
 
 
 def fit_calibration(pred_var: np.ndarray, sq_err: np.ndarray, floor: float = 1e-8) -> np.ndarray:
-    """Per-dimension scale s with mean(s * predicted variance) == mean(squared error)."""
+    """Per-dimension scale s with mean(s * predicted variance) == mean(squared error): the
+    head file's built-in scale, fitted on validation data at training time. It is the
+    `scale` fit of moodsic_engine.calibration, which a calibration file can refine further."""
+    from ..calibration import fit_scale
+
     pv = np.asarray(pred_var, dtype=np.float64).reshape(-1, 2)
     se = np.asarray(sq_err, dtype=np.float64).reshape(-1, 2)
-    return se.mean(0) / np.maximum(pv.mean(0), floor)
+    return np.array([fit_scale(pv[:, j], se[:, j], eps=floor).scale for j in range(2)])
 
 
 @dataclass(frozen=True)
@@ -547,17 +551,27 @@ class SceneExpert:
         if self.head is not None:
             mean, var = self.head.head.mc_predict(emb, self.cfg.mc_passes)
             return mean.numpy().astype(np.float64), var.numpy().astype(np.float64)
+        from ..calibration import entropy_variance
+
+        cfg = self.cfg
+        bounds = {
+            "v": (cfg.zero_shot_var_min_v, cfg.zero_shot_var_max_v),
+            "a": (cfg.zero_shot_var_min_a, cfg.zero_shot_var_max_a),
+        }
         va, var = [], []
         with torch.inference_mode():
             for axis in ("v", "a"):
                 text, scores = self._prompts[axis]
-                w = torch.softmax(self._logit_scale * emb @ text.T, dim=-1)  # [B, P]
-                m = w @ scores
-                va.append(m)
-                var.append((w * (scores[None, :] - m[:, None]) ** 2).sum(-1))
+                sims = emb @ text.T  # [B, P] cosine similarities
+                w = torch.softmax(self._logit_scale * sims, dim=-1)
+                va.append(w @ scores)
+                # The variance: entropy of a softmax at a set temperature. At CLIP's own logit
+                # scale (100) the softmax is near one-hot for almost every image, so its spread
+                # sat at a floor whatever the image (issue 18).
+                soft = torch.softmax(sims / max(cfg.zero_shot_temperature, 1e-6), dim=-1)
+                var.append(entropy_variance(soft.numpy(), scores.numpy(), *bounds[axis]))
         out_va = torch.stack(va, -1).numpy().astype(np.float64)
-        out_var = torch.stack(var, -1).numpy().astype(np.float64)
-        return out_va, np.maximum(out_var, self.cfg.zero_shot_var_floor)
+        return out_va, np.stack(var, -1).astype(np.float64)
 
     def predict(self, batch: FrameBatch) -> Estimates:
         n = len(batch)
