@@ -105,7 +105,8 @@ def dialogue_regions(
     video: str | os.PathLike[str], *, sample_rate: int = 16000
 ) -> list[tuple[float, float]]:
     """Speech (start_s, end_s) in the video's own audio; [] when it has no audio track."""
-    from .mix import speech_regions, video_audio
+    from .mix.audio import video_audio
+    from .mix.ducking import speech_regions
     from .video import probe_video
 
     info = probe_video(video)

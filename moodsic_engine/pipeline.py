@@ -75,6 +75,9 @@ def analyze_video(
     progress: ProgressFn = no_progress,
 ) -> Analysis:
     """Sample, perceive, fuse and stabilize one video (or the source range [start_s, end_s))."""
+    from .calibration import calibration_for
+
+    calibration = calibration_for(config)  # read before decoding: a bad file stops at once
     sampler = sample_video(video, config.sample, start_s=start_s, end_s=end_s, batch_size=16)
     info = sampler.info
     total = sampler.expected_samples()
@@ -106,7 +109,7 @@ def analyze_video(
     series = []
     for expert in experts.experts:
         s = ExpertSeries.concat(expert.name, expert.mode, t, parts[expert.name])
-        s = expert.finalize(s, context)
+        s = calibration.apply(expert.finalize(s, context))  # raw spread -> expected sq. error
         series.append(s.sanitized(config.fusion.var_floor, config.fusion.var_ceiling))
     fused_va, fused_var = fuse(series, config.fusion)
     stable_va, held = stabilize(t, fused_va, fused_var, config.stabilize, config.sample.sample_fps)
@@ -225,6 +228,9 @@ def build_cue(
     coverage = analysis.face_coverage()
     if coverage is not None:
         summary["face_coverage"] = coverage
+    calibrated = {s.name: s.info["calibration"] for s in analysis.series if "calibration" in s.info}
+    if calibrated:
+        summary["calibration"] = calibrated  # which map each expert's variance went through
     engine = {
         "version": __version__,
         "experts": [s.name for s in analysis.series],
@@ -243,7 +249,7 @@ def build_cue(
     )
     # Each track's in-point becomes where the mixdown really starts it (on its beat grid),
     # so timelines built from the cue (OTIO, Blender) play exactly what the mix plays.
-    from .mix import place_tracks
+    from .mix.plan import place_tracks
 
     return place_tracks(cue, config.mix)
 

@@ -403,7 +403,7 @@ def test_long_aac_estimate_decodes_one_minute(
     file would be ~600 MB of samples) only to keep its first minute."""
     import subprocess
 
-    from moodsic_engine import mix
+    from moodsic_engine import ffmpeg
     from moodsic_engine.library import estimate
     from moodsic_engine.library.estimate import estimate_va
 
@@ -415,14 +415,14 @@ def test_long_aac_estimate_decodes_one_minute(
         check=True,
     )  # fmt: skip
     decoded: list[float] = []
-    real = mix._ffmpeg_decode
+    real = ffmpeg.decode_audio
 
     def spy(*args, **kw):  # noqa: ANN002, ANN003, ANN202
         y = real(*args, **kw)
         decoded.append(len(y) / args[1])
         return y
 
-    monkeypatch.setattr(mix, "_ffmpeg_decode", spy)
+    monkeypatch.setattr(ffmpeg, "decode_audio", spy)
     monkeypatch.setattr(  # the features are not under test: skip librosa's numba warm-up
         estimate, "features",
         lambda y, sr=22050: {"tempo_bpm": 100.0, "onset_rate": 2.0, "mode": 0.0,

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from media import FFMPEG, lavfi_video, run, stream_types
 
-from moodsic_engine import mix
+from moodsic_engine import ffmpeg, mix
 from moodsic_engine.config import MixConfig
 from moodsic_engine.cue import CueSheet, Segment, TrackChoice, VideoRef
 from moodsic_engine.errors import InputError
@@ -430,7 +430,7 @@ def test_lossy_outputs_keep_the_true_peak_ceiling(tmp_path: Path, sr: int) -> No
     video = lavfi_video(tmp_path / "v.mp4", seconds=8.0, size="160x90")
     wav = mix.write_audio(tmp_path / "m.wav", y, sr)
     muxed = mix.mux(video, wav, tmp_path / "out.mp4", ceiling_db=-1.0)
-    back = mix._ffmpeg_decode(muxed, sr)
+    back = ffmpeg.decode_audio(muxed, sr)
     assert _tp_db(back) <= -1.0
     assert mix.integrated_lufs(back, sr) == pytest.approx(-14.0, abs=0.4)
 
@@ -516,10 +516,11 @@ def test_malformed_beat_sidecars_are_ignored(tmp_path: Path, sidecar: object) ->
 
 
 def test_beat_sidecar_first_downbeat_is_taken_within_a_bar() -> None:
-    grid = mix._sidecar_grid({"bar_s": 2.0, "first_beat_s": 9.5})
+    grid = mix.plan._sidecar_grid({"bar_s": 2.0, "first_beat_s": 9.5})
     assert grid == mix.BeatGrid(bar_s=2.0, first_s=1.5)
-    assert mix._sidecar_grid({"tempo_bpm": "120", "beats_per_bar": 3}) == mix.BeatGrid(1.5, 0.0)
-    assert mix._sidecar_grid({"bar_s": True}) is None
+    grid3 = mix.plan._sidecar_grid({"tempo_bpm": "120", "beats_per_bar": 3})
+    assert grid3 == mix.BeatGrid(1.5, 0.0)
+    assert mix.plan._sidecar_grid({"bar_s": True}) is None
 
 
 @pytest.mark.parametrize("grid", [{"bar_s": 1.5, "first_beat_s": 0.0}, None])

@@ -35,10 +35,10 @@ class Estimate:
 def _load(path: Path) -> tuple[np.ndarray, float]:
     import soundfile as sf
 
-    from ..mix import quiet_native_stderr
+    from .. import ffmpeg
 
     try:
-        with quiet_native_stderr(path):
+        with ffmpeg.quiet_native_stderr(path):
             info = sf.info(str(path))
             frames = int(min(info.frames, _MAX_S * info.samplerate))
             y, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
@@ -46,14 +46,11 @@ def _load(path: Path) -> tuple[np.ndarray, float]:
         if len(y) == 0:
             raise ValueError("no samples")
     except Exception:  # noqa: BLE001 - not readable by libsndfile: ask ffmpeg
-        from ..mix import _ffmpeg_decode
-        from .loaders import _ffprobe_duration
-
-        y2 = _ffmpeg_decode(path, _SR, max_s=_MAX_S)
+        y2 = ffmpeg.decode_audio(path, _SR, max_s=_MAX_S)
         if y2 is None or len(y2) == 0:
             raise LibraryError(f"cannot read audio file {path.name}") from None
         y, sr = y2[: int(_MAX_S * _SR)], _SR
-        duration = _ffprobe_duration(str(path)) or len(y2) / _SR
+        duration = ffmpeg.audio_duration(path) or len(y2) / _SR
     # a damaged float file can hold NaN/inf samples: silence them rather than fail later
     y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
     mono = y.mean(axis=1)

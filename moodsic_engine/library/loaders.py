@@ -833,34 +833,14 @@ def _duration(path: str) -> float | None:
     try:
         import soundfile as sf
 
-        from ..mix import quiet_native_stderr
+        from ..ffmpeg import quiet_native_stderr
 
         with quiet_native_stderr(path):
             return float(sf.info(path).duration)
     except Exception:  # noqa: BLE001 - formats libsndfile cannot read fall back to ffprobe
-        return _ffprobe_duration(path)
+        from ..ffmpeg import audio_duration
 
-
-def _ffprobe_duration(path: str) -> float | None:
-    """Duration of a file's audio per ffprobe; None when it has no audio stream (a video
-    without sound passed for a track) or cannot be probed."""
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-             "stream=codec_type:format=duration", "-of", "json", os.path.abspath(path)],
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
-        if out.returncode != 0:
-            return None
-        info = json.loads(out.stdout or "{}")
-        if not info.get("streams"):
-            return None
-        duration = float(info.get("format", {}).get("duration", "nan"))
-        return duration if math.isfinite(duration) and duration > 0 else None
-    except (OSError, ValueError, TypeError, AttributeError, subprocess.SubprocessError):
-        return None
+        return audio_duration(path)
 
 
 # ----------------------------------------------------------------------------- DEAM

@@ -1,0 +1,62 @@
+"""Audio placement and mixdown: the music bed, the finished mix, and the muxed video.
+
+One module per stage:
+
+- `audio`: read any audio file, the video's own audio, write WAV/FLAC/MP3 under a ceiling;
+- `plan`: bar grids, loop lengths, start points: where the music goes (`place_tracks`);
+- `loudness`: integrated loudness, true peak, limiter, normalisation;
+- `ducking`: speech regions (silero-vad) and the ducking envelope;
+- `render`: the music bed, the finished mix, writing them;
+- `mux`: the video with the mix as its audio.
+
+ffmpeg/ffprobe calls live in `moodsic_engine.ffmpeg`. The names below are re-exported so
+`from moodsic_engine.mix import X` and `mix.X` keep working.
+"""
+
+from __future__ import annotations
+
+from ..ffmpeg import quiet_native_stderr
+from .audio import (
+    encode_under_ceiling,
+    has_audio_stream,
+    peak_db,
+    read_audio,
+    resample,
+    stereo,
+    video_audio,
+    write_audio,
+)
+from .ducking import duck_envelope, speech_regions
+from .loudness import integrated_lufs, limit, normalize, track_gain, true_peak
+from .mux import mux
+from .plan import BeatGrid, beat_grid, place_tracks
+from .render import build_bed, dialogue_for, mix_arrays, render_music, write_bed, write_mix
+
+__all__ = [
+    "BeatGrid",
+    "beat_grid",
+    "build_bed",
+    "dialogue_for",
+    "duck_envelope",
+    "encode_under_ceiling",
+    "has_audio_stream",
+    "integrated_lufs",
+    "limit",
+    "mix_arrays",
+    "mux",
+    "normalize",
+    "peak_db",
+    "place_tracks",
+    "quiet_native_stderr",
+    "read_audio",
+    "render_music",
+    "resample",
+    "speech_regions",
+    "stereo",
+    "track_gain",
+    "true_peak",
+    "video_audio",
+    "write_audio",
+    "write_bed",
+    "write_mix",
+]
