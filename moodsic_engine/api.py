@@ -35,6 +35,9 @@ class ScoreResult:
             lines.append(f"  not run: {name}: {why}")
         if "face_coverage" in cue.summary:
             lines.append(f"face coverage: {cue.summary['face_coverage']:.0%}")
+        cal = (cue.engine.get("config") or {}).get("fusion", {}).get("calibration")
+        if cal:
+            lines.append(f"calibration: {cal}")
         lines.append(f"{len(cue.segments)} segment(s):")
         for i, s in enumerate(cue.segments):
             track = f"{s.track.title} - {s.track.artist}" if s.track else "(no track)"
@@ -135,12 +138,14 @@ def score_video_to_files(
     """
     import warnings
 
+    from .calibration import resolve_config
     from .experts import load_experts
     from .library import load_library
     from .pipeline import reuse_problem, score_video
     from .weights import resolve_weights_dir
 
-    config = config or Config()
+    # names the calibration in the config (echoed in the cue sheet); a bad file stops here
+    config = resolve_config(config or Config(), weights_dir)
     video = Path(video)
     extras_req = {"mix": mix, "bed": bed, "mux": mux, "plot": plot}
     _check_outputs(

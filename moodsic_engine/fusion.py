@@ -26,17 +26,24 @@ def fuse(
     if not series:
         raise ValueError("fuse needs at least one expert series")
     n = len(series[0].t)
-    num = np.zeros((n, 2))
-    den = np.zeros((n, 2))
+    cleaned = []
     for s in series:
         if len(s.t) != n:
             raise ValueError(f"expert {s.name} has {len(s.t)} samples, expected {n}")
-        clean = s.sanitized(cfg.var_floor, cfg.var_ceiling)
+        cleaned.append(s.sanitized(cfg.var_floor, cfg.var_ceiling))
+    # Weighted mean as offsets from one expert's value: experts that agree give exactly that
+    # value whatever their weights (a plain sum / sum drifts by a rounding step).
+    ref = np.zeros((n, 2))
+    for c in reversed(cleaned):
+        ref = np.where(c.present[:, None], np.stack([c.v, c.a], axis=1), ref)
+    num = np.zeros((n, 2))
+    den = np.zeros((n, 2))
+    for clean in cleaned:
         w = np.stack([1.0 / clean.var_v, 1.0 / clean.var_a], axis=1) * clean.present[:, None]
-        num += w * np.stack([clean.v, clean.a], axis=1)
+        num += w * (np.stack([clean.v, clean.a], axis=1) - ref)
         den += w
     with np.errstate(divide="ignore", invalid="ignore"):
-        va = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        va = np.where(den > 0, ref + num / np.where(den > 0, den, 1.0), np.nan)
         var = np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), np.inf)
     return np.clip(va, -1.0, 1.0), var
 

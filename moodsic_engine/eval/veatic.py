@@ -34,6 +34,13 @@ from warnings import warn
 import numpy as np
 
 from .. import __version__
+from ..calibration import (
+    FILE_NAME,
+    Calibration,
+    calibration_for,
+    resolve_config,
+    save_calibration,
+)
 from ..config import Config
 from ..errors import InputError
 from ..experts import ExpertSeries, LoadedExperts, load_experts, probe_experts
@@ -41,6 +48,9 @@ from ..fileio import atomic_path, regular_file, write_text_atomic
 from ..fusion import fuse
 from ..progress import ProgressFn, no_progress
 from ..stabilize import stabilize
+from .calibrate import Labelled, by_expert, fit_all, from_series, held_out
+from .calibrate import markdown as calibration_markdown
+from .calibrate import summary_lines as calibration_summary
 from .metrics import METRIC_COLUMNS, fmt, json_clean, markdown_table, va_metrics
 from .provenance import file_fingerprint, provenance, provenance_markdown
 
@@ -285,7 +295,10 @@ def perceive(video: str | Path, experts: LoadedExperts, config: Config) -> Perce
 
     # Near-unbounded clamps here: the real fusion clamps are applied when re-fusing, so the
     # cache does not depend on fusion settings.
-    loose = config.replace(**{"fusion.var_floor": 1e-12, "fusion.var_ceiling": 1e12})
+    # Raw variances too (no calibration): `eval veatic` fits its calibration on them.
+    loose = config.replace(
+        **{"fusion.var_floor": 1e-12, "fusion.var_ceiling": 1e12, "fusion.calibration": "none"}
+    )
     a = analyze_video(video, experts, loose)
     return Perception(
         t=a.t,
@@ -299,10 +312,15 @@ def perceive(video: str | Path, experts: LoadedExperts, config: Config) -> Perce
     )
 
 
-def refuse(p: Perception, config: Config) -> dict[str, np.ndarray]:
-    """Every output to score, [N, 2] with NaN where absent: each expert, 'fusion', 'stable'."""
+def refuse(
+    p: Perception, config: Config, calibration: Calibration | None = None
+) -> dict[str, np.ndarray]:
+    """Every output to score, [N, 2] with NaN where absent: each expert, 'fusion', 'stable'.
+    The cached raw variances go through `calibration` (default: the one `config` names)."""
     out: dict[str, np.ndarray] = {}
-    clean = [s.sanitized(config.fusion.var_floor, config.fusion.var_ceiling) for s in p.series]
+    cal = calibration if calibration is not None else calibration_for(config)
+    fl, ceil = config.fusion.var_floor, config.fusion.var_ceiling
+    clean = [cal.apply(s).sanitized(fl, ceil) for s in p.series]
     for s in clean:
         va = np.stack([s.v, s.a], axis=1).astype(np.float64)
         va[~s.present] = np.nan
@@ -364,6 +382,7 @@ class VeaticReport:
     cache_hits: int
     outputs: tuple[str, ...]
     skipped: dict[str, str] = field(default_factory=dict)  # video id -> why it was left out
+    calibration_lines: tuple[str, ...] = ()  # the calibration used, and the one written
 
     def summary_lines(self) -> list[str]:
         lines = [f"VEATIC: {len(self.videos)} videos ({self.cache_hits} from the cache)"]
@@ -379,6 +398,7 @@ class VeaticReport:
             lines.append(
                 f"  face coverage {self.face_coverage:.3f} (reference {REFERENCE_FACE_COVERAGE})"
             )
+        lines.extend(self.calibration_lines)
         lines.append(f"report: {self.summary_md}")
         return lines
 
@@ -389,9 +409,11 @@ def _expert_names(config: Config, weights_dir: Path | None) -> list[str]:
     return [a.name for a in probe_experts(config, weights_dir) if a.ready]
 
 
-def _score_video(item: VeaticVideo, p: Perception, config: Config, cached: bool) -> VideoResult:
+def _score_video(
+    item: VeaticVideo, p: Perception, config: Config, cached: bool, cal: Calibration
+) -> VideoResult:
     labels = read_labels(item)
-    outputs = refuse(p, config)
+    outputs = refuse(p, config, cal)
     ft = frame_times(len(labels), p.fps)
     metrics, clip_pred, aligned = {}, {}, {}
     for name, va in outputs.items():
@@ -459,6 +481,9 @@ def evaluate_veatic(
     loaded = experts
 
     results: list[VideoResult] = []
+    labelled: list[Labelled] = []  # raw variances against labels, to fit the calibration
+    config = resolve_config(config, weights_dir)  # fusion.calibration names what is used
+    calibration = calibration_for(config)
     skipped: dict[str, str] = {}  # id -> one-line reason
     hits = 0
     progress("eval", 0, len(items))
@@ -474,7 +499,8 @@ def evaluate_veatic(
                     loaded = load_experts(config, weights_dir, tuple(names))
                 p = perceive(item.video, loaded, config)
                 p.save(path)
-            results.append(_score_video(item, p, config, cached))
+            results.append(_score_video(item, p, config, cached, calibration))
+            labelled += [from_series(s, labels_at(p, read_labels(item)), i) for s in p.series]
             hits += cached
         except (InputError, OSError) as exc:  # this video or its ratings; models are fine
             # One bad video is reported and left out; it does not abort the evaluation.
@@ -504,7 +530,36 @@ def evaluate_veatic(
     if experts is not None:
         prov["weights"] = ident
     report = _write_report(out, results, outputs, overall, clip, coverage, prov, hits, plots)
-    return dataclasses.replace(report, skipped=skipped)
+    lines = _write_calibration(out, labelled, report.summary_md, len(results), calibration)
+    return dataclasses.replace(report, skipped=skipped, calibration_lines=tuple(lines))
+
+
+def labels_at(p: Perception, labels: np.ndarray) -> np.ndarray:
+    """The label of the frame each sample shows [N, 2] (NaN past the rated frames)."""
+    k = np.rint(np.asarray(p.t) * float(p.fps)).astype(np.int64)
+    out = np.full((len(k), 2), np.nan)
+    inside = (k >= 0) & (k < len(labels))
+    out[inside] = labels[k[inside]]
+    return out
+
+
+def _write_calibration(
+    out: Path, labelled: list[Labelled], summary_md: Path, videos: int, used: Calibration
+) -> list[str]:
+    """Fit a calibration on every video's raw variances, write `calibration.json`, and add
+    its section (held-out coverage, fused error) to the summary. Returns summary lines."""
+    data = [d for d in by_expert(labelled) if len(d.raw)]
+    head = [f"  fusion used calibration: {used.label}"]
+    if not data:
+        return head
+    source = f"eval veatic, {videos} videos"
+    cal = fit_all(data, source)
+    path = save_calibration(out / FILE_NAME, cal)
+    cv = held_out(data)
+    section = calibration_markdown(cal, cv, str(path))
+    text = summary_md.read_text(encoding="utf-8")
+    write_text_atomic(summary_md, text + "\n\n" + "\n".join(section) + "\n")
+    return head + calibration_summary(cal, cv, str(path))
 
 
 def _overall(results: list[VideoResult], outputs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
