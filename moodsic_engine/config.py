@@ -50,7 +50,14 @@ class SceneConfig:
     head: str = ""  # trained head file; empty: scene_head_<model>_<tag>.safetensors in the weights dir, else zero-shot prompts
     mc_passes: int = 20
     batch_size: int = 8
-    zero_shot_var_floor: float = 0.05
+    # zero-shot variance: prompt softmax at this temperature (on cosine similarities), its
+    # entropy over score levels moves the variance from var_min (certain) to var_max (no
+    # idea); defaults from published figures, see moodsic_engine/calibration.py
+    zero_shot_temperature: float = 0.025
+    zero_shot_var_min_v: float = 0.1991
+    zero_shot_var_min_a: float = 0.2855
+    zero_shot_var_max_v: float = 0.3974
+    zero_shot_var_max_a: float = 0.3181
     precision: str = "fp32"
 
 
@@ -67,7 +74,10 @@ class FaceConfig:
     var_floor_v: float = 0.02
     var_floor_a: float = 0.02
     fallback_var: float = 0.25  # landmark-geometry fallback is a weak cue
-    tta_var_scale: float = 2.0  # calibration: variance = floor + scale * spread across views
+    # raw face variance = floor + scale * spread across views; a calibration file maps it to
+    # the expected squared error (`eval veatic` / `eval findingemo` fit it and report the
+    # equivalent fitted scale)
+    tta_var_scale: float = 2.0
     max_faces: int = 3  # faces per sample that get an estimate (the best-scored ones)
     reuse_max_s: float = 2.0  # a steady face reuses its last EmoNet estimate for at most this long
     # largest change of the face-mesh expression features (inter-ocular units) that still
@@ -79,6 +89,9 @@ class FaceConfig:
 class FusionConfig:
     var_floor: float = 0.01  # no expert may claim more certainty than this
     var_ceiling: float = 4.0
+    # calibration file (raw spread -> expected squared error per expert); empty: a
+    # calibration.json in the weights folder, else `builtin` (published figures); `none`
+    calibration: str = ""
 
 
 @dataclass(frozen=True)
