@@ -10,12 +10,14 @@ import typer
 
 from .apps import app
 from .common import (
+    CalibrationOpt,
     ProgressMode,
     ProgressOpt,
     finish,
     load_config,
     parse_experts,
     reporting,
+    with_calibration,
 )
 
 
@@ -59,6 +61,7 @@ def batch(
     seed: Annotated[int | None, typer.Option(help="Seed for deterministic choices.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+    calibration: CalibrationOpt = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -81,6 +84,7 @@ def batch(
     names = parse_experts(experts)
     with reporting(progress) as (_, json_out):
         cfg = load_config(config, seed=seed, experts=names, **{"sample.sample_fps": sample_fps})
+        cfg = with_calibration(cfg, calibration, weights_dir)
         with batch_reporter(progress.value, json_out.emit if json_out else None) as reporter:
             result = run_batch(
                 input,

@@ -112,3 +112,23 @@ def load_config(path: Path | None, **overrides: Any) -> Any:
     config = Config.from_toml(path) if path else Config()
     changes = {k: v for k, v in overrides.items() if v is not None}
     return config.replace(**changes) if changes else config
+
+
+CalibrationOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibration",
+        help="Calibration file (from `moodsic eval veatic|findingemo`); default: calibration.json "
+        "in the weights folder, else the built-in published figures. `none`: raw spreads.",
+    ),
+]
+
+
+def with_calibration(config: Any, calibration: Path | None, weights_dir: Path | None) -> Any:
+    """The config with `fusion.calibration` naming what the run uses (--calibration, else a
+    calibration.json beside the weights, else builtin); a bad file is one line, exit 1."""
+    from ..calibration import resolve_config
+
+    if calibration is not None:
+        config = config.replace(**{"fusion.calibration": str(calibration)})
+    return resolve_config(config, weights_dir)

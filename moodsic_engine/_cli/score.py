@@ -9,12 +9,14 @@ import typer
 
 from .apps import app
 from .common import (
+    CalibrationOpt,
     ProgressMode,
     ProgressOpt,
     finish,
     load_config,
     parse_experts,
     reporting,
+    with_calibration,
 )
 
 
@@ -36,6 +38,7 @@ def score(
     ] = None,
     scene_head: Annotated[Path | None, typer.Option(help="Trained scene head file.")] = None,
     emonet: Annotated[Path | None, typer.Option(help="EmoNet checkpoint (emonet_8.pth).")] = None,
+    calibration: CalibrationOpt = None,
     mix: Annotated[Path | None, typer.Option(help="Write the finished soundtrack here.")] = None,
     bed: Annotated[
         Path | None, typer.Option(help="Write the music bed (after ducking) here.")
@@ -82,6 +85,7 @@ def score(
                 "face.emonet": str(emonet) if emonet else None,
             },
         )
+        cfg = with_calibration(cfg, calibration, weights_dir)
         result = score_video_to_files(
             video,
             out,

@@ -10,12 +10,14 @@ import typer
 
 from .apps import app
 from .common import (
+    CalibrationOpt,
     ProgressMode,
     ProgressOpt,
     info,
     load_config,
     parse_experts,
     reporting,
+    with_calibration,
 )
 
 
@@ -36,6 +38,7 @@ def score_timeline_cmd(
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for deterministic choices.")] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+    calibration: CalibrationOpt = None,
     rate: Annotated[
         float | None, typer.Option(help="Frame rate of an EDL (EDLs do not carry one).")
     ] = None,
@@ -75,7 +78,9 @@ def score_timeline_cmd(
         from ..library import load_library
 
         check_writable(output)  # a format that cannot hold the result: refused before analysis
-        cfg = load_config(config, seed=seed, experts=names)
+        cfg = with_calibration(
+            load_config(config, seed=seed, experts=names), calibration, weights_dir
+        )
         timeline = read_edit(edit, rate=rate, project=project, media_dir=media_dir)
         lib = load_library(library, match_config=cfg.match, allow_outside=allow_outside)
         scored, result = score_timeline_report(
