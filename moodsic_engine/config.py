@@ -68,7 +68,10 @@ class FaceConfig:
     min_face_frac: float = (
         0.04  # faces whose box side is below this share of the short side are ignored
     )
-    min_confidence: float = 0.5
+    # a face: detector confidence >= min_confidence and the face mesh's presence >=
+    # min_mesh_presence (README "What counts as a face")
+    min_confidence: float = 0.6
+    min_mesh_presence: float = 0.5
     tta_views: int = 5
     tta_uncertain_var: float = 0.03  # run the extra views only when one view leaves this much doubt
     var_floor_v: float = 0.02

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import SampleConfig
+from .detail import MIN_DETAIL_RATIO, DecodedDetail, detail_batch_size
 from .errors import VideoError
 from .experts.base import FrameBatch
 
@@ -269,12 +270,16 @@ class VideoSampler:
         start_s: float = 0.0,
         end_s: float | None = None,
         batch_size: int = 16,
+        detail: bool = False,
     ) -> None:
         self.path = str(path)
         self.cfg = cfg
         self.start_s = max(0.0, float(start_s))
         self.end_limit = end_s
         self.batch_size = max(1, int(batch_size))
+        # Hand each sample's decoded frame on as FrameBatch.detail (moodsic_engine.detail)
+        # when it is larger than the working frame, for crops that need real pixels.
+        self.detail = bool(detail)
         self.info = probe_video(path, cfg)
         if cfg.sample_fps <= 0 or not math.isfinite(cfg.sample_fps):
             raise VideoError("sample_fps must be a positive number")
@@ -326,6 +331,16 @@ class VideoSampler:
                 else (self.info.width, self.info.height)
             )
             work_w, work_h = working_size(stored_w, stored_h, cfg.short_side)
+            keep_detail = self.detail and min(stored_w, stored_h) >= MIN_DETAIL_RATIO * min(
+                work_w, work_h
+            )
+            batch_size = (
+                detail_batch_size(self.batch_size, stored_w, stored_h)
+                if keep_detail
+                else self.batch_size
+            )
+            work_display = (work_h, work_w) if rot % 180 else (work_w, work_h)
+            details: list[DecodedDetail] = []
             step = 1.0 / cfg.sample_fps
             frame_dur = float(1 / fps)
             origin = self.info.start_time_s
@@ -363,6 +378,8 @@ class VideoSampler:
                     return  # never hand the same frame out twice
                 # swscale releases the GIL: converting here overlaps with decoding the next frames
                 frames_buf.append(converter.submit(convert, frame))
+                if keep_detail:
+                    details.append(DecodedDetail(frame, rot, work_display))
                 times_buf.append(t)
                 motion_buf.append(float(np.mean(motions)) if motions else 0.0)
                 motions.clear()
@@ -375,9 +392,11 @@ class VideoSampler:
                     times=np.asarray(times_buf, dtype=np.float64),
                     motion=np.asarray(motion_buf, dtype=np.float64),
                     index0=index,
+                    detail=tuple(details) if keep_detail else None,
                 )
                 index += len(frames_buf)
                 frames_buf.clear()
+                details.clear()
                 times_buf.clear()
                 motion_buf.clear()
                 return batch
@@ -437,7 +456,7 @@ class VideoSampler:
                         # maps to a frame already taken, so go to the last one directly
                         # instead of looping once per target (time bounded by frames, not gap).
                         next_target += math.floor((t - next_target) / step) * step
-                    if len(frames_buf) >= self.batch_size:
+                    if len(frames_buf) >= batch_size:
                         yield flush()
                 prev = (frame, t)
 
@@ -472,6 +491,7 @@ def sample_video(
     start_s: float = 0.0,
     end_s: float | None = None,
     batch_size: int = 16,
+    detail: bool = False,
 ) -> VideoSampler | StillSampler:
     """A sampler over `path` from `start_s` to `end_s` (source seconds); see VideoSampler.
 
@@ -480,7 +500,9 @@ def sample_video(
     """
     cfg = cfg or SampleConfig()
     try:
-        return VideoSampler(path, cfg, start_s=start_s, end_s=end_s, batch_size=batch_size)
+        return VideoSampler(
+            path, cfg, start_s=start_s, end_s=end_s, batch_size=batch_size, detail=detail
+        )
     except StillImageError:
         if end_s is None:
             raise

@@ -483,7 +483,9 @@ class FakeMesh:
     def __init__(self, corner_dys: list[float]) -> None:
         self.script = list(corner_dys)
 
-    def refine(self, rgb: np.ndarray, face: Face) -> tuple[Face, float, np.ndarray]:
+    def refine(
+        self, rgb: np.ndarray, face: Face, detail: object = None
+    ) -> tuple[Face, float, np.ndarray]:
         return face, 1.0, _landmark_set(self.script.pop(0))
 
 

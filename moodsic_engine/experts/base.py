@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -18,6 +18,9 @@ class FrameBatch:
     times: np.ndarray  # [B] float64 seconds, true presentation timestamps
     motion: np.ndarray  # [B] float64 mean absolute luminance change per decoded frame (0..1)
     index0: int = 0  # index of frames[0] among all samples of the clip
+    # per sample, its picture above working resolution (moodsic_engine.detail.DetailFrame)
+    # or None; held only while the batch is processed
+    detail: tuple[Any, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.times.shape[0])
@@ -33,6 +36,9 @@ class Estimates:
     var_a: np.ndarray
     present: np.ndarray  # bool: False where the expert has nothing to say (e.g. no face)
     faces: np.ndarray | None = None  # int faces seen per sample (face expert only)
+    # face expert: per sample, its faces as (x, y, w, h, confidence, mesh presence), box
+    # normalised to the frame (0..1)
+    boxes: tuple[tuple[tuple[float, ...], ...], ...] | None = None
 
     @classmethod
     def absent(cls, n: int) -> Estimates:
@@ -62,6 +68,7 @@ class ExpertSeries:
     present: np.ndarray
     faces: np.ndarray | None = None
     mode: str = "trained"  # "trained", "zero-shot" or "fallback"
+    boxes: tuple[tuple[tuple[float, ...], ...], ...] | None = None  # see Estimates.boxes
     info: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -73,6 +80,9 @@ class ExpertSeries:
         faces = None
         if parts and all(p.faces is not None for p in parts):
             faces = cat("faces", np.int64)
+        boxes = None
+        if parts and all(p.boxes is not None for p in parts):
+            boxes = tuple(b for p in parts for b in p.boxes)  # type: ignore[union-attr]
         return cls(
             name=name,
             t=np.asarray(t, dtype=np.float64),
@@ -83,6 +93,7 @@ class ExpertSeries:
             present=cat("present", bool),
             faces=faces,
             mode=mode,
+            boxes=boxes,
         )
 
     def select(self, index: np.ndarray) -> ExpertSeries:
@@ -96,6 +107,11 @@ class ExpertSeries:
             var_a=self.var_a[index],
             present=self.present[index],
             faces=self.faces[index] if self.faces is not None else None,
+            boxes=(
+                tuple(self.boxes[int(k)] for k in np.arange(len(self.t))[index])
+                if self.boxes is not None
+                else None
+            ),
         )
 
     def sanitized(self, var_floor: float, var_ceiling: float) -> ExpertSeries:

@@ -39,6 +39,7 @@ from ..config import Config, FaceConfig
 from ..errors import ExpertUnavailable, ResourceError
 from ..weights import WeightsError, find_weight
 from .base import Availability, ClipContext, Estimates, ExpertSeries, FrameBatch
+from .face_confirm import FaceRule, FoundFace, confirm
 from .face_detect import (
     EMONET_CROP_SCALE,
     LANDMARK_MODEL,
@@ -192,6 +193,7 @@ class FaceStats:
 
 class FaceExpert:
     name = NAME
+    wants_detail = True  # small faces' crops come from the full-resolution frame
 
     def __init__(
         self,
@@ -226,15 +228,19 @@ class FaceExpert:
         var_v, var_a = np.ones(n), np.ones(n)
         present = np.zeros(n, dtype=bool)
         counts = np.zeros(n, dtype=np.int64)
+        boxes = []
         for i in range(n):
             t = float(batch.times[i])
             self._last_t = t
-            est, seen = self.predict_frame(batch.frames[i], t)
-            counts[i] = seen
+            detail = batch.detail[i] if batch.detail is not None else None
+            est, found = self._predict_sample(batch.frames[i], t, detail)
+            counts[i] = len(found)
+            h, w = batch.frames[i].shape[:2]
+            boxes.append(tuple(f.record(w, h) for f in found))
             if est:
                 v[i], a[i], var_v[i], var_a[i] = combine(est)
                 present[i] = True
-        return Estimates(v, a, var_v, var_a, present, counts)
+        return Estimates(v, a, var_v, var_a, present, counts, boxes=tuple(boxes))
 
     def finalize(self, series: ExpertSeries, context: ClipContext) -> ExpertSeries:  # noqa: ARG002
         s = self.stats
@@ -257,49 +263,66 @@ class FaceExpert:
         self._last_t = -math.inf
 
     # -- one frame ------------------------------------------------------------------
-    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, list[Face]]:
+    def find(self, frame: np.ndarray, detail: Any = None) -> tuple[np.ndarray, list[FoundFace]]:
+        """The frame as RGB and its faces (face_confirm: detector boxes the mesh confirms),
+        best scored first. detail: the sample's DetailFrame, for small faces' crops."""
         rgb = as_rgb(frame)
         h, w = rgb.shape[:2]
+        cfg = self.cfg
         t0 = time.perf_counter()
-        faces = score_faces(
+        candidates = score_faces(
             self.detector.detect(rgb),
             w,
             h,
-            min_face_frac=self.cfg.min_face_frac,
-            min_confidence=self.cfg.min_confidence,
+            min_face_frac=cfg.min_face_frac,
+            min_confidence=cfg.min_confidence,
         )
+        found = confirm(rgb, candidates, self.landmarks, cfg.min_mesh_presence, detail)
         self.stats.detect_s += time.perf_counter() - t0
-        return rgb, faces
+        return rgb, found
+
+    @property
+    def rule(self) -> FaceRule:
+        """What this expert counts as a face."""
+        cfg = self.cfg
+        return FaceRule(cfg.min_confidence, cfg.min_face_frac, cfg.min_mesh_presence)
+
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, list[Face]]:
+        """The frame as RGB and its confirmed faces' detector boxes, best scored first."""
+        rgb, found = self.find(frame)
+        return rgb, [f.detected for f in found]
 
     def predict_frame(self, frame: np.ndarray, t: float) -> tuple[list[FaceEstimate], int]:
-        """Estimates for the usable faces of one frame, and how many usable faces it has."""
+        """Estimates for the usable faces of one frame, and how many faces it has."""
+        out, found = self._predict_sample(frame, t, None)
+        return out, len(found)
+
+    def _predict_sample(
+        self, frame: np.ndarray, t: float, detail: Any
+    ) -> tuple[list[FaceEstimate], list[FoundFace]]:
         self.stats.samples += 1
-        rgb, faces = self.detect(frame)
+        rgb, found = self.find(frame, detail)
         self._tracks = [tr for tr in self._tracks if t - tr.seen_t <= 2 * self.cfg.reuse_max_s]
         out: list[FaceEstimate] = []
         used: set[int] = set()
-        for face in faces[: max(1, self.cfg.max_faces)]:
+        for face in found[: max(1, self.cfg.max_faces)]:
             if self.emonet is not None:
-                est = self._emonet_face(rgb, face, t, used)
+                est = self._emonet_face(rgb, face, t, used, detail)
             else:
-                est = self._fallback_face(rgb, face)
+                est = self._fallback_face(face)
             if est is not None:
                 out.append(est)
         if out:
             self.stats.face_samples += 1
             self.stats.faces += len(out)
-        return out, len(faces) if out else 0
+        return out, found
 
-    def _fallback_face(self, rgb: np.ndarray, face: Face) -> FaceEstimate | None:
-        assert self.landmarks is not None
-        t0 = time.perf_counter()
-        points, prob = self.landmarks.landmarks(rgb, face)
-        self.stats.model_s += time.perf_counter() - t0
-        if prob < 0.5:  # the mesh model does not see a face in the crop: not usable
+    def _fallback_face(self, found: FoundFace) -> FaceEstimate | None:
+        if found.points is None:  # no mesh model: nothing to read an expression from
             return None
-        v, a = geometry_va(points)
+        v, a = geometry_va(found.points)
         var = float(self.cfg.fallback_var)
-        return FaceEstimate(v, a, var, var, face.score)
+        return FaceEstimate(v, a, var, var, found.face.score)
 
     def _match(self, face: Face, used: set[int]) -> _Track | None:
         best, best_iou = None, 0.3
@@ -330,23 +353,20 @@ class FaceExpert:
         return self.stats.views + extra <= 2 * (self.stats.faces + 1) + self.n_views
 
     def _emonet_face(
-        self, rgb: np.ndarray, face: Face, t: float, used: set[int]
+        self, rgb: np.ndarray, found: FoundFace, t: float, used: set[int], detail: Any = None
     ) -> FaceEstimate | None:
         cfg = self.cfg
         signature: np.ndarray | None = None
-        if self.landmarks is not None:
+        # Small faces are cut from the sample's full-resolution picture (`detail`).
+        face = found.face
+        if found.points is not None:
             # Mesh eye centres level the crop to ~1 degree (BlazeFace's keypoints: ~5).
-            t0 = time.perf_counter()
-            face, prob, points = self.landmarks.refine(rgb, face)
-            self.stats.detect_s += time.perf_counter() - t0
-            if prob < 0.5:
-                return None
             # Expression geometry in inter-ocular units: unlike pixels of the crop, it does
             # not change when detection jitter moves or rescales the crop by a few pixels.
-            signature = np.array(list(geometry_features(points).values()))
-            crop = align_face(rgb, face, crop_scale=EMONET_CROP_SCALE)
+            signature = np.array(list(geometry_features(found.points).values()))
+            crop = align_face(rgb, face, crop_scale=EMONET_CROP_SCALE, detail=detail)
         else:
-            crop = align_face(rgb, face)  # detector box only: a close approximation
+            crop = align_face(rgb, face, detail=detail)  # detector box: an approximation
             signature = _small(crop)
         track = self._match(face, used)
         diff = math.inf

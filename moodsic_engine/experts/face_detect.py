@@ -17,10 +17,12 @@ import os
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+from ..detail import MIN_DETAIL_RATIO
 from ..errors import ResourceError
 
 MODELS_DIR = Path(__file__).with_name("models")
@@ -293,6 +295,14 @@ def make_detector(model: str = "", min_confidence: float = 0.5) -> MediaPipeDete
 
 
 # ----------------------------------------------------------------------------- alignment
+def _from_detail(face: Face, size: int, crop_scale: float, detail: Any | None) -> bool:
+    """Whether a crop is better cut from the sample's detail picture: it would be upscaled
+    from the working frame and the detail picture has more pixels."""
+    if detail is None or detail.scale < MIN_DETAIL_RATIO:
+        return False
+    return crop_scale * face.side < size
+
+
 def alignment_matrix(
     face: Face, size: int = ALIGN_SIZE, crop_scale: float = CROP_SCALE
 ) -> np.ndarray:
@@ -310,13 +320,30 @@ def alignment_matrix(
 
 
 def align_face(
-    rgb: np.ndarray, face: Face, size: int = ALIGN_SIZE, crop_scale: float = CROP_SCALE
+    rgb: np.ndarray,
+    face: Face,
+    size: int = ALIGN_SIZE,
+    crop_scale: float = CROP_SCALE,
+    detail: Any | None = None,
 ) -> np.ndarray:
-    """Crop with margin, rotate so the eyes are level, resize: [size, size, 3] float32 in [0,1]."""
+    """Crop with margin, rotate so the eyes are level, resize: [size, size, 3] float32 in [0,1].
+
+    `face` is in working-frame pixels (`rgb`). With `detail` (the sample's
+    moodsic_engine.detail.DetailFrame) a crop that the working frame would upscale is cut
+    from the detail picture instead: the same geometry, real pixels.
+    """
     m = alignment_matrix(face, size, crop_scale)
-    crop = cv2.warpAffine(
-        rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
-    )
+    if _from_detail(face, size, crop_scale, detail):
+        crop = detail.warp(m, size)
+    else:
+        crop = cv2.warpAffine(
+            rgb,
+            m,
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
     return crop.astype(np.float32) / 255.0
 
 
@@ -338,10 +365,12 @@ class LandmarkModel:
             raise ResourceError(f"OpenCV cannot read the face landmark model: {exc}") from None
         self._outs = self._net.getUnconnectedOutLayersNames()
 
-    def landmarks(self, rgb: np.ndarray, face: Face) -> tuple[np.ndarray, float]:
+    def landmarks(
+        self, rgb: np.ndarray, face: Face, detail: Any | None = None
+    ) -> tuple[np.ndarray, float]:
         """468 (x, y) points in the eyes-level crop's pixel frame (LANDMARK_SIZE square) and
-        the model's face-presence probability."""
-        crop = align_face(rgb, face, LANDMARK_SIZE, LANDMARK_CROP_SCALE)
+        the model's face-presence probability. `detail`: see `align_face`."""
+        crop = align_face(rgb, face, LANDMARK_SIZE, LANDMARK_CROP_SCALE, detail)
         self._net.setInput(cv2.dnn.blobFromImage(crop))
         mesh, presence = self._net.forward(self._outs)
         if mesh.size != 468 * 3:  # output order is not guaranteed
@@ -350,11 +379,13 @@ class LandmarkModel:
         prob = 1.0 / (1.0 + math.exp(-float(np.ravel(presence)[0])))
         return points, prob
 
-    def refine(self, rgb: np.ndarray, face: Face) -> tuple[Face, float, np.ndarray]:
+    def refine(
+        self, rgb: np.ndarray, face: Face, detail: Any | None = None
+    ) -> tuple[Face, float, np.ndarray]:
         """The face re-boxed from the mesh the way EmoNet's training crops were made, with
         eye centres from the mesh (BlazeFace's eye keypoints are off by several degrees of
         roll); the mesh's face-presence probability; the 468 mesh points in frame pixels."""
-        points, prob = self.landmarks(rgb, face)
+        points, prob = self.landmarks(rgb, face, detail)
         back = cv2.invertAffineTransform(alignment_matrix(face, LANDMARK_SIZE, LANDMARK_CROP_SCALE))
         points = transform_points(back, points)
         right, left = eye_centres(points)
