@@ -67,6 +67,9 @@ class SampleRecord:
     stable: dict[str, float]
     held: bool
     faces: int = 0
+    # the face expert's faces: {"box": [x, y, w, h] (0..1 of the frame), "confidence",
+    # "mesh"}; see README "What counts as a face"
+    face_boxes: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,22 +81,26 @@ class CueSheet:
     segments: tuple[Segment, ...]
     summary: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA_ID
+    # The music plan (moodsic_engine.mix.plan.MusicPlan.to_dict) every renderer plays; None
+    # when not placed. It names the segments it was made for, so readers can tell a stale one.
+    placement: dict[str, Any] | None = None
 
     # --- (de)serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         video = dataclasses.asdict(self.video)
         video["fps"] = [self.video.fps.numerator, self.video.fps.denominator]
-        return _finite(
-            {
-                "schema": self.schema,
-                "video": video,
-                "engine": self.engine,
-                "samples": [dataclasses.asdict(s) for s in self.samples],
-                "cuts": list(self.cuts),
-                "segments": [dataclasses.asdict(s) for s in self.segments],
-                "summary": self.summary,
-            }
-        )
+        out = {
+            "schema": self.schema,
+            "video": video,
+            "engine": self.engine,
+            "samples": [dataclasses.asdict(s) for s in self.samples],
+            "cuts": list(self.cuts),
+            "segments": [dataclasses.asdict(s) for s in self.segments],
+            "summary": self.summary,
+        }
+        if self.placement is not None:
+            out["placement"] = self.placement
+        return _finite(out)
 
     def to_json_text(self, base_dir: str | os.PathLike[str] | None = None) -> str:
         """The cue sheet as JSON; with `base_dir` (the folder it is written to), media paths
@@ -166,6 +173,7 @@ class CueSheet:
                 stable=dict(s["stable"]),
                 held=bool(s["held"]),
                 faces=int(s.get("faces", 0)),
+                face_boxes=tuple(dict(b) for b in s.get("face_boxes", ())),
             )
             for s in data["samples"]
         )
@@ -183,6 +191,7 @@ class CueSheet:
             cuts=tuple(float(c) for c in data["cuts"]),
             segments=segments,
             summary=dict(data.get("summary", {})),
+            placement=data.get("placement"),
         )
         check_tiling(sheet.segments, video, source=source)
         return sheet
@@ -207,7 +216,8 @@ class CueSheet:
         return cls.from_dict(data, source=str(p)).relocated(p.parent, stored=False)
 
     def with_segments(self, segments: tuple[Segment, ...] | list[Segment]) -> CueSheet:
-        return dataclasses.replace(self, segments=tuple(segments))
+        # New segments: the music plan made for the old ones no longer applies.
+        return dataclasses.replace(self, segments=tuple(segments), placement=None)
 
 
 _SEGMENT_KEYS = [f.name for f in dataclasses.fields(Segment)]

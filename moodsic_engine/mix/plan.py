@@ -1,6 +1,18 @@
-"""Where the music goes: bar grids (sidecar or librosa), loop lengths, start points and the
-crossfade halves at segment boundaries, and `place_tracks`, which writes the start points into
-the cue sheet so every front end agrees with the mixdown.
+"""Where the music goes: bar grids, loop bodies, start points, cuts and fades, as one plan.
+
+`music_plan` turns a cue sheet and the facts it needs about each track (length, bar grid,
+loudness gain) into a `MusicPlan`: every piece of music with its source in/out, record in/out,
+fades and gain, in samples at the mix rate. The mixdown (`render.render_music`), the OTIO/NLE
+exports (`otio_adapter.timeline`) and the Blender add-on (`blender_addon/placement.py`, which
+reads the plan from the cue sheet's "placement") all render that same plan; none of them
+computes loop points itself.
+
+Loops follow the bar grid: the lead-in (the audio before the first downbeat) plays once, then
+a body of whole bars (first downbeat to the last whole bar's end) repeats, so downbeats stay
+evenly spaced across every wrap. A segment's track enters with its downbeat on the boundary
+and leaves at a bar line: the outgoing fade ends on the downbeat nearest the crossfade's end
+(at or after the boundary), and the last segment ends on its last downbeat before the video's
+end. Without a grid the whole track is the body and cuts fall where the crossfade ends.
 
 Beat grids come from a `<audio file>.beats.json` sidecar (the built-in library writes them)
 or, when `MixConfig.beat_align` is on, from librosa's beat tracker.
@@ -8,114 +20,92 @@ or, when `MixConfig.beat_align` is on, from librosa's beat tracker.
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..config import MixConfig
-from ..cue import CueSheet
+from ..cue import CueSheet, Segment
 from ..ffmpeg import quiet_native_stderr
 from .audio import read_audio
+from .grid import BeatGrid, _sidecar_grid, beat_grid  # noqa: F401 - mix.plan._sidecar_grid
+from .loudness import track_gain
+
+# ----------------------------------------------------------------------------- track facts
+_LOOP_JOIN_S = 0.03  # crossfade at a loop's wrap point (the audio past the bar fades out)
+_START_FADE_S = 0.01  # the first segment's fade from silence at the video's start
+_END_FADE_MIN_S = 0.05  # the shortest fade to silence at the video's end
+_NO_END = 1 << 60  # a track of unknown length: it never wraps
 
 
 @dataclass(frozen=True)
-class BeatGrid:
-    bar_s: float  # length of one bar
-    first_s: float  # first downbeat
+class TrackFacts:
+    """What the plan needs to know about one track, at the plan's rate.
 
-    # A time within this of a downbeat is on it. Cue sheets keep in-points to 6 decimals, so a
-    # downbeat read back from one can sit up to 5e-7 s late; a tighter tolerance moved such a
-    # track a whole bar each time a placed cue was placed again.
-    _ON_BEAT_S = 2e-6
+    `frames`: its length in samples (None: unknown, so it is never looped); `grid`: its bar
+    grid, if any; `gain_db`: the gain that brings it to the target loudness (None: not
+    measured)."""
 
-    def downbeat_at_or_after(self, t: float) -> float:
-        k = math.ceil((t - self.first_s - self._ON_BEAT_S) / self.bar_s)
-        return self.first_s + max(0, k) * self.bar_s
-
-    def downbeat_at_or_before(self, t: float) -> float:
-        k = math.floor((t - self.first_s + self._ON_BEAT_S) / self.bar_s)
-        return self.first_s + max(0, k) * self.bar_s
+    frames: int | None
+    grid: BeatGrid | None = None
+    gain_db: float | None = None
 
 
-_BAR_RANGE_S = (0.25, 30.0)  # a bar of 4 beats at 960..8 BPM: anything else is not a grid
+def track_facts(
+    path: str,
+    sr: int,
+    *,
+    detect: bool,
+    target_lufs: float | None = None,
+    audio: np.ndarray | None = None,
+) -> TrackFacts:
+    """The facts of the track at `path` at rate `sr`.
+
+    `audio` (already decoded, [n, 2] at `sr`) is used when given; otherwise the file is
+    decoded when the length, the grid (no sidecar and `detect`) or the loudness
+    (`target_lufs` set) needs it, and only its header is read otherwise."""
+    if audio is None and target_lufs is None:
+        grid = beat_grid(path, np.zeros((0, 2), dtype=np.float32), sr, detect=False)
+        if grid is not None or not detect:
+            frames = _header_frames(path, sr)
+            if frames is not None:
+                return TrackFacts(frames, grid)
+    y = read_audio(path, sr) if audio is None else audio
+    grid = beat_grid(path, y, sr, detect=detect)
+    gain = None
+    if target_lufs is not None:
+        gain = round(20 * math.log10(max(track_gain(y, sr, target_lufs), 1e-12)), 6)
+    return TrackFacts(len(y), grid, gain)
 
 
-def _sidecar_grid(d: Any) -> BeatGrid | None:
-    """A `.beats.json` sidecar's grid ({"bar_s"} or {"tempo_bpm", "beats_per_bar"}, plus
-    "first_beat_s"), or None when it does not describe a usable one: zero/negative/absurd
-    tempos or bars, non-finite numbers, booleans and non-objects are ignored (they crashed
-    placement or put a track's start at 1e9 s). The first downbeat is taken within one bar."""
+def _header_frames(path: str, sr: int) -> int | None:
+    """A file's length in samples at `sr` from its header (None when soundfile cannot tell)."""
+    try:
+        import soundfile as sf
 
-    def num(x: Any) -> float | None:
-        if isinstance(x, bool) or not isinstance(x, int | float | str):
-            return None
-        try:
-            v = float(x)
-        except ValueError:
-            return None
-        return v if math.isfinite(v) else None
-
-    if not isinstance(d, dict):
+        with quiet_native_stderr(path):
+            info = sf.info(path)
+        return int(round(info.frames * sr / info.samplerate))
+    except (RuntimeError, OSError, ValueError, ZeroDivisionError):
         return None
-    bar = num(d.get("bar_s"))
-    if bar is None or bar <= 0:
-        tempo, beats = num(d.get("tempo_bpm")), num(d.get("beats_per_bar", 4))
-        if tempo is None or beats is None or tempo <= 0 or beats < 1 or beats != int(beats):
-            return None
-        bar = 60.0 / tempo * beats
-    if not _BAR_RANGE_S[0] <= bar <= _BAR_RANGE_S[1]:
-        return None
-    first = num(d.get("first_beat_s", 0.0))
-    return BeatGrid(bar_s=bar, first_s=(first or 0.0) % bar)
 
 
-def beat_grid(path: str, y: np.ndarray, sr: int, *, detect: bool) -> BeatGrid | None:
-    """A track's bar grid: from its `.beats.json` sidecar, else librosa when `detect`."""
-    side = Path(f"{path}.beats.json")
-    if side.is_file():
-        try:
-            grid = _sidecar_grid(json.loads(side.read_text(encoding="utf-8")))
-            if grid is not None:
-                return grid
-        except (OSError, ValueError, RecursionError):
-            pass  # unreadable sidecar: as if there were none
-    if not detect or len(y) < sr * 4:
-        return None
-    import librosa
-
-    mono = (
-        librosa.resample(y.mean(axis=1), orig_sr=sr, target_sr=22050)
-        if sr != 22050
-        else y.mean(axis=1)
-    )
-    tempo, beats = librosa.beat.beat_track(y=mono, sr=22050, units="time")
-    tempo = float(np.atleast_1d(tempo)[0])
-    if not np.isfinite(tempo) or tempo < 40 or len(beats) < 8:
-        return None
-    beat_s = 60.0 / tempo
-    # Downbeat phase: the beat (of four) with the strongest onsets starts the bar.
-    env = librosa.onset.onset_strength(y=mono, sr=22050)
-    frames = librosa.time_to_frames(beats, sr=22050)
-    frames = frames[frames < len(env)]
-    strength = [float(env[frames[p::4]].mean()) if len(frames[p::4]) else 0.0 for p in range(4)]
-    phase = int(np.argmax(strength))
-    first = float(beats[phase]) if phase < len(beats) else float(beats[0])
-    first = first % (4 * beat_s)
-    return BeatGrid(bar_s=4 * beat_s, first_s=first)
-
-
-def _loop_len(y: np.ndarray, sr: int, grid: BeatGrid | None) -> int:
-    """The loop body: whole bars from the grid's first downbeat, else the whole track."""
+def loop_body(frames: int | None, sr: int, grid: BeatGrid | None) -> tuple[int, int]:
+    """(first, end) samples of the loop body: whole bars from the first downbeat; the lead-in
+    before it plays only once. Without a grid (or less than one whole bar) the whole track."""
+    if frames is None:
+        return 0, _NO_END
     if grid is None:
-        return len(y)
-    bars = math.floor((len(y) / sr - grid.first_s) / grid.bar_s + 1e-6)
+        return 0, frames
+    bars = math.floor((frames / sr - grid.first_s) / grid.bar_s + 1e-6)
     if bars < 1:
-        return len(y)
-    return int(round((grid.first_s + bars * grid.bar_s) * sr))
+        return 0, frames
+    first = int(round(grid.first_s * sr))
+    end = min(frames, int(round((grid.first_s + bars * grid.bar_s) * sr)))
+    return (first, end) if end > first else (0, frames)
 
 
 def _start_s(in_s: float, grid: BeatGrid | None, lead_s: float, loop_s: float) -> float:
@@ -140,58 +130,300 @@ def _start_s(in_s: float, grid: BeatGrid | None, lead_s: float, loop_s: float) -
     return p0_s
 
 
-def _halves(cue: CueSheet, cfg: MixConfig) -> tuple[list[int], list[int]]:
-    sr = int(cfg.sample_rate)
-    n = int(round(cue.video.duration_s * sr))
-    bounds = [int(round(s.start_s * sr)) for s in cue.segments] + [n]
-    halves = [0] * (len(cue.segments) + 1)
-    for i in range(1, len(cue.segments)):
+def _halves(
+    segments: Sequence[Segment], duration_s: float, sr: int, crossfade_s: float
+) -> tuple[list[int], list[int]]:
+    """Segment bounds (samples, plus the video's end) and the half crossfade at each inner
+    boundary, limited by half of each neighbouring segment."""
+    n = int(round(duration_s * sr))
+    bounds = [int(round(s.start_s * sr)) for s in segments] + [n]
+    halves = [0] * (len(segments) + 1)
+    for i in range(1, len(segments)):
         left = bounds[i] - bounds[i - 1]
         right = bounds[i + 1] - bounds[i]
-        halves[i] = int(max(0, min(cfg.crossfade_s * sr / 2, left / 2, right / 2)))
+        halves[i] = int(max(0, min(crossfade_s * sr / 2, left / 2, right / 2)))
     return bounds, halves
 
 
-def _grid_and_loop_s(path: str, sr: int, *, detect: bool) -> tuple[BeatGrid | None, float]:
-    """A track's bar grid and loop length. With a `.beats.json` sidecar only the file's header
-    is read (placement runs for every cue sheet, so it must not decode whole tracks)."""
-    no_audio = np.zeros((0, 2), dtype=np.float32)
-    grid = beat_grid(path, no_audio, sr, detect=False)
-    if grid is not None:
-        try:
-            import soundfile as sf
+# ----------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class Piece:
+    """One pass through a track's file, in samples at the plan's rate.
 
-            with quiet_native_stderr(path):
-                frames = int(round(sf.info(path).duration * sr))
-            return grid, _loop_len(np.empty((frames, 0)), sr, grid) / sr
-        except (RuntimeError, OSError, ValueError):
-            pass  # not a soundfile format (MP3 on old libsndfile...): decode below
-    y = read_audio(path, sr)
-    grid = beat_grid(path, y, sr, detect=detect)
-    return grid, _loop_len(y, sr, grid) / sr
+    The track plays source samples [src_in, src_out) at record (video) samples
+    [rec_in, rec_out). Fades are equal-power quarter-sine ramps inside that range: up over
+    the first `fade_in` samples, down over the last `fade_out`. `join` > 0 at a loop's wrap:
+    the audio past `src_out` goes on for `join` samples after `rec_out`, fading out (cosine)
+    while the next pass fades in. `gain_db` brings the track to the target loudness (None:
+    not measured). `loop` counts the passes within the segment (0: the one that enters)."""
+
+    segment: int
+    track_id: str
+    loop: int
+    rec_in: int
+    rec_out: int
+    src_in: int
+    fade_in: int = 0
+    fade_out: int = 0
+    join: int = 0
+    gain_db: float | None = None
+
+    @property
+    def src_out(self) -> int:
+        return self.src_in + self.rec_out - self.rec_in
+
+    @property
+    def length(self) -> int:
+        return self.rec_out - self.rec_in
+
+
+_PIECE_KEYS = ("segment", "track_id", "loop", "rec_in", "rec_out", "src_in", "fade_in",
+               "fade_out", "join", "gain_db")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MusicPlan:
+    """Every music piece of a cue sheet, in time order of entry; samples at `rate`.
+
+    `segments` records what the plan was made for (per segment: start and end frame, track
+    id, in-point), so a reader can tell a plan that no longer fits its cue sheet."""
+
+    rate: int
+    length: int  # the video's length in samples
+    crossfade_s: float
+    segments: tuple[tuple[int, int, str | None, float | None], ...]
+    pieces: tuple[Piece, ...]
+
+    def for_segment(self, index: int) -> tuple[Piece, ...]:
+        return tuple(p for p in self.pieces if p.segment == index)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cue sheet's "placement" object (plain JSON)."""
+        return {
+            "rate": self.rate,
+            "length": self.length,
+            "crossfade_s": self.crossfade_s,
+            "segments": [list(s) for s in self.segments],
+            "pieces": [{k: getattr(p, k) for k in _PIECE_KEYS} for p in self.pieces],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MusicPlan:
+        return cls(
+            rate=int(data["rate"]),
+            length=int(data["length"]),
+            crossfade_s=float(data["crossfade_s"]),
+            segments=tuple(
+                (int(a), int(b), None if t is None else str(t), None if s is None else float(s))
+                for a, b, t, s in data["segments"]
+            ),
+            pieces=tuple(Piece(**{k: p[k] for k in _PIECE_KEYS if k in p}) for p in data["pieces"]),
+        )
+
+    def fits(
+        self, cue: CueSheet, *, rate: int | None = None, crossfade_s: float | None = None
+    ) -> bool:
+        """Whether this plan was made for `cue` as it is now (and this rate and crossfade)."""
+        if rate is not None and rate != self.rate:
+            return False
+        if crossfade_s is not None and abs(crossfade_s - self.crossfade_s) > 1e-9:
+            return False
+        return self.length == int(round(cue.video.duration_s * self.rate)) and (
+            self.segments == segment_key(cue.segments)
+        )
+
+
+def segment_key(
+    segments: Sequence[Segment],
+) -> tuple[tuple[int, int, str | None, float | None], ...]:
+    return tuple(
+        (
+            int(s.start_frame),
+            int(s.end_frame),
+            s.track.id if s.track is not None and s.track.path else None,
+            round(float(s.track.in_s), 6) if s.track is not None and s.track.path else None,
+        )
+        for s in segments
+    )
+
+
+def stored_plan(
+    cue: CueSheet, *, rate: int | None = None, crossfade_s: float | None = None
+) -> MusicPlan | None:
+    """The plan the cue sheet carries ("placement"), when it still fits the cue sheet."""
+    data = getattr(cue, "placement", None)
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        found = MusicPlan.from_dict(data)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return found if found.fits(cue, rate=rate, crossfade_s=crossfade_s) else None
+
+
+def _passes(q0: int, count: int, first: int, end: int) -> list[tuple[int, int, int]]:
+    """(record offset, source in, length) of each pass reading `count` samples from `q0`:
+    on to the body's end, then the body again from its first downbeat."""
+    out: list[tuple[int, int, int]] = []
+    off, q = 0, q0
+    while off < count:
+        take = min(count - off, end - q)
+        out.append((off, q, take))
+        off, q = off + take, first
+    return out
+
+
+def _downbeats(passes: list[tuple[int, int, int]], a: int, grid: BeatGrid, sr: int) -> list[int]:
+    """Record samples where the played audio reaches a downbeat (a pass's wrap point too)."""
+    found: list[int] = []
+    bar, first = grid.bar_s * sr, grid.first_s * sr
+    for off, src, take in passes:
+        k = max(0, math.ceil((src - first) / bar - 1e-9))
+        while first + k * bar <= src + take + 1:
+            found.append(a + off + int(round(first + k * bar - src)))
+            k += 1
+    return sorted(set(found))
+
+
+def music_plan(
+    cue: CueSheet, facts: Mapping[str, TrackFacts], *, rate: int, crossfade_s: float
+) -> MusicPlan:
+    """The placement of every segment's track (see the module docstring), as pieces.
+
+    `facts` maps each track path of the cue sheet to its `TrackFacts` at `rate`. Pure: reads
+    no file. Segments without a track (or without a file) get no piece."""
+    sr = int(rate)
+    segs = cue.segments
+    bounds, halves = _halves(segs, cue.video.duration_s, sr, crossfade_s)
+    n, last = bounds[-1], len(segs) - 1
+    join = int(_LOOP_JOIN_S * sr)
+    pieces: list[Piece] = []
+    for i, seg in enumerate(segs):
+        tr = seg.track
+        if tr is None or not tr.path:
+            continue
+        f = facts[tr.path]
+        first, end = loop_body(f.frames, sr, f.grid)
+        s0, s1, h_in, h_out = bounds[i], bounds[i + 1], halves[i], halves[i + 1]
+        p0 = int(round(_start_s(tr.in_s, f.grid, h_in / sr, end / sr) * sr))
+        if p0 >= end:
+            p0 = first
+        a, q0 = s0 - h_in, p0 - h_in
+        if q0 < 0:  # shorter than the fade-in's lead: the body's tail is the pre-roll
+            q0 = first + (q0 - first) % (end - first)
+        fade_in = 2 * h_in if h_in else (int(round(_START_FADE_S * sr)) if i == 0 else 0)
+        # Where the track stops: on a downbeat, when the grid gives one in reach.
+        if i < last:
+            cut, reach = s1 + h_out, s1 + (bounds[i + 2] - s1) // 2
+            fade_from = s1 - h_out
+        else:
+            cut = reach = n
+            fade_from = n - int(min(n - a, max(_END_FADE_MIN_S * sr, crossfade_s * sr)))
+        if f.grid is not None and (i == last or h_out > 0):
+            beats = _downbeats(_passes(q0, reach - a, first, end), a, f.grid, sr)
+            if i < last:  # the downbeat nearest the crossfade's end, not before the boundary
+                near = [x for x in beats if s1 <= x <= reach]
+                if near:
+                    cut = min(near, key=lambda x: (abs(x - cut), x))
+            else:  # the last downbeat that leaves room for the fade after the fade-in
+                fade = n - fade_from
+                room = [x for x in beats if s0 + h_in + fade <= x <= n]
+                if room:
+                    cut, fade_from = max(room), max(room) - fade
+        passes = _passes(q0, cut - a, first, end)
+        # A fade never crosses a wrap: the track stops at the wrap (a downbeat) instead, or,
+        # when that would end it before the boundary, the fade is shortened to the last pass.
+        while len(passes) > 1 and a + passes[-1][0] > fade_from:
+            wrap = a + passes[-1][0]
+            if i < last and wrap < s1:
+                break
+            if i == last:
+                fade_from -= cut - wrap
+            cut = wrap
+            passes = passes[:-1]
+        fade_out = cut - max(fade_from, a + passes[-1][0])
+        if i < last and h_out == 0:
+            fade_out = 0
+        pieces.extend(
+            _pass_pieces(i, tr.id, passes, a, fade_in, fade_out, join, f.frames, f.gain_db)
+        )
+    return MusicPlan(
+        rate=sr,
+        length=n,
+        crossfade_s=float(crossfade_s),
+        segments=segment_key(segs),
+        pieces=tuple(pieces),
+    )
+
+
+def _pass_pieces(
+    segment: int,
+    track_id: str,
+    passes: list[tuple[int, int, int]],
+    a: int,
+    fade_in: int,
+    fade_out: int,
+    join: int,
+    frames: int | None,
+    gain_db: float | None,
+) -> list[Piece]:
+    """A segment's passes as pieces: its fades at the ends, a loop join at each wrap."""
+    out: list[Piece] = []
+    last = len(passes) - 1
+    enter = fade_in
+    for k, (off, src, take) in enumerate(passes):
+        fin, fout, tail = min(enter, take), 0, 0
+        if k == last:
+            fout = fade_out
+        else:
+            j = min(join, take, passes[k + 1][2])
+            if frames is not None and src + take + j <= frames:
+                tail = j  # the audio past the wrap fades out under the next pass
+            else:
+                fout = j  # nothing past it: a short fade out before the wrap
+            enter = j
+        fout = max(0, min(fout, take - fin))
+        out.append(
+            Piece(segment, track_id, k, a + off, a + off + take, src, fin, fout, tail, gain_db)
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- cue sheets
+def cue_facts(cue: CueSheet, cfg: MixConfig) -> dict[str, TrackFacts]:
+    """Facts for every track of the cue sheet, decoded and measured (as the mixdown does)."""
+    out: dict[str, TrackFacts] = {}
+    for seg in cue.segments:
+        tr = seg.track
+        if tr is not None and tr.path and tr.path not in out:
+            out[tr.path] = track_facts(
+                tr.path, int(cfg.sample_rate), detect=cfg.beat_align, target_lufs=cfg.target_lufs
+            )
+    return out
 
 
 def place_tracks(cue: CueSheet, cfg: MixConfig | None = None) -> CueSheet:
-    """The cue with each track's `in_s` set to where the mixdown really starts it.
+    """The cue with each track's `in_s` set to where the mixdown really starts it, and its
+    "placement": the plan the mixdown, the OTIO exports and the Blender add-on all render.
 
-    Timeline front ends (OTIO, Blender) that place strips from the cue then agree with the
-    mixdown; calling the mixers on the result changes nothing (the positions are fixed points).
+    Calling it (or the mixers) on the result changes nothing: the positions are fixed points.
     """
     import dataclasses
 
     cfg = cfg or MixConfig()
     sr = int(cfg.sample_rate)
-    _, halves = _halves(cue, cfg)
-    grids: dict[str, tuple[BeatGrid | None, float]] = {}
+    _, halves = _halves(cue.segments, cue.video.duration_s, sr, cfg.crossfade_s)
+    facts = cue_facts(cue, cfg)
     segs = []
     for i, seg in enumerate(cue.segments):
         tr = seg.track
         if tr is None or not tr.path:
             segs.append(seg)
             continue
-        if tr.path not in grids:
-            grids[tr.path] = _grid_and_loop_s(tr.path, sr, detect=cfg.beat_align)
-        grid, loop_s = grids[tr.path]
-        start = round(_start_s(tr.in_s, grid, halves[i] / sr, loop_s), 6)
+        f = facts[tr.path]
+        end = loop_body(f.frames, sr, f.grid)[1]
+        start = round(_start_s(tr.in_s, f.grid, halves[i] / sr, end / sr), 6)
         segs.append(dataclasses.replace(seg, track=dataclasses.replace(tr, in_s=start)))
-    return cue.with_segments(segs)
+    placed = cue.with_segments(segs)
+    plan = music_plan(placed, facts, rate=sr, crossfade_s=cfg.crossfade_s)
+    return dataclasses.replace(placed, placement=plan.to_dict())
