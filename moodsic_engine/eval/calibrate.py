@@ -90,6 +90,8 @@ def _with_tta_scale(entry: ExpertCalibration, d: Labelled) -> ExpertCalibration:
     )
     ok = np.all(np.isfinite(d.raw) & np.isfinite(d.pred) & np.isfinite(d.truth), axis=1)
     spread = np.maximum(d.raw[ok] - np.asarray(floor), 0.0) / max(cfg.tta_var_scale, 1e-9)
+    if not len(spread) or float(spread.mean()) < 1e-6:  # no TTA spread seen: nothing to fit
+        return entry
     s_v, s_a = fit_tta_scale(spread, (d.pred[ok] - d.truth[ok]) ** 2, floor)
     notes = {**entry.notes, "tta_scale": [s_v, s_a], "tta_scale_before": cfg.tta_var_scale}
     return dataclasses.replace(entry, notes=notes)

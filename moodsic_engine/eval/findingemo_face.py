@@ -108,6 +108,8 @@ class FaceEvalResult:
     rows: dict[str, dict[str, Any]]
     faces_found_share: float
     test_images: int
+    calibration: Path | None = None  # the variance calibration fitted on validation faces
+    calibration_lines: tuple[str, ...] = ()
 
     def summary_lines(self) -> list[str]:
         lines = [
@@ -119,6 +121,7 @@ class FaceEvalResult:
                 f"  {name}: V-MAE {fmt(r.get('v_mae'))} A-MAE {fmt(r.get('a_mae'))} "
                 f"rho {fmt(r.get('rho_v'))}/{fmt(r.get('rho_a'))} (FindingEmo units, n={r.get('n')})"
             )
+        lines.extend(self.calibration_lines)
         lines.append(f"report: {self.report_md}")
         return lines
 
@@ -178,6 +181,8 @@ def evaluate_face_findingemo(
     share = float(has.mean())
     rows: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
+    cal_path: Path | None = None
+    cal_lines: list[str] = []
     mode = getattr(expert, "mode", "?")
     if has.sum() >= 1:
         raw = metrics(te.pred[has], te.y[has])
@@ -194,6 +199,8 @@ def evaluate_face_findingemo(
                 f"calibration (val, {int(vhas.sum())} images with faces): "
                 f"v' = {coef[0, 0]:.3f} v + {coef[0, 1]:.3f}, a' = {coef[1, 0]:.3f} a + {coef[1, 1]:.3f}"
             )
+            cal_path, cal_lines = _variance_calibration(va, vhas, te, has, mode, Path(out_dir))
+            notes += cal_lines
         else:
             notes.append(
                 f"calibrated row skipped: {int(vhas.sum())} validation images with faces (need {MIN_CALIBRATION})"
@@ -249,7 +256,51 @@ def evaluate_face_findingemo(
             indent=2,
         ),
     )  # fmt: skip
-    return FaceEvalResult(md_path, js, rows, share, len(te.rel_paths))
+    summary = tuple(f"  {line}" for line in cal_lines)
+    return FaceEvalResult(md_path, js, rows, share, len(te.rel_paths), cal_path, summary)
+
+
+def _variance_calibration(
+    va: FacePredictions,
+    vhas: np.ndarray,
+    te: FacePredictions,
+    has: np.ndarray,
+    mode: str,
+    out: Path,
+) -> tuple[Path, list[str]]:
+    """The face expert's variance map fitted on the validation faces (each image its own
+    group), written as `calibration.json`; its coverage measured on the test faces."""
+    from ..calibration import FILE_NAME, coverage, save_calibration
+    from .calibrate import Labelled, fit_all
+
+    n = int(vhas.sum())
+    val = Labelled(
+        "face", mode, va.var[vhas], va.pred[vhas], va.y[vhas], np.arange(n), np.zeros(n, int)
+    )
+    cal = fit_all([val], f"eval findingemo, {n} validation images with faces")
+    path = save_calibration(out / FILE_NAME, cal)
+    (entry,) = cal.experts
+    cv, ca = entry.apply(te.var[has, 0], te.var[has, 1])
+    raw = coverage(te.var[has, 0], te.var[has, 1], te.pred[has], te.y[has])
+    got = coverage(cv, ca, te.pred[has], te.y[has])
+
+    def pct(d: dict[str, Any], key: str) -> str:
+        return f"{fmt(d.get(key + '_v'))}/{fmt(d.get(key + '_a'))}"
+
+    lines = [
+        f"variance calibration written: {path} (fitted on {n} validation faces; use it with "
+        "`moodsic score --calibration`)",
+        f"test faces within 1 sd (nominal 0.68) V/A: raw {pct(raw, 'within_1sd')}, calibrated "
+        f"{pct(got, 'within_1sd')}; within 2 sd (nominal 0.95): raw {pct(raw, 'within_2sd')}, "
+        f"calibrated {pct(got, 'within_2sd')}",
+    ]
+    if "tta_scale" in entry.notes:
+        s = entry.notes["tta_scale"]
+        lines.append(
+            f"face TTA scale refitted: V {s[0]:.3f}, A {s[1]:.3f} (hand-set "
+            f"{entry.notes['tta_scale_before']})"
+        )
+    return path, lines
 
 
 # ----------------------------------------------------------------------------- both experts
