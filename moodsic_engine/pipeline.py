@@ -78,7 +78,11 @@ def analyze_video(
     from .calibration import calibration_for
 
     calibration = calibration_for(config)  # read before decoding: a bad file stops at once
-    sampler = sample_video(video, config.sample, start_s=start_s, end_s=end_s, batch_size=16)
+    # experts that cut crops from full-resolution frames (the face expert) get them per batch
+    detail = any(getattr(e, "wants_detail", False) for e in experts.experts)
+    sampler = sample_video(
+        video, config.sample, start_s=start_s, end_s=end_s, batch_size=16, detail=detail
+    )
     info = sampler.info
     total = sampler.expected_samples()
     parts: dict[str, list[Estimates]] = {e.name: [] for e in experts.experts}
@@ -132,6 +136,7 @@ def analyze_video(
 def _sample_records(a: Analysis) -> tuple[SampleRecord, ...]:
     records = []
     faces = a.faces
+    boxes = next((s.boxes for s in a.series if s.boxes is not None), None)
     for i, ti in enumerate(a.t):
         experts = {
             s.name: {
@@ -159,9 +164,16 @@ def _sample_records(a: Analysis) -> tuple[SampleRecord, ...]:
                 stable={"v": float(a.stable_va[i, 0]), "a": float(a.stable_va[i, 1])},
                 held=bool(a.held[i]),
                 faces=int(faces[i]),
+                face_boxes=_face_boxes(boxes[i]) if boxes is not None else (),
             )
         )
     return tuple(records)
+
+
+def _face_boxes(found: tuple[tuple[float, ...], ...]) -> tuple[dict[str, Any], ...]:
+    """A sample's faces for the cue sheet: box [x, y, w, h] normalised to the frame, the
+    detector's confidence and the face mesh's presence (-1: no mesh ran)."""
+    return tuple({"box": list(f[:4]), "confidence": f[4], "mesh": f[5]} for f in found)
 
 
 def choose_tracks(
