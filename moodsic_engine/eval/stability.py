@@ -1,9 +1,12 @@
-"""`moodsic bench stability`: does the score follow real mood changes without flapping?
+"""`moodsic bench stability`: does the score follow real mood changes without flapping, and
+does it beat the reference implementation's stabilizer?
 
-Synthetic clips with known mood segments are turned into three noisy expert series
-(Gaussian jitter, stretches where an expert is absent, short over-confident spikes),
-then run through the real fuse -> stabilize -> segment_moods. Predicted boundaries are
-compared with the true ones:
+Synthetic clips with known mood segments (`stability_data`: three noisy experts, and spans
+of high uncertainty: dark, blurred, occluded, faces lost) go through the real fuse ->
+stabilize -> segment_moods, and through the reference prototype's stabilizer and mood
+switching (`stability_reference`: EMA alpha 0.7, hold while variance > 0.4, no maximum
+hold, no hysteresis, no cut snapping, a forced switch after a 4 s dwell) on the same fused
+series. Predicted boundaries are compared with the true ones:
 
 - precision / recall / F1: a predicted boundary is a hit when it lies within +-1 s of a
   true boundary (one-to-one, nearest pairs first);
@@ -11,15 +14,14 @@ compared with the true ones:
 - mean boundary lag: predicted minus true time for boundaries found within +-5 s
   (positive = late).
 
-Our defaults are reported beside the naive setting (EMA alpha 0.7, gate 0.4, no
-hysteresis, a fixed short dwell), and a grid search over the stabilizer/segmenter
+Every figure is given per seed (each seed its own set of clips) and pooled over the seeds,
+with how much ours beats the reference by. A grid search over our stabilizer/segmenter
 settings writes the best settings (TOML) and a trade-off plot.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -28,161 +30,39 @@ from typing import Any
 import numpy as np
 
 from ..config import Config
-from ..experts.base import ExpertSeries
-from ..fileio import atomic_path, write_text_atomic
 from ..fusion import fuse
-from ..library.clusters import MoodClusters, name_clusters, slugify_unique
+from ..library.clusters import MoodClusters
 from ..progress import ProgressFn, no_progress
 from ..segment import segment_moods
 from ..stabilize import stabilize
-from .metrics import fmt, json_clean
-from .provenance import provenance, provenance_markdown
+from .metrics import fmt
+from .stability_data import (
+    UNCERTAIN_KINDS,
+    SyntheticClip,
+    UncertainSpan,
+    bench_clusters,
+    make_clip,
+)
+from .stability_reference import (
+    REFERENCE,
+    ReferenceSettings,
+    reference_boundaries,
+    reference_stabilize,
+    reference_switches,
+)
 
 TOLERANCE_S = 1.0
 LAG_WINDOW_S = 5.0
-NAIVE_DWELL_S = 4.0
 FPS = Fraction(25)
+GATES_SHOWN = (0.1, 0.2, 0.4)  # the share of samples above each is reported
 
 GRID: dict[str, tuple[float, ...]] = {
-    "stabilize.ema_alpha": (0.2, 0.35, 0.5, 0.7),
+    "stabilize.ema_alpha": (0.35, 0.5, 0.6, 0.7),
     "stabilize.gate": (0.1, 0.2, 0.4),
-    "segment.switch_penalty": (0.0, 2.0, 6.0, 12.0),
+    "stabilize.max_hold_s": (3.0, 6.0, 12.0),
+    "segment.switch_penalty": (2.0, 4.0, 8.0),
     "segment.min_segment_s": (4.0, 8.0, 12.0),
 }
-
-
-def naive_config(base: Config | None = None) -> Config:
-    """The reference system's setting: fast EMA, loose gate, no hysteresis, fixed short dwell."""
-    return (base or Config()).replace(
-        **{
-            "stabilize.ema_alpha": 0.7,
-            "stabilize.gate": 0.4,
-            "segment.switch_penalty": 0.0,
-            "segment.min_segment_s": NAIVE_DWELL_S,
-        }
-    )
-
-
-def bench_clusters() -> MoodClusters:
-    """Four mood clusters, one per V/A quadrant (what a balanced library fits)."""
-    centroids = np.array([[-0.3, -0.3], [-0.3, 0.3], [0.3, -0.3], [0.3, 0.3]])
-    labels = name_clusters(centroids)
-    return MoodClusters(
-        center=np.zeros(2),
-        scale=np.ones(2),
-        weights=np.full(4, 0.25),
-        means=centroids,
-        variances=np.full((4, 2), 0.2**2),
-        slugs=tuple(slugify_unique(labels)),
-        labels=tuple(labels),
-    )
-
-
-# ----------------------------------------------------------------------------- synthetic clips
-@dataclass(frozen=True)
-class SyntheticClip:
-    t: np.ndarray
-    true_va: np.ndarray  # [N, 2]
-    boundaries: tuple[float, ...]  # true mood changes, seconds
-    labels: tuple[int, ...]  # cluster of each true segment
-    series: tuple[ExpertSeries, ...]
-    cuts: tuple[float, ...]
-    duration_s: float
-
-
-def _on_off(rng: np.random.Generator, n: int, dt: float, on_s: float, off_s: float) -> np.ndarray:
-    """Presence as alternating stretches with exponential lengths (an expert coming and going)."""
-    present = np.zeros(n, dtype=bool)
-    i, state = 0, bool(rng.random() < on_s / (on_s + off_s))
-    while i < n:
-        length = max(1, int(round(rng.exponential(on_s if state else off_s) / dt)))
-        present[i : i + length] = state
-        i += length
-        state = not state
-    return present
-
-
-def make_clip(
-    seed: int,
-    duration_s: float = 180.0,
-    sample_fps: float = 2.0,
-    *,
-    jitter: float = 1.0,
-    spike_rate: float = 0.03,
-    clusters: MoodClusters | None = None,
-) -> SyntheticClip:
-    """A clip with segments of 12-40 s, each in one cluster, seen by three noisy experts.
-
-    Clusters sit at +-0.3 (a DEAM-like library). Noise is AR(1) (correlation 0.8 per 0.5 s).
-    scene: always present, sigma 0.22, roughly calibrated variance; face: present in
-    stretches (mean 15 s on, 8 s off), sigma 0.18; grammar: always present, weak (shrunk
-    toward 0, sigma 0.3). Each expert spikes (1-3 samples of a random value with its usual,
-    i.e. over-confident, variance) at `spike_rate` per sample. `jitter` scales every sigma.
-    """
-    rng = np.random.default_rng(seed)
-    clusters = clusters or bench_clusters()
-    cents = clusters.centroids
-    dt = 1.0 / sample_fps
-    n = int(round(duration_s * sample_fps))
-    t = np.arange(n) * dt
-    bounds: list[float] = []
-    labels: list[int] = [int(rng.integers(len(cents)))]
-    pos = rng.uniform(12.0, 40.0)
-    while pos < duration_s - 12.0:
-        bounds.append(round(float(pos), 3))
-        labels.append(int(rng.choice([k for k in range(len(cents)) if k != labels[-1]])))
-        pos += rng.uniform(12.0, 40.0)
-    seg = np.searchsorted(np.asarray(bounds), t, side="right")
-    drift = 0.05 * np.stack([np.sin(t / 9.0 + seed), np.cos(t / 13.0 + 2 * seed)], axis=1)
-    true_va = np.clip(cents[np.asarray(labels)[seg]] + drift, -1, 1)
-
-    def expert(
-        name: str, sigma: float, var: tuple[float, float], present: np.ndarray, shrink: float
-    ) -> ExpertSeries:
-        s = sigma * jitter
-        # AR(1) noise: real expert errors persist for seconds (a misread shot), which is
-        # what makes a score flap; white noise would average away.
-        rho = 0.8 ** (1.0 / (sample_fps * 0.5))
-        noise = np.zeros((n, 2))
-        eps = rng.normal(0.0, s * np.sqrt(1 - rho**2), size=(n, 2))
-        noise[0] = rng.normal(0.0, s, size=2)
-        for i in range(1, n):
-            noise[i] = rho * noise[i - 1] + eps[i]
-        va = shrink * true_va + noise
-        spikes = np.flatnonzero(rng.random(n) < spike_rate)
-        for i in spikes:
-            va[i : i + int(rng.integers(1, 4))] = rng.uniform(-1, 1, size=2)
-        va = np.clip(va, -1, 1)
-        scale = rng.uniform(0.7, 1.3, size=n)
-        return ExpertSeries(
-            name=name,
-            t=t,
-            v=va[:, 0],
-            a=va[:, 1],
-            var_v=np.full(n, var[0] * jitter**2) * scale,
-            var_a=np.full(n, var[1] * jitter**2) * scale,
-            present=present,
-            mode="trained",
-        )
-
-    always = np.ones(n, dtype=bool)
-    series = (
-        expert("scene", 0.22, (0.22**2, 0.22**2), always, 1.0),
-        expert("face", 0.18, (0.18**2, 0.18**2), _on_off(rng, n, dt, 15.0, 8.0), 1.0),
-        expert("grammar", 0.30, (0.12, 0.08), always, 0.5),
-    )
-    cuts = [b + rng.uniform(-0.3, 0.3) for b in bounds if rng.random() < 0.6]
-    cuts += list(np.cumsum(rng.exponential(6.0, size=int(duration_s / 3))))
-    cuts = sorted({round(float(c), 3) for c in cuts if 0.5 < c < duration_s - 0.5})
-    return SyntheticClip(
-        t=t,
-        true_va=true_va,
-        boundaries=tuple(bounds),
-        labels=tuple(labels),
-        series=series,
-        cuts=tuple(cuts),
-        duration_s=float(n * dt),
-    )
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -293,17 +173,74 @@ def score_setting(fused: list[_Fused], config: Config, clusters: MoodClusters) -
     return pool(per)
 
 
+def reference_setting_scores(
+    fused: list[_Fused], clusters: MoodClusters, settings: ReferenceSettings = REFERENCE
+) -> dict[str, Any]:
+    """The reference stabilizer and switching on the same fused series, pooled."""
+    per = [
+        boundary_scores(
+            f.clip.boundaries,
+            reference_boundaries(f.clip.t, f.va, f.var, clusters, settings, FPS),
+            f.clip.duration_s,
+        )
+        for f in fused
+    ]
+    return pool(per)
+
+
+def fuse_clips(clips: list[SyntheticClip], config: Config) -> list[_Fused]:
+    out = []
+    for clip in clips:
+        va, var = fuse(list(clip.series), config.fusion)
+        out.append(_Fused(clip, va, var))
+    return out
+
+
+def uncertainty_summary(fused: list[_Fused]) -> dict[str, Any]:
+    """How uncertain the fused series are: the largest mean variance, the share of samples
+    above each gate in GATES_SHOWN, and the uncertain spans by kind."""
+    u = np.concatenate([np.mean(f.var, axis=1) for f in fused]) if fused else np.zeros(0)
+    finite = u[np.isfinite(u)]
+    kinds = {k: 0 for k in UNCERTAIN_KINDS}
+    for f in fused:
+        for s in f.clip.spans:
+            kinds[s.kind] += 1
+    return {
+        "max_var": float(finite.max()) if len(finite) else 0.0,
+        "above": {g: float(np.mean(u > g)) if len(u) else 0.0 for g in GATES_SHOWN},
+        "spans": kinds,
+    }
+
+
 # ----------------------------------------------------------------------------- the bench
 @dataclass(frozen=True)
-class StabilityReport:
+class SeedResult:
+    seed: int
     ours: dict[str, Any]
-    naive: dict[str, Any]
+    reference: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StabilityReport:
+    ours: dict[str, Any]  # pooled over every seed
+    reference: dict[str, Any]
+    per_seed: list[SeedResult]
+    uncertainty: dict[str, Any]
     grid: list[dict[str, Any]]
     best: dict[str, Any] | None
     best_toml: Path | None
     plot: Path | None
     report_md: Path | None
     lines: list[str]
+
+    @property
+    def seeds_won(self) -> int:
+        """Seeds where ours has a higher F1 and fewer spurious switches than the reference."""
+        return sum(
+            r.ours["f1"] > r.reference["f1"]
+            and r.ours["spurious_per_min"] < r.reference["spurious_per_min"]
+            for r in self.per_seed
+        )
 
 
 def _row(name: str, s: dict[str, Any]) -> str:
@@ -314,12 +251,12 @@ def _row(name: str, s: dict[str, Any]) -> str:
 
 
 def _setting(config: Config) -> dict[str, float]:
-    return {
-        "stabilize.ema_alpha": config.stabilize.ema_alpha,
-        "stabilize.gate": config.stabilize.gate,
-        "segment.switch_penalty": config.segment.switch_penalty,
-        "segment.min_segment_s": config.segment.min_segment_s,
-    }
+    return {key: float(_get(config, key)) for key in GRID}
+
+
+def _get(config: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
 
 
 def _rank(s: dict[str, Any]) -> tuple[float, float, float]:
@@ -328,36 +265,84 @@ def _rank(s: dict[str, Any]) -> tuple[float, float, float]:
     return (-s["f1"], s["spurious_per_min"], abs(lag) if lag is not None else 99.0)
 
 
+def _pct(new: float, old: float) -> str:
+    return f"{(new - old) / old:+.0%}" if old else "n/a"
+
+
+def margin_line(ours: dict[str, Any], ref: dict[str, Any], won: int, seeds: int) -> str:
+    """How much ours beats (or trails) the reference by, on both measures."""
+    return (
+        f"ours vs reference: F1 {ours['f1']:.3f} vs {ref['f1']:.3f} "
+        f"({ours['f1'] - ref['f1']:+.3f}, {_pct(ours['f1'], ref['f1'])}); spurious/min "
+        f"{ours['spurious_per_min']:.2f} vs {ref['spurious_per_min']:.2f} "
+        f"({ours['spurious_per_min'] - ref['spurious_per_min']:+.2f}, "
+        f"{_pct(ours['spurious_per_min'], ref['spurious_per_min'])}); better on both in "
+        f"{won}/{seeds} seeds"
+    )
+
+
 def run_stability(
     config: Config | None = None,
     *,
-    clips: int = 8,
+    clips: int = 4,
     seconds: float = 180.0,
     seed: int = 0,
+    seeds: int = 5,
     jitter: float = 1.0,
+    uncertain_per_min: float = 2.0,
     grid: bool = True,
     out_dir: str | Path | None = None,
     progress: ProgressFn = no_progress,
 ) -> StabilityReport:
-    """Our settings vs the naive ones on `clips` synthetic clips; optionally the grid search."""
+    """Our settings vs the reference stabilizer over `seeds` seeds (seed, seed + 1, ...),
+    `clips` clips of `seconds` each per seed; optionally the grid search over all of them."""
     config = config or Config()
     clusters = bench_clusters()
-    data = []
-    for k in range(clips):
-        clip = make_clip(
-            seed + k, seconds, config.sample.sample_fps, jitter=jitter, clusters=clusters
-        )
-        va, var = fuse(list(clip.series), config.fusion)
-        data.append(_Fused(clip, va, var))
-    ours = score_setting(data, config, clusters)
-    naive_cfg = naive_config(config)
-    naive = score_setting(data, naive_cfg, clusters)
+    fps = config.sample.sample_fps
+    per_seed_data: list[tuple[int, list[_Fused]]] = []
+    for s in range(seed, seed + max(1, seeds)):
+        made = [
+            make_clip(
+                1000 * s + k,
+                seconds,
+                fps,
+                jitter=jitter,
+                uncertain_per_min=uncertain_per_min,
+                clusters=clusters,
+            )
+            for k in range(clips)
+        ]
+        per_seed_data.append((s, fuse_clips(made, config)))
+    data = [f for _, fs in per_seed_data for f in fs]
+    per_seed = [
+        SeedResult(s, score_setting(fs, config, clusters), reference_setting_scores(fs, clusters))
+        for s, fs in per_seed_data
+    ]
+    ours = pool([r.ours for r in per_seed])
+    ref = pool([r.reference for r in per_seed])
+    unc = uncertainty_summary(data)
+    won = sum(
+        r.ours["f1"] > r.reference["f1"]
+        and r.ours["spurious_per_min"] < r.reference["spurious_per_min"]
+        for r in per_seed
+    )
     n_true = sum(len(f.clip.boundaries) for f in data)
+    spans = ", ".join(f"{k} {v}" for k, v in unc["spans"].items())
     lines = [
-        f"stability: {clips} synthetic clips x {seconds:.0f} s, {n_true} true mood changes, "
-        f"3 experts (jitter x{jitter:g}, dropouts, spikes); hits within +-{TOLERANCE_S:g} s",
+        f"stability: {len(per_seed)} seeds x {clips} synthetic clips x {seconds:.0f} s, "
+        f"{n_true} true mood changes, 3 experts (jitter x{jitter:g}, dropouts, spikes); "
+        f"hits within +-{TOLERANCE_S:g} s",
+        f"uncertain spans: {spans}; fused variance max {unc['max_var']:.2f}, samples above "
+        + ", ".join(f"{g:g}: {share:.1%}" for g, share in unc["above"].items()),
         _row("ours", ours) + "   " + _describe(config),
-        _row("naive", naive) + "   " + _describe(naive_cfg),
+        _row("reference", ref) + "   " + _describe_reference(REFERENCE),
+        margin_line(ours, ref, won, len(per_seed)),
+    ]
+    lines += [
+        f"  seed {r.seed}: ours F1 {r.ours['f1']:.3f} spurious/min "
+        f"{r.ours['spurious_per_min']:.2f} | reference F1 {r.reference['f1']:.3f} spurious/min "
+        f"{r.reference['spurious_per_min']:.2f}"
+        for r in per_seed
     ]
     results: list[dict[str, Any]] = []
     best = None
@@ -373,140 +358,55 @@ def run_stability(
     out = Path(out_dir) if out_dir else None
     best_toml = plot = md = None
     if out is not None:
+        from .stability_report import plot_tradeoff, write_report  # it imports this module
+
         if best is not None:
             best_toml = config.replace(**best["setting"]).save_toml(out / "stability_best.toml")
-            plot = plot_tradeoff(results, ours, naive, best, out / "stability_tradeoff.png")
-        md = _write(out, config, ours, naive, results, best, lines, clips, seconds, seed, jitter)
+            plot = plot_tradeoff(results, ours, ref, best, out / "stability_tradeoff.png")
+        md = write_report(
+            out, config, ours, ref, per_seed, unc, results, best, lines,
+            {"clips": clips, "seconds": seconds, "seed": seed, "seeds": len(per_seed),
+             "jitter": jitter, "uncertain_per_min": uncertain_per_min},
+        )  # fmt: skip
         lines += [f"report: {md}"]
         if best_toml:
             lines += [f"best settings: {best_toml}", f"trade-off plot: {plot}"]
-    return StabilityReport(ours, naive, results, best, best_toml, plot, md, lines)
+    return StabilityReport(ours, ref, per_seed, unc, results, best, best_toml, plot, md, lines)
 
 
 def _describe(c: Config) -> str:
     return (
-        f"(alpha {c.stabilize.ema_alpha:g}, gate {c.stabilize.gate:g}, "
-        f"penalty {c.segment.switch_penalty:g}, min segment {c.segment.min_segment_s:g} s)"
+        f"(alpha {c.stabilize.ema_alpha:g}, gate {c.stabilize.gate:g}, max hold "
+        f"{c.stabilize.max_hold_s:g} s, penalty {c.segment.switch_penalty:g}, min segment "
+        f"{c.segment.min_segment_s:g} s, cut snap {c.segment.cut_snap_s:g} s)"
     )
 
 
-def plot_tradeoff(
-    results: list[dict[str, Any]],
-    ours: dict[str, Any],
-    naive: dict[str, Any],
-    best: dict[str, Any],
-    path: Path,
-) -> Path:
-    """Spurious switches/min against recall for every grid point, coloured by mean lag."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 5.5), constrained_layout=True)
-    x = [r["spurious_per_min"] for r in results]
-    y = [r["recall"] for r in results]
-    c = [r["mean_lag_s"] if r["mean_lag_s"] is not None else np.nan for r in results]
-    sc = ax.scatter(x, y, c=c, cmap="viridis", s=22, alpha=0.8)
-    fig.colorbar(sc, ax=ax, label="mean boundary lag (s)")
-    for name, s, marker in (("ours", ours, "*"), ("naive", naive, "X"), ("best", best, "D")):
-        ax.scatter(
-            [s["spurious_per_min"]],
-            [s["recall"]],
-            marker=marker,
-            s=160,
-            color="red" if name == "ours" else "black",
-            zorder=3,
-        )
-        ax.annotate(
-            f"{name} (F1 {s['f1']:.2f})",
-            (s["spurious_per_min"], s["recall"]),
-            textcoords="offset points",
-            xytext=(8, 4),
-        )
-    ax.set_xlabel("spurious switches per minute")
-    ax.set_ylabel(f"boundary recall (+-{TOLERANCE_S:g} s)")
-    ax.set_title("Stabilizer/segmenter settings: responsiveness vs flapping")
-    ax.grid(alpha=0.3)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return path
-
-
-def _write(
-    out: Path,
-    config: Config,
-    ours: dict[str, Any],
-    naive: dict[str, Any],
-    results: list[dict[str, Any]],
-    best: dict[str, Any] | None,
-    lines: list[str],
-    clips: int,
-    seconds: float,
-    seed: int,
-    jitter: float,
-) -> Path:
-    cols = ("precision", "recall", "f1", "spurious_per_min", "mean_lag_s", "n_pred", "hits")
-    rows = {"ours": (ours, config), "naive": (naive, naive_config(config))}
-    if best is not None:
-        rows["best of grid"] = (best, config.replace(**best["setting"]))
-    md = [
-        "# Stability of the score (synthetic clips)",
-        "",
-        f"- {lines[0]}",
-        f"- seed {seed}; boundaries scored against the truth within +-{TOLERANCE_S:g} s; lag within +-{LAG_WINDOW_S:g} s",
-        f"- naive: EMA alpha 0.7, gate 0.4, no hysteresis (switch penalty 0), fixed {NAIVE_DWELL_S:g} s dwell (minimum segment)",
-        "",
-        "| setting | " + " | ".join(cols) + " | alpha | gate | penalty | min segment s |",
-        "|---|" + "---:|" * (len(cols) + 4),
-    ]
-    for name, (s, c) in rows.items():
-        st = _setting(c)
-        md.append(
-            f"| {name} | " + " | ".join(fmt(s[k]) for k in cols) + " | "
-            + " | ".join(fmt(float(v)) for v in st.values()) + " |"
-        )  # fmt: skip
-    if results:
-        md += ["", f"Grid: {len(results)} settings over {', '.join(GRID)}; the 10 best:", ""]
-        md += [
-            "| rank | f1 | spurious/min | lag s | " + " | ".join(GRID) + " |",
-            "|---|" + "---:|" * (3 + len(GRID)),
-        ]
-        for i, r in enumerate(sorted(results, key=_rank)[:10]):
-            md.append(
-                f"| {i + 1} | {r['f1']:.3f} | {r['spurious_per_min']:.2f} | {fmt(r['mean_lag_s'], 2)} | "
-                + " | ".join(f"{v:g}" for v in r["setting"].values()) + " |"
-            )  # fmt: skip
-    prov = provenance(
-        config,
-        data={"synthetic": f"{clips} clips x {seconds:g} s, seed {seed}, jitter x{jitter:g}"},
+def _describe_reference(r: ReferenceSettings) -> str:
+    return (
+        f"(alpha {r.ema_alpha:g}, hold while variance > {r.gate:g}, no max hold, no "
+        f"hysteresis, no cut snap, forced switch after {r.dwell_s:g} s dwell)"
     )
-    md += ["", *provenance_markdown(prov)]
-    path = write_text_atomic(out / "stability.md", "\n".join(md))
-    write_text_atomic(
-        out / "stability.json",
-        json.dumps(
-            json_clean(
-                {"ours": ours, "naive": naive, "best": best, "grid": results,
-                 "naive_setting": _setting(naive_config(config)), "ours_setting": _setting(config),
-                 "provenance": prov}
-            ),
-            indent=2,
-        ),
-    )  # fmt: skip
-    return path
 
 
 __all__ = [
     "GRID",
+    "REFERENCE",
+    "ReferenceSettings",
+    "SeedResult",
     "StabilityReport",
     "SyntheticClip",
+    "UncertainSpan",
     "boundary_scores",
     "bench_clusters",
+    "fuse_clips",
     "make_clip",
-    "naive_config",
     "pool",
     "predicted_boundaries",
+    "reference_boundaries",
+    "reference_setting_scores",
+    "reference_stabilize",
+    "reference_switches",
     "run_stability",
+    "uncertainty_summary",
 ]
