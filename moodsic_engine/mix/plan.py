@@ -39,6 +39,7 @@ _LOOP_JOIN_S = 0.03  # crossfade at a loop's wrap point (the audio past the bar 
 _START_FADE_S = 0.01  # the first segment's fade from silence at the video's start
 _END_FADE_MIN_S = 0.05  # the shortest fade to silence at the video's end
 _NO_END = 1 << 60  # a track of unknown length: it never wraps
+_AT_START_S = BeatGrid._ON_BEAT_S  # an in-point this close to 0 is the file's start
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,17 @@ def loop_body(frames: int | None, sr: int, grid: BeatGrid | None) -> tuple[int, 
     return (first, end) if end > first else (0, frames)
 
 
-def _start_s(in_s: float, grid: BeatGrid | None, lead_s: float, loop_s: float) -> float:
+def _start_s(
+    in_s: float, grid: BeatGrid | None, lead_s: float, loop_s: float, *, opening: bool = False
+) -> float:
     """Track position placed at a segment's start: `in_s`, moved to the next downbeat (so the
-    incoming downbeat lands on the boundary) and past the crossfade's first half."""
+    incoming downbeat lands on the boundary) and past the crossfade's first half.
+
+    The `opening` segment (the video's first) plays a track that starts at its beginning from
+    its beginning: the lead-in before the first downbeat plays (once), nothing is skipped."""
     p0_s = max(0.0, float(in_s))
+    if opening and p0_s <= _AT_START_S and lead_s <= 0:
+        return 0.0
     if grid is not None:
         p0_s = grid.downbeat_at_or_after(max(p0_s, lead_s))
         if p0_s >= loop_s - 1e-9:
@@ -305,7 +313,7 @@ def music_plan(
         f = facts[tr.path]
         first, end = loop_body(f.frames, sr, f.grid)
         s0, s1, h_in, h_out = bounds[i], bounds[i + 1], halves[i], halves[i + 1]
-        p0 = int(round(_start_s(tr.in_s, f.grid, h_in / sr, end / sr) * sr))
+        p0 = int(round(_start_s(tr.in_s, f.grid, h_in / sr, end / sr, opening=i == 0) * sr))
         if p0 >= end:
             p0 = first
         a, q0 = s0 - h_in, p0 - h_in
@@ -422,7 +430,7 @@ def place_tracks(cue: CueSheet, cfg: MixConfig | None = None) -> CueSheet:
             continue
         f = facts[tr.path]
         end = loop_body(f.frames, sr, f.grid)[1]
-        start = round(_start_s(tr.in_s, f.grid, halves[i] / sr, end / sr), 6)
+        start = round(_start_s(tr.in_s, f.grid, halves[i] / sr, end / sr, opening=i == 0), 6)
         segs.append(dataclasses.replace(seg, track=dataclasses.replace(tr, in_s=start)))
     placed = cue.with_segments(segs)
     plan = music_plan(placed, facts, rate=sr, crossfade_s=cfg.crossfade_s)
