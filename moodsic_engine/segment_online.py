@@ -7,7 +7,10 @@ mood costs `switch_penalty` nats, then short runs merged. Live, only the past is
 2. A CUSUM per other mood: lead_k = max(0, lead_k + log p_k - log p_current). A lead that
    reaches `switch_penalty` is the same evidence the Viterbi path pays for a change, so the
    online and batch decisions agree on what is a change; the sample where that lead last
-   left zero is the change's onset (where the batch boundary falls).
+   left zero is the change's onset (where the batch boundary falls). One sample adds at
+   most half the penalty: a sharp cluster model would otherwise let the single sample where
+   the smoothed value crosses a third mood on its way (between two opposite moods) decide
+   it, where the batch path, seeing both sides, never goes there.
 3. A backstop bounds the decision delay: a mood that has been the most probable one for
    `max_delay_s` in a row wins even if its lead is still small (weak but steady evidence).
 4. The first mood is decided after `warmup_s` (the most likely one over those samples), so
@@ -80,6 +83,7 @@ class OnlineSegmenter:
         self.min_dwell_s = float(self.cfg.min_segment_s if min_dwell_s is None else min_dwell_s)
         self.max_delay_s = float(max_delay_s)
         self.warmup_s = float(warmup_s)
+        self._cap = max(1e-6, self.cfg.switch_penalty / 2.0)  # evidence one sample may add
         self._first_t: float | None = None
         self.current: int | None = None
         self.since_t = 0.0
@@ -102,25 +106,38 @@ class OnlineSegmenter:
         if self.current is None:
             if self._first_t is None:
                 self._first_t = t
-            self._warm += lp
+            self._warm += np.clip(lp - lp.max(), -self._cap, 0.0)  # one odd sample counts little
             if t - self._first_t < self.warmup_s - 1e-9:
                 return None
             return self._decide(int(np.argmax(self._warm)), t, self._first_t, post, va, first=True)
         cur = self.current
-        step = lp - lp[cur]
+        step = np.clip(lp - lp[cur], -self._cap, self._cap)
         rising = (self._lead <= 0.0) & (step > 0.0)
         self._lead_start = np.where(rising, t, self._lead_start)
         self._lead = np.maximum(0.0, self._lead + step)
         self._lead[cur] = 0.0
         if t - self.since_t < self.min_dwell_s - 1e-9:
             return None
-        best = int(np.argmax(self._lead))
-        if self._lead[best] >= self.cfg.switch_penalty:
+        over = self._lead >= self.cfg.switch_penalty
+        if over.any():
+            # Several moods past the threshold (capped evidence ties them): the one the sample
+            # itself favours.
+            best = int(np.argmax(np.where(over, lp, -np.inf)))
             return self._decide(best, t, float(self._lead_start[best]), post, va)
         if top != cur and t - self._top_since >= self.max_delay_s - 1e-9:
             onset = float(self._lead_start[top]) if self._lead[top] > 0 else self._top_since
             return self._decide(top, t, onset, post, va)
         return None
+
+    def challenger(self) -> int | None:
+        """The mood most likely to come next (the largest lead, else the most probable mood
+        when it is not the current one), or None. Callers use it to get ready early."""
+        if self.current is None:  # warming up: the mood that leads so far
+            return int(np.argmax(self._warm)) if self._first_t is not None else None
+        best = int(np.argmax(self._lead))
+        if self._lead[best] > 0.0:
+            return best
+        return self._top if self._top is not None and self._top != self.current else None
 
     def _decide(
         self, k: int, t: float, onset: float, post: np.ndarray, va: np.ndarray, first: bool = False

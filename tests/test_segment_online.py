@@ -104,3 +104,33 @@ def test_a_clear_change_decides_within_three_samples():
     changes = segment_stream(t, va, QuadrantClusters())
     assert changes[1].decided_t - 20.0 <= 2.0
     assert changes[1].onset_t == 20.0
+
+
+class SharpClusters(QuadrantClusters):
+    """Tight moods (as a GMM fitted on a clean library is): one sample decides a lot."""
+
+    def posterior(self, va):
+        d2 = ((np.asarray(va)[:, None, :] - self.centroids[None]) ** 2).sum(-1)
+        logp = -d2 / (2 * 0.1**2)
+        p = np.exp(logp - logp.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def test_passing_through_a_third_mood_between_opposites_does_not_decide_it():
+    # Bright to downcast: the smoothed value crosses the tense quadrant for one sample.
+    raw = np.array([[0.5, 0.6]] * 40 + [[-0.6, -0.2]] * 30, dtype=float)
+    t = np.arange(len(raw), dtype=float)
+    va, _ = stabilize(t, raw, np.full_like(raw, 0.05), StabilizeConfig(), sample_fps=1.0)
+    quadrant = np.argmax(SharpClusters().posterior(va), axis=1)
+    assert 1 in quadrant[40:43]  # the transit really visits tense-intense
+    changes = segment_stream(t, va, SharpClusters(), min_dwell_s=10.0)
+    assert [c.mood for c in changes] == ["bright-engaging", "downcast-low-energy"]
+    assert changes[1].decided_t - 40.0 <= 3.0
+
+
+def test_challenger_names_the_coming_mood_before_it_is_decided():
+    seg = OnlineSegmenter(QuadrantClusters(), min_dwell_s=0.0, warmup_s=0.0)
+    seg.update(0.0, [0.5, 0.5])
+    assert seg.challenger() is None
+    assert seg.update(1.0, [-0.1, -0.1]) is None  # a little evidence for downcast
+    assert seg.challenger() == 2

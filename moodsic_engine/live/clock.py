@@ -1,0 +1,55 @@
+"""The session clock: seconds since the session started, optionally running faster than real time.
+
+`speed` > 1 plays a file source (and renders the music) that many times faster than real
+time, so tests can run minutes or hours of a session in seconds. Everything in a session
+(sources, analysis, music) reads this one clock, so accelerated and real runs behave alike.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class SessionClock:
+    """Monotonic session seconds: (wall seconds since start) x speed.
+
+    Parameters
+    ----------
+    speed
+        How many session seconds pass per wall second (1: real time).
+    """
+
+    def __init__(self, speed: float = 1.0) -> None:
+        if not speed > 0:
+            raise ValueError("speed must be positive")
+        self.speed = float(speed)
+        self._t0 = time.monotonic()
+
+    def restart(self) -> None:
+        """Session time 0 is now."""
+        self._t0 = time.monotonic()
+
+    def now(self) -> float:
+        """Session seconds since the clock started."""
+        return (time.monotonic() - self._t0) * self.speed
+
+    def wall(self, session_s: float) -> float:
+        """Wall seconds that `session_s` session seconds take."""
+        return session_s / self.speed
+
+    def sleep_until(self, session_t: float, stop: threading.Event | None = None) -> bool:
+        """Sleep until the session time `session_t`; False when `stop` was set meanwhile."""
+        while True:
+            ahead = (session_t - self.now()) / self.speed
+            if ahead <= 0:
+                return True
+            if stop is not None:
+                if stop.wait(min(ahead, 0.5)):
+                    return False
+            else:
+                time.sleep(min(ahead, 0.5))
+
+    def sleep(self, session_s: float, stop: threading.Event | None = None) -> bool:
+        """Sleep `session_s` session seconds; False when `stop` was set meanwhile."""
+        return self.sleep_until(self.now() + session_s, stop)

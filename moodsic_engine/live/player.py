@@ -1,0 +1,396 @@
+"""Continuous music for a live session: decks, beat-aligned crossfades, loudness, a limiter.
+
+The player renders the session's audio block by block. One track plays at a time; a new mood
+(or the end of a track) brings in the next one with an equal-power crossfade of `crossfade_s`
+centred on a downbeat of the outgoing track, with the incoming track's own downbeat landing on
+that boundary (as the editor paths place tracks: mix.BeatGrid). Every track is brought to the
+loudness target with the mix modules' `track_gain` (integrated LUFS, BS.1770) when it is
+loaded, and a master limiter (2 ms attack, 0.5 s release, under the true-peak ceiling) holds
+peaks and the sum during crossfades. (The editor paths' `normalize` limits each whole track
+by iteration, several seconds for a long track: too slow to follow a mood within 8 s.)
+
+Tracks are read and normalised on a loader thread ahead of time ("next up"), so rendering
+never waits for a file. Only the playing, incoming and next tracks are held in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import MixConfig
+from ..library import Track
+from ..segment_online import MoodChange
+from .playlist import SessionPlaylist
+
+# Longest wait for a downbeat; a slower bar is waited for on its beats instead.
+MAX_BAR_WAIT_S = 2.5
+
+
+@dataclass(frozen=True)
+class LoadedTrack:
+    """A track ready to play: stereo float32 [n, 2] at the session rate, at the target loudness."""
+
+    track: Track
+    audio: np.ndarray
+    bar_s: float | None  # bar length and first downbeat (seconds) when a beat grid is known
+    first_s: float = 0.0
+    gain: float = 1.0  # applied to reach the loudness target
+
+    def downbeat_at_or_after(self, t: float) -> float:
+        """The first downbeat (beat when bars are long) at or after `t` seconds; `t` without a grid."""
+        if self.bar_s is None:
+            return t
+        step = self.bar_s if self.bar_s <= MAX_BAR_WAIT_S else self.bar_s / 4
+        k = math.ceil((t - self.first_s - 1e-9) / step)
+        return self.first_s + max(0, k) * step
+
+    def downbeat_at_or_before(self, t: float) -> float:
+        if self.bar_s is None:
+            return t
+        step = self.bar_s if self.bar_s <= MAX_BAR_WAIT_S else self.bar_s / 4
+        k = math.floor((t - self.first_s + 1e-9) / step)
+        return self.first_s + max(0, k) * step
+
+
+def load_track(
+    track: Track, sr: int, cfg: MixConfig, min_s: float, gain: float | None = None
+) -> LoadedTrack:
+    """Read, bring to the target loudness and grid one track; InputError if unreadable.
+
+    `gain` skips the loudness measurement (a track measured before in this session).
+    """
+    from ..mix import beat_grid, read_audio, track_gain
+
+    y = read_audio(track.path, sr)
+    g = track_gain(y, sr, cfg.target_lufs) if gain is None else gain
+    y = np.ascontiguousarray(y * np.float32(g), dtype=np.float32)
+    grid = beat_grid(track.path, y, sr, detect=cfg.beat_align)
+    if len(y) < int(min_s * sr):  # too short to crossfade in and out: play it a few times
+        y = np.tile(y, (int(math.ceil(min_s * sr / max(1, len(y)))), 1))
+    if grid is None:
+        return LoadedTrack(track, y, None, gain=g)
+    return LoadedTrack(track, y, float(grid.bar_s), float(grid.first_s), gain=g)
+
+
+class TrackLoader:
+    """Loads tracks on one background thread; keeps the last few (playing, incoming, next)."""
+
+    def __init__(self, sr: int, cfg: MixConfig, min_s: float, keep: int = 5) -> None:
+        self.sr, self.cfg, self.min_s, self.keep = sr, cfg, min_s, keep
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="moodsic-live-load")
+        self._cache: OrderedDict[str, Future[LoadedTrack]] = OrderedDict()
+        # loudness gains measured so far (a float per track: bounded by the library)
+        self._gains: dict[str, float] = {}
+
+    def _load(self, track: Track, key: str) -> LoadedTrack:
+        loaded = load_track(track, self.sr, self.cfg, self.min_s, self._gains.get(key))
+        self._gains[key] = loaded.gain
+        return loaded
+
+    def request(self, track: Track) -> Future[LoadedTrack]:
+        """The track's load (started now, or the one already started or done)."""
+        key = SessionPlaylist.key(track)
+        fut = self._cache.pop(key, None)
+        if fut is None:
+            fut = self._pool.submit(self._load, track, key)
+        self._cache[key] = fut
+        while len(self._cache) > self.keep:
+            self._cache.popitem(last=False)
+        return fut
+
+    def discard(self, track: Track) -> None:
+        """Forget a load nobody needs any more (cancelled if it has not started)."""
+        fut = self._cache.pop(SessionPlaylist.key(track), None)
+        if fut is not None:
+            fut.cancel()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class _Deck:
+    loaded: LoadedTrack
+    mood: str
+    start_g: int  # global sample where track position pos0 plays
+    pos0: int
+    fade_in: tuple[int, int] | None = None  # (global start, length)
+    fade_out: tuple[int, int] | None = None
+
+    @property
+    def end_g(self) -> int:
+        """Global sample after the deck's last sample (or after its fade-out)."""
+        end = self.start_g + len(self.loaded.audio) - self.pos0
+        if self.fade_out is not None:
+            end = min(end, self.fade_out[0] + self.fade_out[1])
+        return end
+
+    def g_to_s(self, g: int, sr: int) -> float:
+        return (self.pos0 + g - self.start_g) / sr
+
+    def s_to_g(self, s: float, sr: int) -> int:
+        return self.start_g + int(round(s * sr)) - self.pos0
+
+    def read(self, g: int, n: int) -> np.ndarray:
+        y = self.loaded.audio
+        a = self.pos0 + g - self.start_g
+        out = np.zeros((n, 2), dtype=np.float32)
+        lo, hi = max(a, 0), min(a + n, len(y))
+        if hi > lo:
+            out[lo - a : hi - a] = y[lo:hi]
+        gain = np.ones(n, dtype=np.float32)
+        idx = g + np.arange(n)
+        if self.fade_in is not None:
+            x = np.clip((idx - self.fade_in[0]) / max(1, self.fade_in[1]), 0.0, 1.0)
+            gain *= np.sin(0.5 * np.pi * x).astype(np.float32)
+        if self.fade_out is not None:
+            x = np.clip((idx - self.fade_out[0]) / max(1, self.fade_out[1]), 0.0, 1.0)
+            gain *= np.cos(0.5 * np.pi * x).astype(np.float32)
+        return out * gain[:, None]
+
+
+class MusicPlayer:
+    """The session's music (see the module docstring).
+
+    Parameters
+    ----------
+    playlist
+        Chooses tracks per mood without repeats.
+    cfg
+        Sample rate, crossfade length, loudness target and ceiling, beat alignment.
+    on_event
+        Called with event dicts: {"event": "track_start", ...} and {"event": "problem", ...}.
+    """
+
+    def __init__(
+        self,
+        playlist: SessionPlaylist,
+        cfg: MixConfig,
+        *,
+        on_event: Callable[[dict], None] | None = None,
+        fade_in_s: float = 2.0,
+    ) -> None:
+        self.playlist = playlist
+        self.cfg = cfg
+        self.sr = int(cfg.sample_rate)
+        self.xfade = max(2, int(round(cfg.crossfade_s * self.sr)))
+        self.fade_in_n = max(2, int(round(fade_in_s * self.sr)))
+        self.on_event = on_event or (lambda e: None)
+        # a track must hold a crossfade in, a bar or two, and a crossfade out
+        self.loader = TrackLoader(self.sr, cfg, min_s=4 * cfg.crossfade_s + 2 * MAX_BAR_WAIT_S)
+        self.g = 0  # samples rendered so far
+        self._decks: list[_Deck] = []
+        self._current: _Deck | None = None
+        self._want: MoodChange | None = None
+        self._want_track: tuple[Track, Future[LoadedTrack]] | None = None
+        self._next: tuple[str, Track, Future[LoadedTrack]] | None = None  # (mood, track, load)
+        self._likely: tuple[int, Track] | None = None  # prefetched for the likeliest next mood
+        self._master: tuple[int, int] | None = None  # session fade-out (global start, length)
+        self._gain = 1.0  # limiter gain
+        self._ceiling = 10 ** (cfg.true_peak_db / 20)
+        self.tracks_started = 0
+
+    # ------------------------------------------------------------------ state for the page
+    @property
+    def now_playing(self) -> Track | None:
+        return self._current.loaded.track if self._current else None
+
+    @property
+    def mood(self) -> str | None:
+        return self._current.mood if self._current else None
+
+    @property
+    def next_up(self) -> Track | None:
+        if self._want_track is not None:
+            return self._want_track[0]
+        return self._next[1] if self._next else None
+
+    @property
+    def finished(self) -> bool:
+        """True once a requested fade-out has fully played."""
+        return self._master is not None and self.g >= self._master[0] + self._master[1]
+
+    # ------------------------------------------------------------------ control
+    def set_mood(self, change: MoodChange) -> None:
+        """The analysis decided a mood: play it from the next beat-aligned point."""
+        self._want = change
+        if self._current is not None and self._current.mood == change.mood:
+            self._want_track = None  # back to the playing mood before the change happened
+            return
+        if self._likely is not None and self._likely[0] == change.index:
+            track = self._likely[1]  # already loading or loaded
+        else:
+            track = self.playlist.choose(change.index, (change.valence, change.arousal))
+        self._want_track = (track, self.loader.request(track))
+
+    def prefetch(self, index: int, va: tuple[float, float]) -> None:
+        """Start loading a track for mood `index`, the likeliest next one, before it is decided
+        (so a change does not wait for a file to be read)."""
+        if self._likely is not None and self._likely[0] == index:
+            return
+        if self._likely is not None and not self._in_use(self._likely[1]):
+            self.loader.discard(self._likely[1])  # the queue holds one guess at a time
+        track = self.playlist.choose(index, va)
+        self.loader.request(track)
+        self._likely = (index, track)
+
+    def _in_use(self, track: Track) -> bool:
+        key = SessionPlaylist.key(track)
+        held = [d.loaded.track for d in self._decks]
+        held += [x[0] for x in (self._want_track,) if x is not None]
+        held += [x[1] for x in (self._next,) if x is not None]
+        return any(SessionPlaylist.key(t) == key for t in held)
+
+    def fade_out(self, seconds: float) -> None:
+        """Fade the whole session out over `seconds`, starting now."""
+        if self._master is None:
+            self._master = (self.g, max(1, int(round(seconds * self.sr))))
+
+    def close(self) -> None:
+        self.loader.close()
+
+    # ------------------------------------------------------------------ rendering
+    def render(self, n: int) -> np.ndarray:
+        """The next n samples [n, 2] float32."""
+        self._plan(n)
+        out = np.zeros((n, 2), dtype=np.float32)
+        for deck in self._decks:
+            if deck.start_g < self.g + n and deck.end_g > self.g:
+                out += deck.read(self.g, n)
+        self._decks = [d for d in self._decks if d.end_g > self.g + n]
+        if self._master is not None:
+            idx = self.g + np.arange(n)
+            x = np.clip((idx - self._master[0]) / self._master[1], 0.0, 1.0)
+            out *= np.cos(0.5 * np.pi * x).astype(np.float32)[:, None]
+        out = self._limit(out)
+        self.g += n
+        return out
+
+    def _limit(self, out: np.ndarray) -> np.ndarray:
+        """Gain that keeps peaks under the ceiling: 2 ms attack ramps, 0.5 s release."""
+        peak = float(np.max(np.abs(out), initial=0.0))
+        need = min(1.0, self._ceiling / peak) if peak > 0 else 1.0
+        n = len(out)
+        if need < self._gain:
+            ramp = min(n, max(1, int(0.002 * self.sr)))
+            g = np.full(n, need, dtype=np.float32)
+            g[:ramp] = np.linspace(self._gain, need, ramp, dtype=np.float32)
+        else:
+            target = self._gain + (1.0 - self._gain) * (1 - math.exp(-n / (0.5 * self.sr)))
+            target = min(target, need)
+            g = np.linspace(self._gain, target, n, dtype=np.float32)
+        self._gain = float(g[-1])
+        out = out * g[:, None]
+        # The attack ramp may leave the first 2 ms over: a hard ceiling as the last resort.
+        return np.clip(out, -self._ceiling, self._ceiling)
+
+    def _ready(self, fut: Future[LoadedTrack], track: Track) -> LoadedTrack | None:
+        if not fut.done():
+            return None
+        try:
+            return fut.result()
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the music
+            self.on_event(
+                {"event": "problem", "message": f"cannot play {track.title or track.id}: {exc}"}
+            )
+            self.playlist.played(track)  # skip it for the no-repeat window
+            return None
+
+    def _plan(self, n: int) -> None:
+        if self._master is not None:
+            return
+        cur = self._current
+        if cur is None:
+            if self._want is not None and self._want_track is not None:
+                track, fut = self._want_track
+                loaded = self._ready(fut, track)
+                if loaded is None:
+                    if fut.done():  # it failed: choose again
+                        self.set_mood(self._want)
+                    return
+                self._start_first(loaded, self._want)
+            return
+        if len(self._decks) > 1:
+            return  # a crossfade is under way
+        if self._want_track is not None and self._want is not None:
+            track, fut = self._want_track
+            loaded = self._ready(fut, track)
+            if loaded is not None:
+                self._transition(loaded, self._want.mood, "mood")
+                self._want_track = None
+            elif fut.done():
+                self.set_mood(self._want)
+            return
+        # Continue the mood: the next track is chosen and loaded well before this one ends.
+        if self._next is None or self._next[0] != cur.mood:
+            va = (self._want.valence, self._want.arousal) if self._want else (0.0, 0.0)
+            index = self._want.index if self._want else 0
+            track = self.playlist.choose(index, va)
+            self._next = (cur.mood, track, self.loader.request(track))
+        left = cur.end_g - self.g
+        bar = int((cur.loaded.bar_s or 0.0) * self.sr)
+        if left <= self.xfade + 2 * max(bar, n) + n:
+            mood, track, fut = self._next
+            loaded = self._ready(fut, track)
+            if loaded is not None:
+                self._transition(loaded, mood, "end", at_end=True)
+                self._next = None
+            elif fut.done():
+                self._next = None
+
+    def _start_first(self, loaded: LoadedTrack, change: MoodChange) -> None:
+        pos0 = int(round(loaded.downbeat_at_or_after(0.0) * self.sr))
+        deck = _Deck(loaded, change.mood, self.g, pos0, fade_in=(self.g, self.fade_in_n))
+        self._decks.append(deck)
+        self._current = deck
+        self._want_track = None
+        self._started(deck, self.g, self.g, "start")
+
+    def _transition(
+        self, loaded: LoadedTrack, mood: str, reason: str, at_end: bool = False
+    ) -> None:
+        cur = self._current
+        assert cur is not None
+        sr, half = self.sr, self.xfade // 2
+        earliest = cur.g_to_s(self.g + half, sr)
+        last = cur.g_to_s(cur.end_g - half, sr)  # the fade-out must end with the track
+        if at_end:
+            b = cur.loaded.downbeat_at_or_before(last)
+            b = b if b >= earliest else last
+        else:
+            b = cur.loaded.downbeat_at_or_after(earliest)
+            b = b if b <= last else last
+        b = max(b, earliest)
+        boundary = cur.s_to_g(b, sr)
+        fade_start = boundary - half
+        cur.fade_out = (fade_start, self.xfade)
+        # The incoming track's downbeat lands on the boundary (its first one past half a fade).
+        in_db = loaded.downbeat_at_or_after(half / sr)
+        pos0 = int(round(in_db * sr)) - half
+        deck = _Deck(loaded, mood, fade_start, pos0, fade_in=(fade_start, self.xfade))
+        self._decks.append(deck)
+        self._current = deck
+        self._started(deck, fade_start, boundary, reason)
+
+    def _started(self, deck: _Deck, fade_start: int, boundary: int, reason: str) -> None:
+        self.playlist.played(deck.loaded.track)
+        self.tracks_started += 1
+        tr = deck.loaded.track
+        self.on_event(
+            {
+                "event": "track_start",
+                "t": round(boundary / self.sr, 3),
+                "fade_start": round(fade_start / self.sr, 3),
+                "reason": reason,
+                "mood": deck.mood,
+                "track": tr.id,
+                "title": tr.title,
+                "artist": tr.artist,
+            }
+        )
