@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "blender",
     "train",
     "evaluate",
+    "live",
 )
 
 for _name in COMMAND_MODULES:

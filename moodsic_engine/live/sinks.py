@@ -49,7 +49,11 @@ class DeviceSink:
             ) from None
         try:
             self._stream = sd.OutputStream(
-                samplerate=sr, channels=2, dtype="float32", device=device, latency="high"
+                samplerate=sr,
+                channels=2,
+                dtype="float32",
+                device=int(device) if isinstance(device, str) and device.isdigit() else device,
+                latency="high",
             )
             self._stream.start()
         except Exception as exc:  # noqa: BLE001 - PortAudioError, ValueError for a bad name
