@@ -181,3 +181,45 @@ def test_detail_crop_equals_the_same_crop_of_the_full_frame_array() -> None:
     want = cv2.warpAffine(full, md, (256, 256), flags=cv2.INTER_LINEAR)
     assert float(np.abs(got.astype(int) - want.astype(int)).mean()) < 1.0
     assert got.shape == (256, 256, 3) and work.shape == (224, 398, 3)
+
+
+@pytest.mark.parametrize("rot", [0, 90])
+def test_decoded_frame_regions_match_the_whole_frame(rot: int) -> None:
+    """Regions of a held YUV frame (converted on their own when upright, whole once when
+    rotated) are the same pixels as the whole frame converted by the decoder's scaler."""
+    import av
+
+    vf = av.VideoFrame.from_ndarray(_frame(300), format="rgb24").reformat(format="yuv420p")
+    rgb = vf.to_ndarray(format="rgb24")
+    shown = np.ascontiguousarray(np.rot90(rgb, k=rot // 90)) if rot else rgb
+    work = (398, 224) if not rot else (224, 398)
+    held, array = DecodedDetail(vf, rot, work), ArrayDetail(shown, work)
+    assert (held.width, held.height) == (array.width, array.height)
+    cx, cy = work[0] / 2, work[1] / 2
+    m = cv2.getRotationMatrix2D((cx, cy), 8.0, 3.5)
+    m[:, 2] += (128 - cx, 128 - cy)
+    a, b = held.warp(m, 256).astype(int), array.warp(m, 256).astype(int)
+    assert float(np.abs(a - b).mean()) < 2.0  # OpenCV's BT.601 vs swscale's rounding
+
+
+def test_held_frames_are_bounded_per_batch(tmp_path: Path) -> None:
+    from moodsic_engine.detail import DETAIL_BATCH_BYTES, detail_batch_size, frame_bytes
+
+    assert detail_batch_size(16, 1920, 1080) == 16  # 16 x 3.1 MB
+    assert detail_batch_size(16, 3840, 2160) == 5  # 4K: 5 x 12.4 MB
+    assert detail_batch_size(16, 3840, 2160) * frame_bytes(3840, 2160) <= DETAIL_BATCH_BYTES
+    # a source no larger than the working frame holds nothing
+    import av
+
+    path = tmp_path / "small.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=5)
+        stream.width, stream.height, stream.pix_fmt = 256, 144, "yuv420p"
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((144, 256, 3), np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    batch = next(iter(VideoSampler(path, SampleConfig(sample_fps=5.0), detail=True)))
+    assert batch.detail is None
