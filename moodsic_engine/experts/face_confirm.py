@@ -4,7 +4,7 @@ A face is a detector box
 
 1. scored at least `min_confidence` by the detector (default 0.6). BlazeFace short-range
    scored the real faces of the photo test set (astronaut, cameraman, Grace Hopper, at
-   96-720 px frames, square and 16:9) 0.74-0.96 wherever the mesh could read them, and
+   96-720 px frames, square and 16:9) 0.78-0.96 wherever the mesh could read them, and
    every box it put on animals, objects and textures (chelsea the cat, coffee, rocket,
    coins, Hubble deep field, brick, grass, gravel, the colour wheel, the astronaut's
    spacesuit, ...) at most 0.66;
