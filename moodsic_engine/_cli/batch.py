@@ -10,6 +10,7 @@ import typer
 
 from .apps import app
 from .common import (
+    EXPERTS_HELP,
     CalibrationOpt,
     ProgressMode,
     ProgressOpt,
@@ -56,7 +57,7 @@ def batch(
     library: Annotated[
         str, typer.Option(help="builtin, a DEAM folder, a manifest or an audio folder.")
     ] = "builtin",
-    experts: Annotated[str | None, typer.Option(help="Comma list from scene,face,grammar.")] = None,
+    experts: Annotated[str | None, typer.Option(help=EXPERTS_HELP)] = None,
     sample_fps: Annotated[float | None, typer.Option(help="Samples per second.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for deterministic choices.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,

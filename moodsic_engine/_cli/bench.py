@@ -82,22 +82,35 @@ def bench_stability(
         Path | None,
         typer.Option("-o", "--output", help="Folder for the report, best TOML and plot."),
     ] = Path("stability-report"),
-    clips: Annotated[int, typer.Option(min=1, help="Synthetic clips.")] = 8,
+    clips: Annotated[int, typer.Option(min=1, help="Synthetic clips per seed.")] = 4,
     seconds: Annotated[float, typer.Option(min=30.0, help="Length of each clip.")] = 180.0,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic clips.")] = 0,
+    seed: Annotated[int, typer.Option(help="First seed of the synthetic clips.")] = 0,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds (sets of clips) to report.")] = 5,
+    uncertain_per_min: Annotated[
+        float, typer.Option(min=0.0, help="Uncertain spans (dark, blur, ...) per minute.")
+    ] = 2.0,
     jitter: Annotated[float, typer.Option(min=0.0, help="Scale of the expert noise.")] = 1.0,
     grid: Annotated[bool, typer.Option(help="Run the grid search over the settings.")] = True,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML config (our settings).")
     ] = None,
 ) -> None:
-    """Boundary precision/recall/F1, spurious switches and lag: our settings vs the naive ones."""
+    """Boundary precision/recall/F1, spurious switches and lag: our settings vs the reference
+    implementation's stabilizer, per seed and pooled."""
     from ..eval.stability import run_stability
 
     with reporting(ProgressMode.none):
         cfg = load_config(config)
         result = run_stability(
-            cfg, clips=clips, seconds=seconds, seed=seed, jitter=jitter, grid=grid, out_dir=output
+            cfg,
+            clips=clips,
+            seconds=seconds,
+            seed=seed,
+            seeds=seeds,
+            jitter=jitter,
+            uncertain_per_min=uncertain_per_min,
+            grid=grid,
+            out_dir=output,
         )
         for line in result.lines:
             typer.echo(line)

@@ -12,6 +12,10 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import MoodsicError
+from ..experts.registry import EXPERT_NAMES, expert_names
+
+# --experts' help: the expert registry's names
+EXPERTS_HELP = f"Comma list from {','.join(EXPERT_NAMES)}."
 
 
 class ProgressMode(StrEnum):
@@ -91,16 +95,16 @@ def parse_csv(text: str | None) -> tuple[str, ...] | None:
 
 
 def parse_experts(text: str | None) -> tuple[str, ...] | None:
-    """--experts as names; an unknown name is a usage error (exit 2) that lists the valid ones."""
+    """--experts as names; an unknown name is a usage error (exit 2) that lists the valid ones
+    (the expert registry's, read now)."""
     names = parse_csv(text)
     if names:
-        from ..experts import EXPERT_NAMES  # the registry only: no model module is imported
-
-        unknown = [n for n in names if n not in EXPERT_NAMES]
+        known = expert_names()  # the registry only: no model module is imported
+        unknown = [n for n in names if n not in known]
         if unknown:
             err(
                 f"--experts: unknown expert(s) {', '.join(map(repr, unknown))}; "
-                f"choose from {', '.join(EXPERT_NAMES)}"
+                f"choose from {', '.join(known)}"
             )
             raise typer.Exit(2)
     return names

@@ -9,6 +9,7 @@ import typer
 
 from .apps import eval_app
 from .common import (
+    EXPERTS_HELP,
     ProgressMode,
     ProgressOpt,
     err,
@@ -28,7 +29,7 @@ def eval_veatic_cmd(
     ),
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N videos.")] = None,
     videos: Annotated[str | None, typer.Option(help="Comma list of video ids.")] = None,
-    experts: Annotated[str | None, typer.Option(help="Comma list from scene,face,grammar.")] = None,
+    experts: Annotated[str | None, typer.Option(help=EXPERTS_HELP)] = None,
     sample_fps: Annotated[float | None, typer.Option(help="Samples per second.")] = None,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Expert-output cache (default: REPORT_DIR/cache).")

@@ -10,6 +10,7 @@ import typer
 
 from .apps import app
 from .common import (
+    EXPERTS_HELP,
     CalibrationOpt,
     ProgressMode,
     ProgressOpt,
@@ -34,7 +35,7 @@ def score_timeline_cmd(
         str, typer.Option(help="builtin, a DEAM folder, a manifest or an audio folder.")
     ] = "builtin",
     strict: Annotated[bool, typer.Option(help="Fail if any clip's media cannot be read.")] = False,
-    experts: Annotated[str | None, typer.Option(help="Comma list from scene,face,grammar.")] = None,
+    experts: Annotated[str | None, typer.Option(help=EXPERTS_HELP)] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for deterministic choices.")] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
