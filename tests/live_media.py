@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 from media import pipe_video
 
-from moodsic_engine.library import Library, Track, library_from_tracks
+from moodsic_engine.library import Library, MoodClusters, Track, library_from_tracks
 
 SR = 48000
 # Acts of a room as the grammar expert sees them: bright, saturated and busy (high valence,
@@ -44,17 +44,23 @@ def act_video(path: Path, acts: list[str], seconds_each: float, fps: int = 10) -
 
 
 def tone_track(seconds: float, freqs: list[float], bpm: float, seed: int) -> np.ndarray:
-    """A smooth stereo loop: sine chords pulsing on the beat (no clicks of its own)."""
-    n = int(round(seconds * SR))
-    t = np.arange(n) / SR
+    """A smooth stereo loop: sine chords pulsing on the beat (no clicks of its own), made of one
+    bar repeated (every frequency a whole number of cycles per bar, so the joins are seamless)."""
+    bar = 4 * 60.0 / bpm
+    n_bar = int(round(bar * SR))
+    t = np.arange(n_bar, dtype=np.float64) / SR
     rng = np.random.default_rng(seed)
+    freqs = [round(f * bar) / bar for f in freqs]
     y = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6.28)) for f in freqs) / len(freqs)
-    beat = 60.0 / bpm
-    phase = (t % beat) / beat
-    env = 0.55 + 0.45 * np.exp(-phase * 6.0)  # smooth pulse, continuous across beats
-    env *= np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.01)  # 10 ms ramps at the file's ends
-    mono = (0.3 * y * env).astype(np.float32)
-    return np.stack([mono, mono * 0.9], axis=1)
+    phase = (t % (60.0 / bpm)) / (60.0 / bpm)
+    env = 0.55 + 0.45 * (0.5 + 0.5 * np.cos(2 * np.pi * phase)) ** 4  # smooth, peaks on beats
+    mono = np.tile((0.3 * y * env).astype(np.float32), int(np.ceil(seconds / bar)))
+    mono = mono[: int(round(seconds * SR))]
+    ramp = np.minimum(
+        1.0, np.minimum(np.arange(len(mono)), len(mono) - 1 - np.arange(len(mono))) / (0.01 * SR)
+    )
+    mono = (mono * ramp).astype(np.float32)  # 10 ms ramps at the file's ends
+    return np.stack([mono, mono * np.float32(0.9)], axis=1)
 
 
 MOODS = {  # valence, arousal of the tracks; pitches tell moods apart in a recording
@@ -63,6 +69,20 @@ MOODS = {  # valence, arousal of the tracks; pitches tell moods apart in a recor
     "tense": ((-0.6, 0.6), [311.1, 370.0, 415.3]),
     "serene": ((0.6, -0.6), [261.6, 329.6, 392.0]),
 }
+
+
+def quadrant_clusters(sd: float = 0.25) -> MoodClusters:
+    """Four moods at the quadrants (given, not fitted: fitting imports scikit-learn, ~10 s)."""
+    centres = np.array([[0.6, 0.5], [-0.6, -0.55], [-0.6, 0.6], [0.6, -0.6]])
+    return MoodClusters(
+        center=np.zeros(2),
+        scale=np.ones(2),
+        weights=np.full(4, 0.25),
+        means=centres,
+        variances=np.full((4, 2), sd**2),
+        slugs=("bright-engaging", "downcast-low-energy", "tense-intense", "serene-tender"),
+        labels=("Bright & Engaging", "Downcast & Low-energy", "Tense & Intense", "Serene & Tender"),
+    )
 
 
 def live_library(
@@ -76,7 +96,12 @@ def live_library(
         for i in range(per_mood):
             path = folder / f"{mood}_{i}.wav"
             detune = 1.0 + 0.01 * i
-            sf.write(str(path), tone_track(seconds, [f * detune for f in freqs], bpm, i), SR)
+            sf.write(
+                str(path),
+                tone_track(seconds, [f * detune for f in freqs], bpm, i),
+                SR,
+                subtype="PCM_16",
+            )
             Path(f"{path}.beats.json").write_text(
                 json.dumps({"tempo_bpm": bpm, "beats_per_bar": 4, "first_beat_s": 0.0})
             )
@@ -92,4 +117,4 @@ def live_library(
                     tempo_bpm=bpm,
                 )
             )
-    return library_from_tracks(tracks, name="live-test", root=folder)
+    return library_from_tracks(tracks, name="live-test", root=folder, clusters=quadrant_clusters())

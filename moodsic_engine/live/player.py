@@ -247,6 +247,12 @@ class MusicPlayer:
         held += [x[1] for x in (self._next,) if x is not None]
         return any(SessionPlaylist.key(t) == key for t in held)
 
+    def pending(self) -> list[Future[LoadedTrack]]:
+        """Loads the player is waiting for (a caller that is not real-time may wait on them)."""
+        out = [x[1] for x in (self._want_track,) if x is not None]
+        out += [x[2] for x in (self._next,) if x is not None]
+        return [f for f in out if not f.done()]
+
     def fade_out(self, seconds: float) -> None:
         """Fade the whole session out over `seconds`, starting now."""
         if self._master is None:

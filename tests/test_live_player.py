@@ -1,0 +1,137 @@
+"""Live music: the session playlist's no-repeat window, beat-aligned crossfades, loudness at the
+target, continuity (no gaps, no clicks) and the limiter."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from live_media import SR, live_library, quadrant_clusters
+
+from moodsic_engine.config import MixConfig
+from moodsic_engine.library import Track, library_from_tracks
+from moodsic_engine.live.player import MusicPlayer
+from moodsic_engine.live.playlist import SessionPlaylist
+from moodsic_engine.mix import integrated_lufs
+from moodsic_engine.segment_online import MoodChange
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    return live_library(tmp_path_factory.mktemp("livelib"), per_mood=5, seconds=24.0)
+
+
+def _change(lib, name: str) -> MoodChange:
+    k = lib.clusters.predict(np.array([{"busy": [0.7, 0.6], "calm": [-0.6, -0.6]}[name]]))[0]
+    v, a = lib.clusters.centroids[k]
+    return MoodChange(0.0, 0.0, int(k), lib.clusters.slugs[k], "", float(v), float(a), 1.0)
+
+
+def _play(player: MusicPlayer, seconds: float, block: int = 4800) -> np.ndarray:
+    """Render as a session would, waiting for loads (not real time) so results are exact."""
+    out = []
+    for _ in range(int(round(seconds * SR / block))):
+        for fut in player.pending():
+            fut.result(timeout=60)
+        out.append(player.render(block))
+    return np.concatenate(out)
+
+
+def _clicks(y: np.ndarray) -> float:
+    """Largest sample-to-sample jump over the typical jump of its 10 ms neighbourhood."""
+    d = np.abs(np.diff(y[:, 0].astype(np.float64)))
+    w = SR // 100
+    local = np.convolve(d, np.ones(w) / w, mode="same")
+    return float(np.max(d / np.maximum(local, 1e-4)))
+
+
+def test_playlist_never_repeats_within_the_window():
+    tracks = [
+        Track(str(i), f"t{i}", "", f"/x/{i}.wav", 60.0, math.cos(i), math.sin(i)) for i in range(40)
+    ]
+    pl = SessionPlaylist(library_from_tracks(tracks, clusters=quadrant_clusters()), no_repeat=20)
+    picks = []
+    for j in range(200):
+        k = j // 7 % pl.library.clusters.k  # the mood changes every 7 tracks
+        va = tuple(pl.library.clusters.centroids[k])
+        picks.append(pl.take(k, va).id)
+    for i in range(len(picks) - 19):
+        assert len(set(picks[i : i + 20])) == 20, picks[i : i + 20]
+    # The mood's own tracks come first while it has fresh ones.
+    first = [pl.library.track_cluster[int(p)] for p in picks[:3]]
+    assert first == [0, 0, 0]
+
+
+def test_small_library_repeats_the_longest_ago_played_of_the_mood(lib):
+    pl = SessionPlaylist(lib, no_repeat=20)  # 20 tracks in all: the window holds them all
+    calm = _change(lib, "calm")
+    picks = [pl.take(calm.index, (calm.valence, calm.arousal)) for _ in range(25)]
+    assert len({t.id for t in picks[:20]}) == 20
+    mood_of = {t.id: lib.track_cluster[i] for i, t in enumerate(lib.tracks)}
+    assert all(mood_of[t.id] == calm.index for t in picks[:5])
+    assert picks[20].id == picks[0].id  # every track recent: the calm one played longest ago
+
+
+def test_mood_change_crossfades_on_the_downbeat_and_keeps_level_and_continuity(lib):
+    events: list[dict] = []
+    player = MusicPlayer(SessionPlaylist(lib), MixConfig(crossfade_s=2.0), on_event=events.append)
+    player.set_mood(_change(lib, "busy"))
+    first = _play(player, 8.05)
+    player.set_mood(_change(lib, "calm"))
+    rest = _play(player, 12.0)
+    y = np.concatenate([first, rest])
+    starts = [e for e in events if e["event"] == "track_start"]
+    assert [e["reason"] for e in starts] == ["start", "mood"]
+    boundary = starts[1]["t"]
+    # The first track started at session 0 on its own downbeat (bars of 2 s): the boundary is
+    # a downbeat of the outgoing track, the first one at least half a crossfade ahead.
+    assert boundary == pytest.approx(10.0, abs=1e-3)
+    assert starts[1]["fade_start"] == pytest.approx(9.0, abs=1e-3)
+    # The incoming track's downbeat lands on the boundary: its pulse peaks there.
+    env = np.abs(y[:, 0])
+    lo = int((boundary + 1.05) * SR)  # after the fade: calm alone, pulses every 0.5 s
+    pulse = [lo + int(np.argmax(env[lo + k * SR // 2 : lo + k * SR // 2 + SR // 2 - 100]))
+             for k in range(4)]  # fmt: skip
+    phase = [((p / SR - boundary) % 0.5) for p in pulse]
+    assert all(min(ph, 0.5 - ph) < 0.03 for ph in phase), phase
+    # Loudness: each track at the target (-14 LUFS) within 1 dB, measured alone.
+    assert integrated_lufs(y[int(3 * SR) : int(8.5 * SR)], SR) == pytest.approx(-14.0, abs=1.0)
+    assert integrated_lufs(y[int(11.5 * SR) : int(20 * SR)], SR) == pytest.approx(-14.0, abs=1.0)
+    # Continuity: no window of 50 ms below -10 dB of the steady level, no click.
+    rms = np.sqrt(np.mean(y[int(2.5 * SR) :, 0].reshape(-1, SR // 20) ** 2, axis=1))
+    assert 20 * np.log10(rms.min() / np.median(rms)) > -10.0
+    assert _clicks(y[int(2.5 * SR) :]) < 8.0
+    assert float(np.max(np.abs(y))) <= 10 ** (-1 / 20) + 1e-6
+
+
+def test_tracks_follow_each_other_before_they_end_without_a_gap(lib):
+    events: list[dict] = []
+    player = MusicPlayer(SessionPlaylist(lib), MixConfig(), on_event=events.append)
+    player.set_mood(_change(lib, "calm"))
+    y = _play(player, 75.0)  # 24 s tracks: at least three hand-overs
+    ends = [e for e in events if e["event"] == "track_start" and e["reason"] == "end"]
+    assert len(ends) >= 3
+    ids = [e["track"] for e in events if e["event"] == "track_start"]
+    assert len(set(ids)) == len(ids)  # no repeat
+    # Every hand-over lands on a downbeat of the outgoing track; each incoming track puts its
+    # own downbeat there, so all of them sit on the first track's 2 s bar grid.
+    for e in ends:
+        assert min(e["t"] % 2.0, 2.0 - e["t"] % 2.0) < 1e-3, e["t"]
+    rms = np.sqrt(np.mean(y[int(2.5 * SR) :, 0].reshape(-1, SR // 20) ** 2, axis=1))
+    assert 20 * np.log10(rms.min() / np.median(rms)) > -10.0
+    assert _clicks(y[int(2.5 * SR) :]) < 8.0
+
+
+def test_fade_out_ends_in_silence_and_the_limiter_holds_the_ceiling(lib):
+    player = MusicPlayer(SessionPlaylist(lib), MixConfig(), on_event=lambda e: None)
+    player.set_mood(_change(lib, "busy"))
+    _play(player, 4.0)
+    player.fade_out(2.0)
+    tail = _play(player, 2.5)
+    assert player.finished
+    assert float(np.max(np.abs(tail[-SR // 2 :]))) < 1e-6  # silence (cos(pi/2) is 6e-17)
+    assert float(np.sqrt(np.mean(tail[: SR // 10] ** 2))) > 0.01
+    loud = np.full((4800, 2), 3.0, dtype=np.float32)
+    out = player._limit(loud)
+    assert float(np.max(np.abs(out))) <= 10 ** (-1 / 20) + 1e-6
