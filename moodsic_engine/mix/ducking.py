@@ -74,31 +74,46 @@ def _vad(mono: np.ndarray, sr: int) -> list[tuple[float, float]]:
     return [(s["start"] / 16000.0, s["end"] / 16000.0) for s in stamps]
 
 
-def duck_envelope(
-    n: int, sr: int, regions: list[tuple[float, float]], cfg: MixConfig
-) -> np.ndarray:
-    """Linear gain [n]: duck_db under speech, ramping down over attack_s before each region
-    (the audio is known in advance) and back up over release_s after it."""
-    depth = -abs(cfg.duck_db)
-    db = np.zeros(n, dtype=np.float64)
+def speech_shape(n: int, sr: int, regions: list[tuple[float, float]], cfg: MixConfig) -> np.ndarray:
+    """How far each sample is into ducking, [n] in [0, 1]: 1 under speech, ramping up over
+    `duck_attack_s` before each region (the audio is known in advance) and down over
+    `duck_release_s` after it. Regions whose ramps would touch are merged, so the music does
+    not pump between words."""
+    out = np.zeros(n, dtype=np.float64)
     att, rel = max(1, int(cfg.duck_attack_s * sr)), max(1, int(cfg.duck_release_s * sr))
-    # Merge regions whose ramps would touch, so the music does not pump between words.
+    for s, e in merged_regions(regions, cfg):
+        a, b = int(round(s * sr)), int(round(e * sr))
+        lo, hi = max(0, a - att), min(n, b + rel)
+        idx = np.arange(lo, hi)
+        part = np.ones(len(idx))
+        ramp_in = idx < a
+        part[ramp_in] = (idx[ramp_in] - (a - att)) / att
+        ramp_out = idx >= b
+        part[ramp_out] = 1 - (idx[ramp_out] - b) / rel
+        out[lo:hi] = np.maximum(out[lo:hi], np.clip(part, 0, 1))
+    return out
+
+
+def merged_regions(regions: list[tuple[float, float]], cfg: MixConfig) -> list[tuple[float, float]]:
+    """Speech regions with gaps shorter than attack + release closed (the music stays down)."""
     merged: list[list[float]] = []
     for s, e in sorted(regions):
         if merged and s - merged[-1][1] < cfg.duck_attack_s + cfg.duck_release_s:
             merged[-1][1] = max(merged[-1][1], e)
         else:
             merged.append([s, e])
-    for s, e in merged:
-        a, b = int(round(s * sr)), int(round(e * sr))
-        shape = np.zeros(n)
-        lo, hi = max(0, a - att), min(n, b + rel)
-        idx = np.arange(lo, hi)
-        shape_part = np.ones(len(idx))
-        ramp_in = idx < a
-        shape_part[ramp_in] = (idx[ramp_in] - (a - att)) / att
-        ramp_out = idx >= b
-        shape_part[ramp_out] = 1 - (idx[ramp_out] - b) / rel
-        shape[lo:hi] = np.clip(shape_part, 0, 1)
-        db = np.minimum(db, depth * shape)
+    return [(a, b) for a, b in merged]
+
+
+def duck_envelope(
+    n: int,
+    sr: int,
+    regions: list[tuple[float, float]],
+    cfg: MixConfig,
+    depth_db: float | None = None,
+) -> np.ndarray:
+    """Linear gain [n]: `depth_db` (default `cfg.duck_db`) under speech, ramping in dB over
+    attack_s before each region and back over release_s after it (see `speech_shape`)."""
+    depth = -abs(cfg.duck_db if depth_db is None else depth_db)
+    db = depth * speech_shape(n, sr, regions, cfg)
     return (10 ** (db / 20)).astype(np.float32)

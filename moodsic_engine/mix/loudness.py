@@ -1,5 +1,5 @@
-"""Loudness and peaks: integrated loudness (ITU-R BS.1770-4), true peak, a look-ahead
-true-peak limiter, normalisation to a target, and the per-track gain.
+"""Loudness and peaks: integrated loudness (ITU-R BS.1770-4), loudness range (EBU Tech 3342),
+true peak, a look-ahead true-peak limiter, normalisation to a target, and the per-track gain.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ def _meter(sr: int) -> Any:
     return pyloudnorm.Meter(sr)
 
 
-def integrated_lufs(y: np.ndarray, sr: int) -> float:
-    """Integrated loudness (ITU-R BS.1770-4, gated), as pyloudnorm measures it.
+def _hop_power(y: np.ndarray, sr: int) -> tuple[np.ndarray, Any] | None:
+    """K-weighted mean square per 100 ms hop, summed over channels ([n_hops]), with the meter;
+    None where pyloudnorm's filters are not reachable or the channel weights are not all 1.
 
     pyloudnorm's own loop copies the whole signal to float64 and filters it at once (about
     0.7 GB for a 10-minute stereo mix); this streams the same K-weighting filters (taken from
@@ -28,22 +29,17 @@ def integrated_lufs(y: np.ndarray, sr: int) -> float:
     """
     from scipy.signal import lfilter, lfilter_zi
 
-    if len(y) < max(1, int(0.4 * sr)):
-        return -math.inf
-    y = np.asarray(y).reshape(len(y), -1)
     n, channels = y.shape
     meter = _meter(sr)
     stages = getattr(meter, "_filters", None)
     if not isinstance(stages, dict) or channels > 3:
-        return float(meter.integrated_loudness(np.asarray(y, dtype=np.float64)))
+        return None
     coeffs = [
         (np.asarray(f.b, dtype=np.float64), np.asarray(f.a, dtype=np.float64))
         for f in stages.values()
     ]
-    hop = int(round(0.1 * sr))  # 400 ms blocks with 75 % overlap = four 100 ms hops
+    hop = int(round(0.1 * sr))
     n_hops = n // hop
-    if n_hops < 4:
-        return float(meter.integrated_loudness(np.asarray(y, dtype=np.float64)))
     sums = np.zeros((n_hops, channels))
     chunk = hop * 100
     for c in range(channels):
@@ -54,17 +50,72 @@ def integrated_lufs(y: np.ndarray, sr: int) -> float:
             for j, (b, a) in enumerate(coeffs):
                 x, state[j] = lfilter(b, a, x, zi=state[j])
             sums[s // hop : e // hop, c] = np.square(x).reshape(-1, hop).sum(axis=1)
-    blocks = (sums[:-3] + sums[1:-2] + sums[2:-1] + sums[3:]).sum(axis=1) / (4 * hop)
+    return sums.sum(axis=1) / hop, meter
+
+
+def _windows(power: np.ndarray, hops: int) -> np.ndarray:
+    """Mean power of every window of `hops` consecutive hops (one per hop), [n - hops + 1]."""
+    if len(power) < hops:
+        return np.zeros(0)
+    c = np.concatenate([[0.0], np.cumsum(power)])
+    return (c[hops:] - c[:-hops]) / hops
+
+
+def _lufs(power: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
-        loud = -0.691 + 10 * np.log10(blocks)
+        return -0.691 + 10 * np.log10(power)
+
+
+def integrated_lufs(y: np.ndarray, sr: int) -> float:
+    """Integrated loudness (ITU-R BS.1770-4, gated), as pyloudnorm measures it, of [n, ch]."""
+    if len(y) < max(1, int(0.4 * sr)):
+        return -math.inf
+    y = np.asarray(y).reshape(len(y), -1)
+    found = _hop_power(y, sr)
+    if found is None or len(found[0]) < 4:
+        return float(_meter(sr).integrated_loudness(np.asarray(y, dtype=np.float64)))
+    blocks = _windows(found[0], 4)  # 400 ms blocks with 75 % overlap = four 100 ms hops
+    loud = _lufs(blocks)
     gated = blocks[loud >= -70.0]
     if len(gated) == 0:
         return -math.inf
-    relative = -0.691 + 10 * np.log10(gated.mean()) - 10.0
+    relative = float(_lufs(gated.mean())) - 10.0
     final = blocks[(loud >= -70.0) & (loud >= relative)]
     if len(final) == 0:
         return -math.inf
-    return float(-0.691 + 10 * np.log10(final.mean()))
+    return float(_lufs(final.mean()))
+
+
+def lufs_over(y: np.ndarray, sr: int, regions: list[tuple[float, float]]) -> float:
+    """Integrated loudness of [n, ch] over the (start_s, end_s) regions only, joined (a
+    dialogue-gated measure: the speech, not the pauses between it)."""
+    parts = [y[max(0, int(round(a * sr))) : int(round(b * sr))] for a, b in regions]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return -math.inf
+    return integrated_lufs(np.concatenate(parts), sr)
+
+
+def loudness_range(y: np.ndarray, sr: int) -> float:
+    """Loudness range (LRA, EBU Tech 3342) of [n, ch] in LU; NaN when shorter than 3 s.
+
+    Short-term loudness (3 s windows) every 100 ms; absolute gate at -70 LUFS; relative gate
+    20 LU under the power mean of what passed; LRA = 95th minus 10th percentile of the rest.
+    """
+    y = np.asarray(y).reshape(len(y), -1)
+    found = _hop_power(y, sr) if len(y) else None
+    if found is None:
+        return math.nan
+    short = _windows(found[0], 30)
+    if len(short) == 0:
+        return math.nan
+    loud = _lufs(short)
+    gated = short[loud >= -70.0]
+    if len(gated) == 0:
+        return 0.0
+    relative = float(_lufs(gated.mean())) - 20.0
+    kept = loud[(loud >= -70.0) & (loud >= relative)]
+    return float(np.percentile(kept, 95) - np.percentile(kept, 10))
 
 
 def track_gain(y: np.ndarray, sr: int, target: float) -> float:
@@ -95,10 +146,41 @@ def true_peak(y: np.ndarray, oversample: int = 4) -> np.ndarray:
     return out
 
 
-def limit(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
-    """Look-ahead true-peak limiter: a smooth gain that never lets a peak exceed the ceiling."""
+def smooth_gain(need: np.ndarray, sr: int) -> np.ndarray:
+    """A smooth gain [n] at or below `need` [n] everywhere (look-ahead and release of
+    `_LIMITER_WINDOW_S`), so a limiter does not distort."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
+    need = np.asarray(need, dtype=np.float32)
+    half = max(1, int(_LIMITER_WINDOW_S * sr))
+    # min over +-half, then a box of half+1: every averaged value is a minimum over a
+    # window containing the sample, so the smooth gain stays at or below what is needed.
+    g = uniform_filter1d(
+        minimum_filter1d(need, 2 * half + 1, mode="nearest"), half + 1, mode="nearest"
+    )
+    g = np.minimum(g, need)
+    # a hair under what is needed where it acts; untouched (exactly 1) everywhere else
+    return np.where(g < 1.0, g * np.float32(0.999), np.float32(1.0)).astype(np.float32)
+
+
+def limit_gain(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
+    """The gain [n] (at most 1) the look-ahead true-peak limiter applies to [n, ch]."""
+    ceiling = 10 ** (ceiling_db / 20)
+    total = np.ones(len(y), dtype=np.float32)
+    out = np.asarray(y, dtype=np.float32)
+    for _ in range(4):
+        peaks = true_peak(out)
+        if peaks.max(initial=0.0) <= ceiling:
+            break
+        need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12)).astype(np.float32)
+        step = smooth_gain(need, sr)
+        out = out * step[:, None]
+        total *= step
+    return total
+
+
+def limit(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
+    """Look-ahead true-peak limiter: a smooth gain that never lets a peak exceed the ceiling."""
     ceiling = 10 ** (ceiling_db / 20)
     out = np.asarray(y, dtype=np.float32)
     for _ in range(4):
@@ -106,13 +188,7 @@ def limit(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
         if peaks.max(initial=0.0) <= ceiling:
             break
         need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12)).astype(np.float32)
-        half = max(1, int(_LIMITER_WINDOW_S * sr))
-        # min over +-half, then a box of half+1: every averaged value is a minimum over a
-        # window containing the sample, so the smooth gain stays at or below what is needed.
-        g = uniform_filter1d(
-            minimum_filter1d(need, 2 * half + 1, mode="nearest"), half + 1, mode="nearest"
-        )
-        out = out * (np.minimum(g, need) * 0.999)[:, None]
+        out = out * smooth_gain(need, sr)[:, None]
     return out
 
 
