@@ -6,6 +6,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import Config
 from .cue import CueSheet
@@ -38,6 +39,10 @@ class ScoreResult:
         cal = (cue.engine.get("config") or {}).get("fusion", {}).get("calibration")
         if cal:
             lines.append(f"calibration: {cal}")
+        levels = cue.summary.get("levels")
+        if isinstance(levels, dict):
+            lines.append(_levels_line(levels))
+            lines += [f"  warning: {w}" for w in levels.get("warnings", [])]
         lines.append(f"{len(cue.segments)} segment(s):")
         for i, s in enumerate(cue.segments):
             track = f"{s.track.title} - {s.track.artist}" if s.track else "(no track)"
@@ -46,6 +51,22 @@ class ScoreResult:
                 f"V{s.valence:+.2f} A{s.arousal:+.2f}  {track}"
             )
         return lines
+
+
+def _levels_line(levels: dict[str, Any]) -> str:
+    """The mix's levels (cue summary "levels") in one summary line."""
+
+    def f(key: str, unit: str) -> str:
+        x = levels.get(key)
+        return "-" if x is None else f"{x:.1f} {unit}"
+
+    parts = []
+    if levels.get("dialogue_lufs") is not None:
+        parts += [f"dialogue {f('dialogue_lufs', 'LUFS')}",
+                  f"music {f('dialogue_to_music_lu', 'LU')} under it"]  # fmt: skip
+    parts += [f"music gain {f('music_gain_db', 'dB')}", f"mix {f('mix_lufs', 'LUFS')}",
+              f"true peak {f('mix_true_peak_dbtp', 'dBTP')}", f"LRA {f('mix_lra_lu', 'LU')}"]  # fmt: skip
+    return "levels: " + ", ".join(parts)
 
 
 def _resolved(path: Path) -> Path:
@@ -82,8 +103,11 @@ def _write_audio_outputs(
     bed: str | os.PathLike[str] | None,
     mux: str | os.PathLike[str] | None,
     progress: ProgressFn,
-) -> dict[str, Path]:
-    """Bed, mix and muxed video from ONE render: speech detection and music placement run once."""
+) -> CueSheet:
+    """Bed, mix and muxed video from ONE render: speech detection and music placement run once.
+    Returns the cue with the mix's levels in its summary ("levels")."""
+    import dataclasses
+
     from . import mix as mixing
     from .fileio import work_dir
 
@@ -93,7 +117,7 @@ def _write_audio_outputs(
     progress("mix", 0, steps)
     dialogue = mixing.dialogue_for(cue, cfg, video) if cue.video.has_audio else None
     # the bed is the music exactly as it sits in the mix (same level and ducking)
-    mixed, bed_audio = mixing.mix_arrays(cue, cfg, dialogue)
+    mixed, bed_audio, levels = mixing.mix_arrays(cue, cfg, dialogue)
     out: dict[str, Path] = {}
     if bed:
         out["bed"] = mixing.write_audio(bed, bed_audio, sr)
@@ -107,7 +131,9 @@ def _write_audio_outputs(
             if mux:
                 out["mux"] = mixing.mux(video, mix_path, mux)
                 progress("mix", len(out), steps)
-    return out
+    if levels is None:
+        return cue
+    return dataclasses.replace(cue, summary={**cue.summary, "levels": levels.to_dict()})
 
 
 def score_video_to_files(
@@ -176,7 +202,7 @@ def score_video_to_files(
         cue_tmp = stack.enter_context(atomic_path(out))
         staged = {k: stack.enter_context(atomic_path(v)) for k, v in extras_req.items() if v}
         if mix or bed or mux:
-            _write_audio_outputs(
+            cue = _write_audio_outputs(
                 cue,
                 video,
                 config,

@@ -131,7 +131,9 @@ class MixConfig:
     duck_db: float = -10.0
     duck_attack_s: float = 0.15
     duck_release_s: float = 0.6
-    music_gain_db: float = -6.0  # music bed relative to the target when mixed under dialogue
+    # music this many LU under the dialogue's loudness where people speak (the video's own
+    # sound is never raised); see moodsic_engine/mix/levels.py for the source of the default
+    music_under_dialogue_lu: float = 12.0
     beat_align: bool = True  # loop/crossfade on the bar grid (sidecar or librosa beat tracking)
 
 

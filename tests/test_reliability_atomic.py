@@ -57,7 +57,7 @@ def _silent_render(cue, cfg, dialogue):  # noqa: ANN001, ANN202
     """Stands in for the music render (the test library has no audio files)."""
     n = int(round(cue.video.duration_s * cfg.sample_rate))
     z = np.zeros((n, 2), dtype=np.float32)
-    return z, z.copy()
+    return z, z.copy(), None  # (mix, bed, levels)
 
 
 def _interrupt(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202

@@ -63,6 +63,13 @@ def batch(
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
     calibration: CalibrationOpt = None,
+    music_under_dialogue: Annotated[
+        float | None,
+        typer.Option(
+            help="LU the music sits under the dialogue where people speak (default 12; "
+            "the video's own sound is never raised)."
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -84,7 +91,15 @@ def batch(
 
     names = parse_experts(experts)
     with reporting(progress) as (_, json_out):
-        cfg = load_config(config, seed=seed, experts=names, **{"sample.sample_fps": sample_fps})
+        cfg = load_config(
+            config,
+            seed=seed,
+            experts=names,
+            **{
+                "sample.sample_fps": sample_fps,
+                "mix.music_under_dialogue_lu": music_under_dialogue,
+            },
+        )
         cfg = with_calibration(cfg, calibration, weights_dir)
         with batch_reporter(progress.value, json_out.emit if json_out else None) as reporter:
             result = run_batch(

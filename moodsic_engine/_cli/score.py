@@ -48,6 +48,13 @@ def score(
         Path | None, typer.Option(help="Write the video with the new soundtrack here.")
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a V/A plot PNG here.")] = None,
+    music_under_dialogue: Annotated[
+        float | None,
+        typer.Option(
+            help="LU the music sits under the dialogue where people speak (default 12; "
+            "the video's own sound is never raised)."
+        ),
+    ] = None,
     reroll: Annotated[
         list[int] | None,
         typer.Option(help="Segment index to re-roll to its next best track (repeatable)."),
@@ -84,6 +91,7 @@ def score(
                 "scene.pretrained": scene_pretrained,
                 "scene.head": str(scene_head) if scene_head else None,
                 "face.emonet": str(emonet) if emonet else None,
+                "mix.music_under_dialogue_lu": music_under_dialogue,
             },
         )
         cfg = with_calibration(cfg, calibration, weights_dir)

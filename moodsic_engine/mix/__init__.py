@@ -4,8 +4,9 @@ One module per stage:
 
 - `audio`: read any audio file, the video's own audio, write WAV/FLAC/MP3 under a ceiling;
 - `plan`: bar grids, loop lengths, start points: where the music goes (`place_tracks`);
-- `loudness`: integrated loudness, true peak, limiter, normalisation;
+- `loudness`: integrated loudness, loudness range, true peak, limiter, normalisation;
 - `ducking`: speech regions (silero-vad) and the ducking envelope;
+- `levels`: the music set against the video's own sound (never amplified) and the dialogue;
 - `render`: the music bed, the finished mix, writing them;
 - `mux`: the video with the mix as its audio.
 
@@ -27,13 +28,32 @@ from .audio import (
     write_audio,
 )
 from .ducking import duck_envelope, speech_regions
-from .loudness import integrated_lufs, limit, normalize, track_gain, true_peak
+from .levels import Levels, level_mix
+from .loudness import (
+    integrated_lufs,
+    limit,
+    loudness_range,
+    lufs_over,
+    normalize,
+    track_gain,
+    true_peak,
+)
 from .mux import mux
 from .plan import BeatGrid, beat_grid, place_tracks
-from .render import build_bed, dialogue_for, mix_arrays, render_music, write_bed, write_mix
+from .render import (
+    Mixdown,
+    build_bed,
+    dialogue_for,
+    mix_arrays,
+    render_music,
+    write_bed,
+    write_mix,
+)
 
 __all__ = [
     "BeatGrid",
+    "Levels",
+    "Mixdown",
     "beat_grid",
     "build_bed",
     "dialogue_for",
@@ -41,7 +61,10 @@ __all__ = [
     "encode_under_ceiling",
     "has_audio_stream",
     "integrated_lufs",
+    "level_mix",
     "limit",
+    "loudness_range",
+    "lufs_over",
     "mix_arrays",
     "mux",
     "normalize",

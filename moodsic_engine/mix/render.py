@@ -4,16 +4,18 @@ finished mix (the video's own audio plus the bed) and writing either to a file.
 The bed plays the music plan (`plan.music_plan`: where each track enters on its downbeat,
 loops on its bar grid after playing its lead-in once, and leaves at a bar line, with its
 crossfades, fades and gain; the OTIO exports and the Blender add-on play the same plan).
-Every track is brought to the target loudness, the bed as a whole too; under speech found in
-the video's own audio (silero-vad) the bed is lowered by `duck_db` with attack/release ramps;
-a true-peak limiter keeps the result below `true_peak_db`. Output format follows the extension
-(WAV, FLAC, MP3).
+Every track is brought to the target loudness. The video's own sound is never amplified; the
+music is set against it (`levels.level_mix`): under speech found by silero-vad it sits
+`music_under_dialogue_lu` under the dialogue, elsewhere it brings the mix to the target, and it
+is pulled down first where the sum would pass `true_peak_db`. Output format follows the
+extension (WAV, FLAC, MP3).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,8 +23,8 @@ from ..config import MixConfig
 from ..cue import CueSheet
 from ..errors import InputError
 from .audio import read_audio, video_audio, write_audio
-from .ducking import duck_envelope, speech_regions
-from .loudness import normalize
+from .ducking import speech_regions
+from .levels import Levels, level_mix
 from .plan import MusicPlan, music_plan, track_facts
 
 
@@ -120,23 +122,29 @@ def dialogue_for(
     return video_audio(video, cfg.sample_rate, int(round(cue.video.duration_s * cfg.sample_rate)))
 
 
-def build_bed(
-    cue: CueSheet,
-    cfg: MixConfig,
-    *,
-    dialogue: np.ndarray | None = None,
-    level_lufs: float | None = None,
-) -> np.ndarray:
-    """The music bed at `level_lufs` (default: the target), ducked under speech in `dialogue`."""
+class Mixdown(NamedTuple):
+    """The finished mix [n, 2], the music bed as it sits in it [n, 2], and the levels."""
+
+    mix: np.ndarray
+    bed: np.ndarray
+    levels: Levels
+
+
+def mix_arrays(cue: CueSheet, cfg: MixConfig, dialogue: np.ndarray | None) -> Mixdown:
+    """The music rendered for the cue and set against the video's own sound (`dialogue`,
+    [n, 2] at the mix rate, or None), which is never amplified: see `levels.level_mix`."""
     sr = cfg.sample_rate
     music = render_music(cue, cfg)
-    level = cfg.target_lufs if level_lufs is None else level_lufs
-    music = normalize(music, sr, level, cfg.true_peak_db)
-    if cfg.duck and dialogue is not None and np.abs(dialogue).max(initial=0) > 1e-4:
+    regions: list[tuple[float, float]] = []
+    if dialogue is not None and np.abs(dialogue).max(initial=0) > 1e-4:
         regions = speech_regions(dialogue, sr)
-        if regions:
-            music = music * duck_envelope(len(music), sr, regions, cfg)[:, None]
-    return music
+    mix, bed, levels = level_mix(music, dialogue, sr, cfg, regions)
+    return Mixdown(mix, bed, levels)
+
+
+def build_bed(cue: CueSheet, cfg: MixConfig, *, dialogue: np.ndarray | None = None) -> np.ndarray:
+    """The music bed exactly as it sits in the mix with `dialogue` (levelled and ducked)."""
+    return mix_arrays(cue, cfg, dialogue).bed
 
 
 def write_bed(
@@ -148,24 +156,9 @@ def write_bed(
 ) -> Path:
     """The music alone, after ducking under the video's speech (if the video has audio)."""
     cfg = cfg or MixConfig()
-    sr = cfg.sample_rate
     dialogue = dialogue_for(cue, cfg, video_path)
     bed = build_bed(cue, cfg, dialogue=dialogue)
-    return write_audio(path, bed, sr, ceiling_db=cfg.true_peak_db)
-
-
-def mix_arrays(
-    cue: CueSheet, cfg: MixConfig, dialogue: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(mix, bed): the bed under the dialogue by music_gain_db, then the sum at the target."""
-    sr = cfg.sample_rate
-    if dialogue is None or np.abs(dialogue).max(initial=0) <= 1e-4:
-        bed = build_bed(cue, cfg)
-        return bed, bed
-    bed = build_bed(cue, cfg, dialogue=dialogue, level_lufs=cfg.target_lufs + cfg.music_gain_db)
-    dlg = normalize(dialogue, sr, cfg.target_lufs, cfg.true_peak_db)
-    mix = normalize(dlg + bed, sr, cfg.target_lufs, cfg.true_peak_db)
-    return mix, bed
+    return write_audio(path, bed, cfg.sample_rate, ceiling_db=cfg.true_peak_db)
 
 
 def write_mix(
@@ -175,9 +168,9 @@ def write_mix(
     *,
     video_path: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """The finished soundtrack: the video's own audio plus the ducked music, at the target loudness."""
+    """The finished soundtrack: the video's own sound as it is plus the music (see
+    `mix_arrays`)."""
     cfg = cfg or MixConfig()
-    sr = cfg.sample_rate
     dialogue = dialogue_for(cue, cfg, video_path)
-    mix, _ = mix_arrays(cue, cfg, dialogue)
-    return write_audio(path, mix, sr, ceiling_db=cfg.true_peak_db)
+    mix = mix_arrays(cue, cfg, dialogue).mix
+    return write_audio(path, mix, cfg.sample_rate, ceiling_db=cfg.true_peak_db)
