@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from .music_plan import CuePlan, read_plan, replace_segment
+
 CUE_SCHEMA = "moodsic.cue/1"
 TAG = "moodsic"  # custom property on every strip Moodsic creates
 MAX_NAME = 63  # Blender's limit for strip names (bytes; we keep ASCII-safe lengths short)
@@ -351,6 +353,71 @@ def _name(track: Mapping[str, Any]) -> str:
     return title[:MAX_NAME]
 
 
+def _from_plan(
+    cue_plan: CuePlan,
+    sp: _Span,
+    spans: Sequence[_Span],
+    n: int,
+    job: Job,
+    fps: Fraction,
+    edges: tuple[int, int, int, int],
+    opts: PlaceOptions,
+) -> tuple[list[tuple[int, int]], int, int, int, int, float]:
+    """(pieces as (start frame, in frame), start, end, fade in, fade out, gain) of a span
+    from the engine's plan. Samples map to scene frames from the segment's start frame
+    (nearest frame). Where the span shows its segment's start (end) next to the same cue
+    sheet's previous (next) segment, or the video's start (end), the plan's own edge and fade
+    are kept; elsewhere (a trim, another strip) the span's edge and fade are used, the plan's
+    passes cut there. `edges`: the span's own (start, end, fade in, fade out)."""
+    seg = sp.seg
+    rate = cue_plan.rate
+    b0 = job.movie.frame_start + int(seg["start_frame"])
+    b1 = job.movie.frame_start + int(seg["end_frame"])
+    s0 = int(round(float(seg["start_s"]) * rate))
+
+    def frame(sample: int) -> int:
+        return b0 + int(round(Fraction(sample - s0) * fps / rate))
+
+    pieces = cue_plan.for_segment(sp.segment)
+    start, end, fade_in, fade_out = edges
+    last_seg = len(job.cue["segments"]) - 1
+    before = spans[n - 1] if n > 0 else None
+    after = spans[n + 1] if n + 1 < len(spans) else None
+
+    def same_cue(other: _Span | None, segment: int) -> bool:
+        return other is not None and other.job == sp.job and other.segment == segment
+
+    if sp.start == b0 and (
+        (sp.segment == 0 and not sp.neighbour_left)
+        or (same_cue(before, sp.segment - 1) and before is not None and before.end == b0)
+    ):
+        start = frame(pieces[0].rec_in)
+        fade_in = frame(pieces[0].rec_in + pieces[0].fade_in) - start
+    if sp.end == b1 and (
+        (sp.segment == last_seg and not sp.neighbour_right)
+        or (same_cue(after, sp.segment + 1) and after is not None and after.start == b1)
+    ):
+        end = frame(pieces[-1].rec_out)
+        fade_out = end - frame(pieces[-1].rec_out - pieces[-1].fade_out)
+    cuts: list[tuple[int, int]] = []
+    for q in pieces:
+        a, b = max(start, frame(q.rec_in)), min(end, frame(q.rec_out))
+        if b > a:
+            src = int(round(Fraction(q.src_in) * fps / rate)) + (a - frame(q.rec_in))
+            cuts.append((a, src))
+    if cuts:
+        start = cuts[0][0]
+        end = min(end, frame(pieces[-1].rec_out))
+    fade_in, fade_out = max(0, min(fade_in, end - start)), max(0, min(fade_out, end - start))
+    gain_db = pieces[0].gain_db
+    if gain_db is None:
+        gain = _gain(None, bool(job.speech), opts)
+    else:
+        db = gain_db + (opts.music_gain_db if job.speech else 0.0)
+        gain = max(0.0, min(opts.max_volume, 10.0 ** (db / 20.0)))
+    return cuts, start, end, fade_in, fade_out, gain
+
+
 def plan(
     jobs: Sequence[Job],
     scene: SceneFacts,
@@ -388,6 +455,7 @@ def plan(
     release = frames_for(opts.duck_release_s, fps)
     lufs = track_lufs or {}
     durations = track_duration_s or {}
+    plans = [read_plan(j.cue, opts.crossfade_s) for j in jobs]
     for n, sp in enumerate(spans):
         job = jobs[sp.job]
         seg = sp.seg
@@ -422,14 +490,22 @@ def plan(
                     speech.append((a, b))
         dips = _dips(speech, depth, attack, release)
         gain = _gain(lufs.get(path), bool(job.speech), opts)
-        # Pieces: a track shorter than its span loops (restarting at its beginning).
-        cuts = [(start, in_frame)]
-        if length:
-            t, inn = start, in_frame
-            while t + (length - inn) < end:
-                t += length - inn
-                inn = 0
-                cuts.append((t, 0))
+        cue_plan = plans[sp.job]
+        if cue_plan is not None and cue_plan.for_segment(sp.segment):
+            # The engine's plan: its passes, cut to the span where a trim or another strip
+            # hides the rest, its own fades and gain at the edges it keeps.
+            cuts, start, end, fade_in, fade_out, gain = _from_plan(
+                cue_plan, sp, spans, n, job, fps, (start, end, fade_in, fade_out), opts
+            )
+        else:
+            # No plan (an older cue sheet): a track shorter than its span loops from its start.
+            cuts = [(start, in_frame)]
+            if length:
+                t, inn = start, in_frame
+                while t + (length - inn) < end:
+                    t += length - inn
+                    inn = 0
+                    cuts.append((t, 0))
         for k, (p_start, p_in) in enumerate(cuts):
             p_end = cuts[k + 1][0] if k + 1 < len(cuts) else end
             keys = _keys(
@@ -489,4 +565,9 @@ def replace_track(
     segments[segment]["track"] = new_segments[segment].get("track")
     out = dict(cue)
     out["segments"] = segments
+    placement = replace_segment(cue, new_cue, segment)
+    if placement is not None:
+        out["placement"] = placement
+    else:
+        out.pop("placement", None)  # no plan for the new track: the span loops as before
     return out

@@ -19,7 +19,6 @@ import copy
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,17 @@ import opentimelineio as otio
 
 from moodsic_engine.cue import SCHEMA_ID, CueSheet, Segment, TrackChoice
 from moodsic_engine.errors import CueSheetError
+from moodsic_engine.mix.plan import MusicPlan
+
+from .placement import (  # noqa: F401 - Placement, place_segments: this module's API too
+    PieceFrames,
+    Placement,
+    piece_frames,
+    place_segments,
+    placements,
+    plan_of,
+    track_frames,
+)
 
 LAYOUTS = ("alternate", "single")
 VIDEO_TRACK = "Video"
@@ -86,76 +96,6 @@ def moodsic_meta(thing: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- placement
-@dataclass(frozen=True)
-class Placement:
-    """Where one segment's music sits, in frames at the video rate."""
-
-    index: int
-    rec_start: int  # record frame of the segment start (the mood change)
-    rec_end: int  # exclusive
-    src_in: int  # frame inside the music file that plays at rec_start
-    head: int  # frames of the file played before rec_start (crossfade with the previous)
-    tail: int  # frames played after rec_end (crossfade with the next)
-
-    @property
-    def length(self) -> int:
-        return self.rec_end - self.rec_start
-
-
-def _track_frames(track: TrackChoice, fps: Fraction, base_dir: Path | None) -> int | None:
-    """Length of the track's audio in frames, when known (cue sheet, else the file header;
-    a length of 0 in the cue sheet tells nothing)."""
-    duration = track.duration_s
-    if not duration or duration <= 0:
-        path = _resolve(track.path, base_dir)
-        try:
-            import soundfile
-
-            duration = soundfile.info(str(path)).duration
-        except Exception:  # unreadable or missing: the handle is then not limited by the file
-            return None
-    frames = int(math.floor(Fraction(duration) * fps))
-    return frames if frames > 0 else None
-
-
-def place_segments(
-    segments: tuple[Segment, ...] | list[Segment],
-    fps: Fraction,
-    crossfade_s: float,
-    *,
-    base_dir: Path | None = None,
-) -> list[Placement]:
-    """Crossfade handles per segment, centred on each boundary and limited so that
-
-    - the incoming track has the media before its in point (head <= src_in),
-    - the outgoing track has media after its out point (when its length is known),
-    - two crossfades never overlap inside one segment (each handle <= half the neighbour).
-    """
-    half = max(0, frames_at(crossfade_s / 2.0, fps))
-    n = len(segments)
-    lengths = [s.end_frame - s.start_frame for s in segments]
-    out: list[Placement] = []
-    for i, seg in enumerate(segments):
-        src_in = frames_at(seg.track.in_s, fps) if seg.track is not None else 0
-        total = _track_frames(seg.track, fps, base_dir) if seg.track is not None else None
-        if total:
-            src_in %= total  # an in point past the end wraps, as the mixdown's loop does
-        head = tail = 0
-        if seg.track is not None and i > 0 and segments[i - 1].track is not None:
-            head = min(half, src_in, lengths[i - 1] // 2)
-        if seg.track is not None and i < n - 1 and segments[i + 1].track is not None:
-            tail = min(half, lengths[i + 1] // 2)
-            if total:
-                end = src_in + lengths[i]
-                if end > total:  # looped: where the last pass through the file ends
-                    end = (end - 1) % total + 1
-                tail = max(0, min(tail, total - end))
-        out.append(Placement(i, seg.start_frame, seg.end_frame, src_in, head, tail))
-    # head of i pairs with tail of i-1; when one side is short the fade is asymmetric about
-    # the boundary, which every NLE represents.
-    return out
-
-
 def crossfade_of(cue: CueSheet) -> float:
     mix = cue.engine.get("config", {}).get("mix", {}) if isinstance(cue.engine, dict) else {}
     value = mix.get("crossfade_s") if isinstance(mix, dict) else None
@@ -253,40 +193,57 @@ def make_marker(seg: Segment, index: int, at: otio.opentime.RationalTime) -> oti
 
 
 def _music_clips(
-    seg: Segment, p: Placement, rate: float, fps: Fraction, base_dir: Path | None, *, extend: bool
+    seg: Segment,
+    p: Placement,
+    plan: MusicPlan,
+    fps: Fraction,
+    base_dir: Path | None,
+    *,
+    extend: bool,
 ) -> list[otio.schema.Clip]:
-    """The clip(s) playing a segment's track: one clip, or, when the segment outlasts the
-    file, the file looped from its start as further clips (as the mixdown loops it), so no
-    clip ever reaches past the end of its media."""
+    """The clip(s) playing a segment's track, one per pass of the plan (a track shorter than
+    its segment loops as further clips, as the mixdown loops it; no clip reaches past the end
+    of its media). `extend`: with the crossfade handles (else cut at the segment's bounds)."""
     track = seg.track
     assert track is not None
-    start = p.src_in - (p.head if extend else 0)
-    length = p.length + ((p.head + p.tail) if extend else 0)
-    total = _track_frames(track, fps, base_dir)
-    pieces: list[tuple[int, int]] = []
-    if total is None or total <= 0 or start + length <= total:
-        pieces.append((start, length))
-    else:
-        pos, remaining = start, length
-        while remaining > 0:
-            take = min(remaining, total - pos)
-            pieces.append((pos, take))
-            remaining -= take
-            pos = 0
+    rate = rate_of(fps)
+    total = track_frames(track, fps, base_dir)
+    shown: list[tuple[PieceFrames, int, int, int]] = []  # piece, record in/out, source in
+    for pf in (piece_frames(plan, q, fps, total) for q in plan.for_segment(p.index)):
+        a, b = pf.rec_in, pf.rec_out
+        if not extend:
+            a, b = max(a, p.rec_start), min(b, p.rec_end)
+        if b > a:
+            # The entering pass is anchored at the mood change (the frame heard there).
+            src = (
+                p.src_in + (a - p.rec_start) if pf.piece.loop == 0 else pf.src_in + (a - pf.rec_in)
+            )
+            shown.append((pf, a, b, max(0, src)))
     url = media_url(track.path, base_dir)
     clips = []
-    for loop, (pos, take) in enumerate(pieces):
+    for loop, (pf, a, b, src) in enumerate(shown):
         ref = otio.schema.ExternalReference(
             target_url=url,
             available_range=TR(RT(0, rate), RT(total, rate)) if total is not None else None,
         )
+        q = pf.piece
         meta = {"role": "music", "segment": p.index, "track": _track_dict(track), "url": url}
-        if len(pieces) > 1:
+        if len(shown) > 1:
             meta["loop"] = loop
+        # The plan's own numbers (samples at its rate): fades and gain for scripts and tools.
+        meta["plan"] = {
+            "rate": plan.rate,
+            "rec_in": q.rec_in,
+            "rec_out": q.rec_out,
+            "src_in": q.src_in,
+            "fade_in": q.fade_in,
+            "fade_out": q.fade_out,
+            "gain_db": q.gain_db,
+        }
         clip = otio.schema.Clip(
             name=track.title or track.id,
             media_reference=ref,
-            source_range=TR(RT(pos, rate), RT(take, rate)),
+            source_range=TR(RT(src, rate), RT(b - a, rate)),
             metadata={META: meta},
         )
         if loop == 0:
@@ -365,11 +322,12 @@ def cue_to_timeline(
     vtrack.append(vclip)
     timeline.tracks.append(vtrack)
 
-    placements = place_segments(cue.segments, fps, xfade, base_dir=base)
+    plan = plan_of(cue, xfade, base)
+    places = placements(cue.segments, plan, fps)
     if layout == "single":
-        timeline.tracks.append(_single_track(cue.segments, placements, rate, fps, base))
+        timeline.tracks.append(_single_track(cue.segments, places, plan, fps, base))
     else:
-        for track in _alternate_tracks(cue.segments, placements, rate, fps, base):
+        for track in _alternate_tracks(cue.segments, places, plan, fps, base):
             timeline.tracks.append(track)
 
     for i, seg in enumerate(cue.segments):
@@ -377,7 +335,8 @@ def cue_to_timeline(
     return timeline
 
 
-def _single_track(segments, placements, rate, fps, base) -> otio.schema.Track:  # noqa: ANN001
+def _single_track(segments, placements, plan, fps, base) -> otio.schema.Track:  # noqa: ANN001
+    rate = rate_of(fps)
     track = otio.schema.Track(name=MUSIC_TRACK_SINGLE, kind=otio.schema.TrackKind.Audio)
     prev_clip = False
     for seg, p in zip(segments, placements, strict=True):
@@ -388,14 +347,19 @@ def _single_track(segments, placements, rate, fps, base) -> otio.schema.Track:  
         if prev_clip and p.index > 0:
             before = placements[p.index - 1]
             # in_offset: before the cut (the incoming clip's head); out_offset: after it.
-            if p.head or before.tail:
-                track.append(_dissolve(p.head, before.tail, rate, "crossfade"))
-        track.extend(_music_clips(seg, p, rate, fps, base, extend=False))
-        prev_clip = True
+            if p.head or before.tail > 0:
+                track.append(_dissolve(p.head, max(0, before.tail), rate, "crossfade"))
+        clips = _music_clips(seg, p, plan, fps, base, extend=False)
+        track.extend(clips)
+        shown = sum(to_frames(c.source_range.duration, rate) for c in clips)
+        if shown < p.length:  # the music stopped on a bar line before the segment's end
+            track.append(_gap(p.length - shown, rate))
+        prev_clip = shown == p.length
     return track
 
 
-def _alternate_tracks(segments, placements, rate, fps, base) -> list[otio.schema.Track]:  # noqa: ANN001
+def _alternate_tracks(segments, placements, plan, fps, base) -> list[otio.schema.Track]:  # noqa: ANN001
+    rate = rate_of(fps)
     tracks = [otio.schema.Track(name=n, kind=otio.schema.TrackKind.Audio) for n in MUSIC_TRACKS]
     cursor = [0, 0]  # record frame where each track currently ends
     for seg, p in zip(segments, placements, strict=True):
@@ -408,20 +372,26 @@ def _alternate_tracks(segments, placements, rate, fps, base) -> list[otio.schema
             track.append(_gap(start - cursor[k], rate))
         elif len(track) and isinstance(track[-1], otio.schema.Transition):
             track.pop()  # butts onto its predecessor on this track: no room to fade, hard join
-        fade_in = p.head + (placements[p.index - 1].tail if p.index > 0 else 0)
+        clips = _music_clips(seg, p, plan, fps, base, extend=True)
+        pieces = [piece_frames(plan, q, fps) for q in plan.for_segment(p.index)]
+        fade_in = min(pieces[0].fade_in, to_frames(clips[0].source_range.duration, rate))
         if fade_in and len(track) and isinstance(track[-1], otio.schema.Gap):
-            # A fade from silence (the gap) over the overlap with the previous segment.
+            # A fade from silence (the gap) over the plan's fade-in.
             track.append(_dissolve(0, fade_in, rate, "crossfade in"))
-        track.extend(_music_clips(seg, p, rate, fps, base, extend=True))
+        track.extend(clips)
         cursor[k] = p.rec_end + p.tail
         nxt = placements[p.index + 1] if p.index + 1 < len(placements) else None
-        fade_out = p.tail + (nxt.head if nxt is not None else 0)
-        if fade_out and nxt is not None and segments[nxt.index].track is not None:
+        fade_out = min(pieces[-1].fade_out, to_frames(clips[-1].source_range.duration, rate))
+        followed = nxt is not None and segments[nxt.index].track is not None
+        ends_early = nxt is None and cursor[k] < segments[-1].end_frame
+        if fade_out and (followed or ends_early):
             track.append(_dissolve(fade_out, 0, rate, "crossfade out"))
     end = segments[-1].end_frame
     for k, track in enumerate(tracks):
         if cursor[k] < end:
             track.append(_gap(end - cursor[k], rate))
+        elif len(track) and isinstance(track[-1], otio.schema.Transition):
+            track.pop()  # nothing after it to fade into
     return tracks
 
 

@@ -21,15 +21,20 @@ ADDON = REPO / "blender_addon"
 
 
 def addon_module(name: str) -> ModuleType:
-    """Import blender_addon/<name>.py by path (the package's __init__ needs bpy; these do not)."""
+    """Import blender_addon/<name>.py by path (the package's __init__ needs bpy; these do not).
+
+    The module lives in a stand-in package over blender_addon/ whose __init__ is never run, so
+    its relative imports of other bpy-free modules (placement -> music_plan) work."""
     key = f"moodsic_addon_{name}"
     if key in sys.modules:
         return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, ADDON / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    package = "moodsic_addon_src"
+    if package not in sys.modules:
+        stand_in = ModuleType(package)
+        stand_in.__path__ = [str(ADDON)]
+        sys.modules[package] = stand_in
+    module = importlib.import_module(f"{package}.{name}")
     sys.modules[key] = module
-    spec.loader.exec_module(module)
     return module
 
 

@@ -46,21 +46,36 @@ def render_music(cue: CueSheet, cfg: MixConfig, plan: MusicPlan | None = None) -
         raise InputError(
             "no segment's track has an audio file (an annotation-only library?): nothing to mix"
         )
+    audio = _tracks(cue, sr)
+    if plan is None:
+        plan = mixdown_plan(cue, cfg, audio)
+    return render_plan(plan, cue, audio, n)
+
+
+def _tracks(cue: CueSheet, sr: int) -> dict[str, np.ndarray]:
     audio: dict[str, np.ndarray] = {}
-    for seg in segs:
+    for seg in cue.segments:
         tr = seg.track
         if tr is not None and tr.path and tr.path not in audio:
             y = read_audio(tr.path, sr)
             if len(y) < sr // 10:
                 raise InputError(f"audio file {Path(tr.path).name} is too short to place")
             audio[tr.path] = y
-    if plan is None:
-        facts = {
-            path: track_facts(path, sr, detect=cfg.beat_align, target_lufs=cfg.target_lufs, audio=y)
-            for path, y in audio.items()
-        }
-        plan = music_plan(cue, facts, rate=sr, crossfade_s=cfg.crossfade_s)
-    return render_plan(plan, cue, audio, n)
+    return audio
+
+
+def mixdown_plan(
+    cue: CueSheet, cfg: MixConfig, audio: dict[str, np.ndarray] | None = None
+) -> MusicPlan:
+    """The plan `render_music` plays: made from the decoded tracks (`audio`, path -> samples
+    at the mix rate; decoded here when not given), as `place_tracks` makes it."""
+    sr = int(cfg.sample_rate)
+    audio = _tracks(cue, sr) if audio is None else audio
+    facts = {
+        path: track_facts(path, sr, detect=cfg.beat_align, target_lufs=cfg.target_lufs, audio=y)
+        for path, y in audio.items()
+    }
+    return music_plan(cue, facts, rate=sr, crossfade_s=cfg.crossfade_s)
 
 
 def render_plan(plan: MusicPlan, cue: CueSheet, audio: dict[str, np.ndarray], n: int) -> np.ndarray:
