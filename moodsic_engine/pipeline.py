@@ -350,6 +350,7 @@ def analysis_from_cue(cue: CueSheet) -> Analysis:
     ).reshape(-1, 2)
     modes = dict(cue.engine.get("modes") or {})
     series = []
+    calibrated = dict(cue.summary.get("calibration") or {})
     for name in cue.engine.get("experts") or []:
         rows = [s.experts.get(name) for s in cue.samples]
         present = np.array([r is not None for r in rows], dtype=bool)
@@ -372,6 +373,8 @@ def analysis_from_cue(cue: CueSheet) -> Analysis:
                     else None
                 ),
                 mode=modes.get(name, "trained"),
+                # the recorded variances are already calibrated; say by what, as the cue did
+                info={"calibration": calibrated[name]} if name in calibrated else {},
             )
         )
     return Analysis(
