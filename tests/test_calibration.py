@@ -212,7 +212,15 @@ def test_zero_shot_scene_variance_follows_prompt_entropy_not_a_floor() -> None:
     how clearly one level matches, and is not pinned where CLIP's own logit scale (100) put
     the old softmax spread (at its 0.05 floor for half of the images)."""
     torch = pytest.importorskip("torch")
+    from moodsic_engine.experts import scene as scene_mod
     from moodsic_engine.experts.scene import AROUSAL_PROMPTS, VALENCE_PROMPTS, SceneExpert
+
+    # prompt embeddings are numpy arrays where the expert runs without torch (issue 19)
+    numpy_prompts = hasattr(scene_mod, "_softmax")
+
+    def arr(x: np.ndarray):  # noqa: ANN202
+        x = np.asarray(x, dtype=np.float32)
+        return x if numpy_prompts else torch.from_numpy(x)
 
     cfg = Config().scene
     expert = SceneExpert.__new__(SceneExpert)  # no encoder: embeddings are given directly
@@ -228,12 +236,11 @@ def test_zero_shot_scene_variance_follows_prompt_entropy_not_a_floor() -> None:
             + strength[:, None] * (scores[None, :] == true[:, None])
         )  # fmt: skip
         # orthonormal "text embeddings": an image embedding is its own similarities
-        text = torch.eye(16)[: len(scores)]
-        expert._prompts[axis] = (text, torch.tensor(scores, dtype=torch.float32))
+        expert._prompts[axis] = (arr(np.eye(16)[: len(scores)]), arr(scores))
     for j, axis in enumerate("va"):
         emb = np.full((b, 16), 0.22)
         emb[:, : sims[axis].shape[1]] = sims[axis]
-        _, var = expert.predict_embeddings(torch.tensor(emb, dtype=torch.float32))
+        _, var = expert.predict_embeddings(arr(emb))
         lo = getattr(cfg, f"zero_shot_var_min_{axis}")
         hi = getattr(cfg, f"zero_shot_var_max_{axis}")
         v = var[:, j]
@@ -242,7 +249,7 @@ def test_zero_shot_scene_variance_follows_prompt_entropy_not_a_floor() -> None:
         assert np.percentile(v, 90) - np.percentile(v, 10) > 0.25 * (hi - lo)
         assert np.corrcoef(strength, v)[0, 1] < -0.6  # a clear match: a smaller variance
         # the old spread at CLIP's logit scale, floored at 0.05
-        scores = expert._prompts[axis][1].numpy()
+        scores = np.asarray(expert._prompts[axis][1])
         w = _softmax(100 * sims[axis])
         m = w @ scores
         old = np.maximum((w * (scores - m[:, None]) ** 2).sum(1), 0.05)
@@ -250,3 +257,109 @@ def test_zero_shot_scene_variance_follows_prompt_entropy_not_a_floor() -> None:
               f"new p10/p50/p90 {np.percentile(v, [10, 50, 90]).round(3)}")  # fmt: skip
         if axis == "v":
             assert np.mean(old <= 0.05 + 1e-9) > 0.4
+
+
+# ----------------------------------------------------------------------------- eval -> score
+@pytest.mark.slow
+def test_eval_veatic_writes_a_calibration_that_score_uses(tmp_path: Path) -> None:
+    from media import lavfi_video
+    from test_eval_veatic import _mini_veatic
+    from typer.testing import CliRunner
+
+    from moodsic_engine.cli import app
+
+    rng = np.random.default_rng(4)
+    labels = np.round(rng.uniform(-0.6, 0.6, (75, 2)), 6)  # 3 s at 25 fps
+    root = _mini_veatic(tmp_path / "v", {"1": ("25", 3.0, labels), "2": ("25", 3.0, labels[::-1])})
+    rep = tmp_path / "rep"
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        ["eval", "veatic", "--root", str(root), "-o", str(rep), "--experts", "grammar",
+         "--no-plots", "--progress", "none", "--weights-dir", str(tmp_path / "w")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "calibration written" in res.output and "built-in published figures" in res.output
+    path = rep / "calibration.json"
+    (entry,) = load_calibration(path).experts
+    assert entry.name == "grammar" and entry.n == 2 * 6  # 6 samples (2 per second) per video
+    assert "## Calibration" in (rep / "summary.md").read_text()
+    # the constant raw grammar variance maps to the grammar expert's mean squared error there
+    report = json.loads((rep / "report.json").read_text())
+    assert report["overall_per_frame"]["grammar"]["n"] == 150
+
+    clip = lavfi_video(tmp_path / "clip.mp4", seconds=3.0, size="96x54")
+    raw_v, raw_a = Config().grammar.var_v, Config().grammar.var_a
+    cues = {}
+    for name, extra in (("with", ["--calibration", str(path)]), ("without", [])):
+        out = tmp_path / f"{name}.json"
+        res = runner.invoke(
+            app,
+            ["score", str(clip), "-o", str(out), "--experts", "grammar", "--progress", "none",
+             "--weights-dir", str(tmp_path / "w"), *extra],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        cues[name] = json.loads(out.read_text())
+        assert "calibration: " in res.output
+    with_cal, without = cues["with"], cues["without"]
+    assert with_cal["engine"]["config"]["fusion"]["calibration"] == str(path)
+    assert str(path) in with_cal["summary"]["calibration"]["grammar"]
+    assert without["engine"]["config"]["fusion"]["calibration"] == "builtin"
+    expected_v = float(entry.v(np.array([raw_v]))[0])
+    assert abs(expected_v - raw_v) > 1e-3  # the map did change the variance
+    for s_with, s_without in zip(with_cal["samples"], without["samples"], strict=True):
+        assert s_with["experts"]["grammar"]["var_v"] == pytest.approx(expected_v)
+        assert s_without["experts"]["grammar"]["var_v"] == pytest.approx(raw_v)
+        # film grammar's arousal variance grows with cue disagreement; the map is monotone
+        assert s_with["experts"]["grammar"]["var_a"] == pytest.approx(
+            float(entry.a(np.array([s_without["experts"]["grammar"]["var_a"]]))[0])
+        )
+    assert min(s["experts"]["grammar"]["var_a"] for s in without["samples"]) >= raw_a
+    # beside the weights: found without --calibration
+    (tmp_path / "w").mkdir(exist_ok=True)
+    (tmp_path / "w" / "calibration.json").write_text(path.read_text())
+    out = tmp_path / "beside.json"
+    res = runner.invoke(
+        app,
+        ["score", str(clip), "-o", str(out), "--experts", "grammar", "--progress", "none",
+         "--weights-dir", str(tmp_path / "w")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    beside = json.loads(out.read_text())
+    assert beside["engine"]["config"]["fusion"]["calibration"] == str(
+        tmp_path / "w" / "calibration.json"
+    )
+    assert beside["samples"][0]["experts"]["grammar"]["var_v"] == pytest.approx(expected_v)
+    bad = runner.invoke(
+        app,
+        ["score", str(clip), "-o", str(out), "--experts", "grammar", "--progress", "none",
+         "--calibration", str(tmp_path / "nope.json")],
+    )  # fmt: skip
+    assert bad.exit_code == 1 and "calibration file not found" in bad.output
+
+
+def test_eval_findingemo_writes_the_face_calibration(tmp_path: Path) -> None:
+    from test_eval_findingemo import ConstantFace, N
+
+    from moodsic_engine.eval.findingemo_face import evaluate_face_findingemo
+    from moodsic_engine.train.findingemo import (
+        make_mini_findingemo,
+        read_annotations,
+        split_by_image,
+    )
+
+    ann_path, images = make_mini_findingemo(tmp_path / "fe", n=N, seed=0)
+    res = evaluate_face_findingemo(
+        images, tmp_path / "out", Config(), annotations=ann_path, expert=ConstantFace(0.5, -0.2)
+    )
+    assert res.calibration == tmp_path / "out" / "calibration.json"
+    (entry,) = load_calibration(res.calibration).experts
+    ann = read_annotations(ann_path)
+    val = split_by_image(ann["rel_path"].tolist(), seed=0).val
+    y = ann[["v_ref", "a_ref"]].to_numpy()[val]
+    # a constant raw variance (0.04 / 0.09) maps to the mean squared error on validation faces
+    assert entry.v(np.array([0.04]))[0] == pytest.approx(np.mean((0.5 - y[:, 0]) ** 2))
+    assert entry.a(np.array([0.09]))[0] == pytest.approx(np.mean((-0.2 - y[:, 1]) ** 2))
+    assert any("within 1 sd" in line for line in res.summary_lines())
+    used = calibration_for(Config().replace(**{"fusion.calibration": str(res.calibration)}))
+    assert used.find("face", "trained").v.floor < 0.29**2  # the fitted map, not the default
