@@ -10,6 +10,7 @@ import typer
 from .apps import eval_app
 from .common import (
     EXPERTS_HELP,
+    CalibrationOpt,
     ProgressMode,
     ProgressOpt,
     err,
@@ -37,16 +38,25 @@ def eval_veatic_cmd(
     plots: Annotated[bool, typer.Option(help="Write a plot per video.")] = True,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
+    calibration: CalibrationOpt = None,
     progress: ProgressOpt = ProgressMode.bar,
 ) -> None:
-    """Per-frame and clip-mean accuracy on VEATIC for each expert, the fusion and the stable score."""
+    """Per-frame and clip-mean accuracy on VEATIC for each expert, the fusion and the stable score;
+    fits and writes calibration.json (each expert's raw spread -> expected squared error)."""
     from ..eval.veatic import evaluate_veatic
     from ..weights import resolve_weights_dir
 
     names = parse_experts(experts)
     ids = list(parse_csv(videos) or ()) or None
     with reporting(progress) as (report, json_out):
-        cfg = load_config(config, experts=names, **{"sample.sample_fps": sample_fps})
+        cfg = load_config(
+            config,
+            experts=names,
+            **{
+                "sample.sample_fps": sample_fps,
+                "fusion.calibration": str(calibration) if calibration else None,
+            },
+        )
         result = evaluate_veatic(
             root, output, cfg, weights_dir=resolve_weights_dir(weights_dir), videos=ids,
             limit=limit, cache_dir=cache_dir, plots=plots, progress=report,
