@@ -189,9 +189,17 @@ def score_video_to_files(
         )
         earlier = None
     progress("load", 0, 2)
+    # The models load on their own thread while the library loads and the video starts
+    # decoding; the first batch of frames waits for them (runtime.background).
+    experts = None
+    if earlier is None:
+        from .experts.registry import EXPERT_NAMES
+        from .runtime.background import Pending
+
+        experts = Pending(load_experts, config, resolve_weights_dir(weights_dir))
+        experts.detail = "face" in (config.experts or EXPERT_NAMES)
     lib = load_library(library, match_config=config.match, allow_outside=allow_outside)
     progress("load", 1, 2)
-    experts = load_experts(config, resolve_weights_dir(weights_dir)) if earlier is None else None
     progress("load", 2, 2)
     cue = score_video(
         video, lib, config, experts=experts, progress=progress, reroll=reroll, reuse=earlier

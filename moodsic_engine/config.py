@@ -58,6 +58,10 @@ class SceneConfig:
     zero_shot_var_min_a: float = 0.2855
     zero_shot_var_max_v: float = 0.3974
     zero_shot_var_max_a: float = 0.3181
+    # content-change gate: a sample whose grey thumbnail moved at most this much (mean abs,
+    # 0..1) since the last encoded sample reuses its embedding; 0 encodes every sample
+    skip_change: float = 0.01
+    skip_max_gap_s: float = 1.0  # ... for at most this long
     precision: str = "fp32"
 
 
@@ -140,6 +144,7 @@ class MixConfig:
 @dataclass(frozen=True)
 class RuntimeConfig:
     torch_threads: int = 0  # 0: let the engine pick (cores / workers)
+    onnx: bool = True  # CLIP image tower and EmoNet on ONNX Runtime when installed (else torch)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from .experts import ClipContext, Estimates, ExpertSeries, LoadedExperts, load_e
 from .experts.registry import EXPERT_NAMES
 from .fusion import fuse
 from .progress import ProgressFn, no_progress
+from .runtime.background import Pending, ready
 from .segment import segment_moods
 from .stabilize import stabilize
 from .video import sample_video
@@ -67,7 +68,7 @@ def _frames_for(end_s: float, fps: Fraction, declared_frames: int) -> int:
 
 def analyze_video(
     video: str | os.PathLike[str],
-    experts: LoadedExperts,
+    experts: LoadedExperts | Pending[LoadedExperts],
     config: Config,
     *,
     start_s: float = 0.0,
@@ -79,23 +80,29 @@ def analyze_video(
 
     calibration = calibration_for(config)  # read before decoding: a bad file stops at once
     # experts that cut crops from full-resolution frames (the face expert) get them per batch
-    detail = any(getattr(e, "wants_detail", False) for e in experts.experts)
+    detail = getattr(experts, "detail", None)  # models still loading say it beforehand
+    if detail is None:
+        detail = any(getattr(e, "wants_detail", False) for e in experts.experts)
     sampler = sample_video(
         video, config.sample, start_s=start_s, end_s=end_s, batch_size=16, detail=detail
     )
     info = sampler.info
     total = sampler.expected_samples()
-    parts: dict[str, list[Estimates]] = {e.name: [] for e in experts.experts}
+    parts: dict[str, list[Estimates]] = {}
     times: list[np.ndarray] = []
     done = 0
     progress("perceive", 0, total)
     for batch in sampler:
+        if not parts:  # models loading in the background are needed from here on
+            experts = ready(experts)
+            parts = {e.name: [] for e in experts.experts}
         times.append(batch.times)
         for expert in experts.experts:
             parts[expert.name].append(expert.predict(batch))
         done += len(batch)
         progress("perceive", done, max(total, done))
     progress("perceive", done, done)  # the estimate may be off by one; finish at 100 %
+    experts = ready(experts)
     t = np.concatenate(times) if times else np.zeros(0)
     if len(t) == 0:
         raise VideoError(f"{Path(video).name}: no frames in the requested range")
@@ -271,7 +278,7 @@ def score_video(
     library: Library | str | os.PathLike[str] | None = None,
     config: Config | None = None,
     *,
-    experts: LoadedExperts | None = None,
+    experts: LoadedExperts | Pending[LoadedExperts] | None = None,
     weights_dir: str | os.PathLike[str] | None = None,
     progress: ProgressFn = no_progress,
     reroll: dict[int, int] | None = None,

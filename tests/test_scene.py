@@ -119,7 +119,7 @@ def test_zero_shot_mode_shapes_ranges(tiny: tuple[Path, Path]) -> None:
 
 def test_encoder_runs_once_per_frame(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     folder, ckpt = tiny
-    cfg = _cfg(ckpt, batch_size=4)
+    cfg = _cfg(ckpt, batch_size=4).replace(**{"runtime.onnx": False})  # the torch encoder
     head_path = _make_head_file(tiny, tmp_path / "h.safetensors")
     expert = scene.load(cfg.replace(**{"scene.head": str(head_path)}), folder)
     assert expert.mode == "trained"

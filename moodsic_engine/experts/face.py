@@ -336,15 +336,15 @@ class FaceExpert:
         return self._tracks[best]
 
     def _run_views(self, crop: np.ndarray, indices: list[int]) -> list[tuple[int, float, float]]:
-        from .emonet import run_emonet
+        from ..runtime.emonet_runtime import run_views  # ONNX Runtime or torch, same numbers
 
         t0 = time.perf_counter()
-        out = run_emonet(self.emonet, _to_tensor(np.stack([make_view(crop, i) for i in indices])))
+        val, aro = run_views(self.emonet, np.stack([make_view(crop, i) for i in indices]))
         self.stats.model_s += time.perf_counter() - t0
         self.stats.views += len(indices)
         return [
             (i, float(v), float(a))
-            for i, v, a in zip(indices, out.valence.tolist(), out.arousal.tolist(), strict=True)
+            for i, v, a in zip(indices, val.tolist(), aro.tolist(), strict=True)
         ]
 
     def _budget(self, extra: int) -> bool:
@@ -495,7 +495,7 @@ def load(config: Config, weights_dir: Path | None = None) -> FaceExpert:
         except ResourceError as exc:
             landmark_error = str(exc)
         if ckpt is not None:
-            emonet = _load_checkpoint(ckpt)
+            emonet = _load_checkpoint(ckpt, fast=config.runtime)
             source = f"EmoNet {ckpt.name} ({emonet.n_expression} classes)"
         elif landmarks is None:
             raise ExpertUnavailable(f"face: {MISSING_HINT} (and fallback failed: {landmark_error})")
@@ -509,11 +509,16 @@ def load(config: Config, weights_dir: Path | None = None) -> FaceExpert:
     return FaceExpert(cfg, detector, emonet=emonet, landmarks=landmarks, source=source)
 
 
-def _load_checkpoint(ckpt: Path) -> Any:
-    """The EmoNet in `ckpt`, or WeightsError naming the file and why it cannot be used."""
-    from .emonet import load_emonet
-
+def _load_checkpoint(ckpt: Path, fast: Any = None) -> Any:
+    """The EmoNet in `ckpt`, or WeightsError naming the file and why it cannot be used.
+    `fast` (a RuntimeConfig): its cached ONNX Runtime export where allowed (runtime module)."""
     try:
+        if fast is not None and fast.onnx:
+            from ..runtime.emonet_runtime import load_emonet_fast
+
+            return load_emonet_fast(ckpt, expected_classes(ckpt), threads=fast.torch_threads)
+        from .emonet import load_emonet
+
         return load_emonet(ckpt, expected_classes(ckpt))
     except WeightsError as exc:
         raise WeightsError(f"face: {exc}") from None

@@ -24,19 +24,33 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ..config import Config, SceneConfig
 from ..errors import ExpertUnavailable, ResourceError
 from ..weights import WeightsError, file_fingerprint, why_unloadable
 from .base import Availability, ClipContext, Estimates, ExpertSeries, FrameBatch
+from .scene_gate import SkipGate
+
+if TYPE_CHECKING:
+    from ..runtime.prompts import PromptEmbeddings
 
 NAME = "scene"
 HEAD_FORMAT = "moodsic.scene-head/1"
 META_KEY = "moodsic"  # safetensors metadata key / torch-file entry holding the JSON block
+
+
+def __getattr__(name: str) -> Any:
+    # SceneHead is a torch module: importing it here would make every scene import (and
+    # the ONNX Runtime path, which needs no torch) pay for torch.
+    if name == "SceneHead":
+        from .scene_head import SceneHead
+
+        return SceneHead
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Graded prompt sets for zero-shot mode: (score on the reference scale, descriptions).
 VALENCE_PROMPTS: tuple[tuple[float, tuple[str, ...]], ...] = (
@@ -196,7 +210,10 @@ def resolve_encoder(
 class ClipEncoder:
     """An open_clip model wrapped for batched uint8 frames; the encoder runs once per frame."""
 
+    backend = "torch"
+
     def __init__(self, model: Any, ref: EncoderRef, tokenizer: Any | None = None) -> None:
+        import torch
 
         self.model = model.eval()
         self.ref = ref
@@ -220,6 +237,7 @@ class ClipEncoder:
     def preprocess(self, frames: np.ndarray) -> Any:
         """uint8 [B,H,W,3] -> normalised float [B,3,S,S]: short side to S, centre crop
         (open_clip's 'shortest' mode) or a plain resize ('squash')."""
+        import torch
         import torch.nn.functional as F
 
         arr = np.ascontiguousarray(frames)
@@ -246,6 +264,7 @@ class ClipEncoder:
 
     def encode(self, frames: np.ndarray, batch_size: int = 0) -> Any:
         """Unit-norm float32 embeddings [B, D] for uint8 frames [B,H,W,3]."""
+        import torch
 
         n = int(frames.shape[0])
         step = batch_size if batch_size > 0 else max(n, 1)
@@ -258,6 +277,7 @@ class ClipEncoder:
 
     def encode_images(self, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
         """Images of different sizes (training data): preprocess each, encode in batches."""
+        import torch
 
         out = []
         with torch.inference_mode():
@@ -267,6 +287,7 @@ class ClipEncoder:
         return np.concatenate(out) if out else np.zeros((0, self.embed_dim), np.float32)
 
     def encode_text(self, prompts: Sequence[str]) -> Any:
+        import torch
 
         if self.tokenizer is None:
             raise ResourceError("scene: this encoder was built without a tokenizer")
@@ -322,6 +343,8 @@ def build_encoder(
             ) from None
     else:
         # Trained mode needs only the image tower; drop the text weights to save memory.
+        import torch
+
         for attr in ("transformer", "token_embedding", "text"):
             if hasattr(model, attr) and isinstance(getattr(model, attr), torch.nn.Module):
                 setattr(model, attr, torch.nn.Identity())
@@ -329,52 +352,6 @@ def build_encoder(
 
 
 # ----------------------------------------------------------------------------- head
-class SceneHead(torch.nn.Module):
-    """Embedding -> (V, A) in [-1, 1]: standardise, two hidden layers with dropout, tanh."""
-
-    def __init__(self, embed_dim: int, hidden: int = 256, dropout: float = 0.3) -> None:
-        super().__init__()
-        self.embed_dim = int(embed_dim)
-        self.hidden = int(hidden)
-        self.dropout = float(dropout)
-        self.fc1 = torch.nn.Linear(embed_dim, hidden)
-        self.fc2 = torch.nn.Linear(hidden, hidden)
-        self.out = torch.nn.Linear(hidden, 2)
-        # Input standardisation and variance calibration travel with the weights.
-        self.register_buffer("in_mean", torch.zeros(embed_dim))
-        self.register_buffer("in_std", torch.ones(embed_dim))
-        self.register_buffer("calibration", torch.ones(2))
-
-    def forward(self, x: Any, p: float | None = None, mc: bool = False) -> Any:
-        """x [..., D] -> [..., 2]. Dropout is active when training, or when `mc` is set."""
-        F = torch.nn.functional
-        p = self.dropout if p is None else p
-        drop = self.training or mc
-        h = (x - self.in_mean) / self.in_std
-        h = F.dropout(F.gelu(self.fc1(h)), p=p, training=drop)
-        h = F.dropout(F.gelu(self.fc2(h)), p=p, training=drop)
-        return torch.tanh(self.out(h))
-
-    def mc_predict(
-        self, emb: Any, passes: int, p: float | None = None, *, calibrated: bool = True
-    ) -> tuple[Any, Any]:
-        """Monte-Carlo dropout over the head only, all passes in ONE batched op.
-
-        emb [B, D] -> mean [B, 2], variance [B, 2] (times the calibration scale when asked).
-        """
-        with torch.inference_mode():
-            if passes <= 1 or (p if p is not None else self.dropout) <= 0:
-                mean = self.forward(emb, p=0.0, mc=False)
-                return mean, torch.zeros_like(mean)
-            x = emb.unsqueeze(0).expand(passes, *emb.shape)  # [T, B, D], no copy
-            y = self.forward(x, p=p, mc=True)  # independent dropout masks per pass
-            mean = y.mean(0)
-            var = y.var(0, unbiased=True)
-            if calibrated:
-                var = var * self.calibration
-            return mean, var
-
-
 def fit_calibration(pred_var: np.ndarray, sq_err: np.ndarray, floor: float = 1e-8) -> np.ndarray:
     """Per-dimension scale s with mean(s * predicted variance) == mean(squared error): the
     head file's built-in scale, fitted on validation data at training time. It is the
@@ -440,6 +417,7 @@ def read_head_meta(path: Path) -> dict[str, Any]:
 def load_head(path: str | os.PathLike[str]) -> HeadFile:
     """Read a head file (safetensors, or a weights-only torch file with a `moodsic` entry)."""
     from ..weights import load_state_dict
+    from .scene_head import SceneHead
 
     p = Path(path)
     meta = read_head_meta(p)
@@ -509,6 +487,19 @@ def find_head(cfg: SceneConfig, weights_dir: Path | None) -> Path | None:
 
 
 # ----------------------------------------------------------------------------- the expert
+def compute_prompts(encoder: Any) -> PromptEmbeddings:
+    """The zero-shot prompts through a torch encoder's text tower (see scene_runtime)."""
+    from .scene_runtime import compute_prompts as compute
+
+    return compute(encoder)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 class SceneExpert:
     """The loaded scene expert: one encoder, and a head (trained) or prompt embeddings (zero-shot)."""
 
@@ -516,25 +507,24 @@ class SceneExpert:
 
     def __init__(
         self,
-        encoder: ClipEncoder,
+        encoder: Any,
         cfg: SceneConfig,
         head: HeadFile | None = None,
+        prompts: PromptEmbeddings | None = None,
     ) -> None:
+        """`encoder`: a ClipEncoder (torch) or a runtime OrtImageEncoder; `prompts`: the
+        zero-shot prompt embeddings when already known (cached), else computed here."""
         self.encoder = encoder
         self.cfg = cfg
         self.head = head
         self.mode = "trained" if head is not None else "zero-shot"
-        self._prompts: dict[str, tuple[Any, Any]] = {}
+        self._prompts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._logit_scale = 100.0
         if head is None:
-            with torch.inference_mode():
-                scale = getattr(encoder.model, "logit_scale", None)
-                if scale is not None:
-                    self._logit_scale = float(scale.exp().clamp(max=100.0))
-            for axis, sets in (("v", VALENCE_PROMPTS), ("a", AROUSAL_PROMPTS)):
-                scores = [s for s, texts in sets for _ in texts]
-                texts = [t for _, ts in sets for t in ts]
-                self._prompts[axis] = (encoder.encode_text(texts), torch.tensor(scores))
+            prompts = prompts if prompts is not None else compute_prompts(encoder)
+            self._logit_scale = prompts.logit_scale
+            self._prompts = {a: (prompts.text[a], prompts.scores[a]) for a in ("v", "a")}
+        self.gate = SkipGate(cfg.skip_change, cfg.skip_max_gap_s)
 
     def uses(self) -> str:
         base = self.encoder.ref.describe()
@@ -542,15 +532,21 @@ class SceneExpert:
             return f"{base}, zero-shot prompts"
         return f"{base}, head {self.head.path.name}, MC dropout x{self.cfg.mc_passes}"
 
-    def embed(self, frames: np.ndarray) -> Any:
-        return self.encoder.encode(frames, self.cfg.batch_size)
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        """Unit-norm float32 embeddings [B, D] (numpy, whichever runtime the encoder uses)."""
+        emb = self.encoder.encode(frames, self.cfg.batch_size)
+        return emb if isinstance(emb, np.ndarray) else emb.numpy()
 
     def predict_embeddings(self, emb: Any) -> tuple[np.ndarray, np.ndarray]:
         """[B, D] embeddings -> (va [B, 2], var [B, 2]) on the reference scale."""
 
         if self.head is not None:
-            mean, var = self.head.head.mc_predict(emb, self.cfg.mc_passes)
+            import torch
+
+            t = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32))
+            mean, var = self.head.head.mc_predict(t, self.cfg.mc_passes)
             return mean.numpy().astype(np.float64), var.numpy().astype(np.float64)
+        emb = np.asarray(emb, dtype=np.float32)
         from ..calibration import entropy_variance
 
         cfg = self.cfg
@@ -559,25 +555,29 @@ class SceneExpert:
             "a": (cfg.zero_shot_var_min_a, cfg.zero_shot_var_max_a),
         }
         va, var = [], []
-        with torch.inference_mode():
-            for axis in ("v", "a"):
-                text, scores = self._prompts[axis]
-                sims = emb @ text.T  # [B, P] cosine similarities
-                w = torch.softmax(self._logit_scale * sims, dim=-1)
-                va.append(w @ scores)
-                # The variance: entropy of a softmax at a set temperature. At CLIP's own logit
-                # scale (100) the softmax is near one-hot for almost every image, so its spread
-                # sat at a floor whatever the image (issue 18).
-                soft = torch.softmax(sims / max(cfg.zero_shot_temperature, 1e-6), dim=-1)
-                var.append(entropy_variance(soft.numpy(), scores.numpy(), *bounds[axis]))
-        out_va = torch.stack(va, -1).numpy().astype(np.float64)
+        for axis in ("v", "a"):
+            text, scores = self._prompts[axis]
+            sims = emb @ text.T  # [B, P] cosine similarities
+            w = _softmax(np.float32(self._logit_scale) * sims)
+            va.append(w @ scores)
+            # The variance: entropy of a softmax at a set temperature. At CLIP's own logit
+            # scale (100) the softmax is near one-hot for almost every image, so its spread
+            # sat at a floor whatever the image (issue 18).
+            soft = _softmax(sims / np.float32(max(cfg.zero_shot_temperature, 1e-6)))
+            var.append(entropy_variance(soft, scores, *bounds[axis]))
+        out_va = np.stack(va, -1).astype(np.float64)
         return out_va, np.stack(var, -1).astype(np.float64)
 
     def predict(self, batch: FrameBatch) -> Estimates:
         n = len(batch)
         if n == 0:
             return Estimates.absent(0)
-        va, var = self.predict_embeddings(self.embed(batch.frames))
+        # Samples whose picture barely changed reuse the last encoded embedding (the gate);
+        # only the others go through the encoder, in one batch.
+        source, todo = self.gate.plan(batch)
+        fresh = self.embed(batch.frames[todo]) if todo else None
+        emb = self.gate.assemble(source, todo, fresh)
+        va, var = self.predict_embeddings(emb)
         va = np.clip(np.nan_to_num(va), -1.0, 1.0)
         return Estimates(
             v=va[:, 0], a=va[:, 1], var_v=var[:, 0], var_a=var[:, 1], present=np.ones(n, dtype=bool)
@@ -585,7 +585,14 @@ class SceneExpert:
 
     def finalize(self, series: ExpertSeries, context: ClipContext) -> ExpertSeries:  # noqa: ARG002
         info = dict(series.info)
-        info.update({"uses": self.uses()})
+        info.update(
+            {
+                "uses": self.uses(),
+                "runtime": getattr(self.encoder, "backend", "torch"),
+                "encoded": self.gate.encoded,
+                "samples": self.gate.samples,
+            }
+        )
         return dataclasses.replace(series, mode=self.mode, info=info)
 
 
@@ -655,17 +662,20 @@ def _load_head_checked(path: Path) -> HeadFile:
 
 def load(config: Config, weights_dir: Path | None = None) -> SceneExpert:
     """Load the encoder once (and the head, if any); raise ExpertUnavailable with one line."""
+    from .scene_runtime import load_encoder, resolve_cached
+
     cfg = config.scene
-    ref = resolve_encoder(cfg, weights_dir)
+    ref = resolve_cached(cfg, weights_dir)
     head_path = find_head(cfg, weights_dir)
     head: HeadFile | None = None
     if head_path is not None:
         head = _load_head_checked(head_path)  # there but unusable: the run stops
         _head_matches(head.meta, ref, None, head_path, named=bool(cfg.head))
-    encoder = build_encoder(ref, cfg.precision, with_text=head is None)
+    # Cached prompt embeddings and ONNX export where possible (see scene_runtime).
+    encoder, prompts = load_encoder(ref, cfg, config.runtime, zero_shot=head is None)
     if head is not None and head_path is not None:
         _head_matches(head.meta, ref, encoder.embed_dim, head_path, named=bool(cfg.head))
-    return SceneExpert(encoder, cfg, head)
+    return SceneExpert(encoder, cfg, head, prompts)
 
 
 def _head_matches(
