@@ -6,6 +6,10 @@ fallback when MediaPipe cannot run. The 468-point face-mesh model (also bundled)
 through OpenCV's TFLite importer: it refines the eye centres and the face box for
 alignment, and feeds the weight-free geometric V/A estimate.
 
+Which boxes count as faces (detector confidence, size, the mesh's confirmation) is decided
+in `face_confirm`. Crops that the working frame would upscale can be cut from the sample's
+full-resolution picture instead (`align_face(..., detail=...)`, see moodsic_engine.detail).
+
 Everything here works on plain numpy arrays; coordinates are pixels of the given frame.
 """
 
