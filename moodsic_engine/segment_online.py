@@ -8,9 +8,10 @@ mood costs `switch_penalty` nats, then short runs merged. Live, only the past is
    reaches `switch_penalty` is the same evidence the Viterbi path pays for a change, so the
    online and batch decisions agree on what is a change; the sample where that lead last
    left zero is the change's onset (where the batch boundary falls). One sample adds at
-   most half the penalty: a sharp cluster model would otherwise let the single sample where
-   the smoothed value crosses a third mood on its way (between two opposite moods) decide
-   it, where the batch path, seeing both sides, never goes there.
+   most half the penalty, and a mood is only decided at a sample where it is the most
+   probable one: otherwise the one or two samples where the smoothed value crosses a third
+   mood on its way between two opposite moods would decide it, where the batch path, seeing
+   both sides, never goes there.
 3. A backstop bounds the decision delay: a mood that has been the most probable one for
    `max_delay_s` in a row wins even if its lead is still small (weak but steady evidence).
 4. The first mood is decided after `warmup_s` (the most likely one over those samples), so
@@ -118,12 +119,11 @@ class OnlineSegmenter:
         self._lead[cur] = 0.0
         if t - self.since_t < self.min_dwell_s - 1e-9:
             return None
-        over = self._lead >= self.cfg.switch_penalty
-        if over.any():
-            # Several moods past the threshold (capped evidence ties them): the one the sample
-            # itself favours.
-            best = int(np.argmax(np.where(over, lp, -np.inf)))
-            return self._decide(best, t, float(self._lead_start[best]), post, va)
+        # A mood past the threshold is decided at a sample that favours it most of all: on the
+        # way between two opposite moods, a third one's lead can pass the threshold as the value
+        # already sits in the destination.
+        if self._lead[top] >= self.cfg.switch_penalty:
+            return self._decide(top, t, float(self._lead_start[top]), post, va)
         if top != cur and t - self._top_since >= self.max_delay_s - 1e-9:
             onset = float(self._lead_start[top]) if self._lead[top] > 0 else self._top_since
             return self._decide(top, t, onset, post, va)

@@ -25,14 +25,28 @@ class SessionClock:
             raise ValueError("speed must be positive")
         self.speed = float(speed)
         self._t0 = time.monotonic()
+        self._paused_at: float | None = None
 
     def restart(self) -> None:
         """Session time 0 is now."""
         self._t0 = time.monotonic()
+        self._paused_at = None
 
     def now(self) -> float:
         """Session seconds since the clock started."""
-        return (time.monotonic() - self._t0) * self.speed
+        at = self._paused_at if self._paused_at is not None else time.monotonic()
+        return (at - self._t0) * self.speed
+
+    def pause(self) -> None:
+        """Stop session time (accelerated runs wait for work that takes wall time, like
+        reading a track, which the speed would otherwise multiply)."""
+        if self._paused_at is None:
+            self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        if self._paused_at is not None:
+            self._t0 += time.monotonic() - self._paused_at
+            self._paused_at = None
 
     def wall(self, session_s: float) -> float:
         """Wall seconds that `session_s` session seconds take."""

@@ -227,6 +227,13 @@ class MusicPlayer:
             track = self._likely[1]  # already loading or loaded
         else:
             track = self.playlist.choose(change.index, (change.valence, change.arousal))
+        if self._want_track is not None and not self._in_use(self._want_track[0], want=False):
+            self.loader.discard(self._want_track[0])
+        if self._next is not None and self._next[0] != change.mood:
+            # the old mood's next track is not needed now (unless it is already playing)
+            if not self._in_use(self._next[1], nxt=False):
+                self.loader.discard(self._next[1])
+            self._next = None
         self._want_track = (track, self.loader.request(track))
 
     def prefetch(self, index: int, va: tuple[float, float]) -> None:
@@ -240,11 +247,11 @@ class MusicPlayer:
         self.loader.request(track)
         self._likely = (index, track)
 
-    def _in_use(self, track: Track) -> bool:
+    def _in_use(self, track: Track, *, want: bool = True, nxt: bool = True) -> bool:
         key = SessionPlaylist.key(track)
         held = [d.loaded.track for d in self._decks]
-        held += [x[0] for x in (self._want_track,) if x is not None]
-        held += [x[1] for x in (self._next,) if x is not None]
+        held += [x[0] for x in (self._want_track,) if x is not None and want]
+        held += [x[1] for x in (self._next,) if x is not None and nxt]
         return any(SessionPlaylist.key(t) == key for t in held)
 
     def pending(self) -> list[Future[LoadedTrack]]:
@@ -323,16 +330,34 @@ class MusicPlayer:
                 self._start_first(loaded, self._want)
             return
         if len(self._decks) > 1:
-            return  # a crossfade is under way
+            incoming = self._decks[-1]
+            if (
+                self._want_track is not None
+                and self._want_track[1].done()
+                and incoming.fade_in is not None
+                and incoming.fade_in[0] > self.g
+                and len(self._decks) == 2
+            ):
+                # A hand-over to the next track of the old mood is planned but has not begun:
+                # drop it, the new mood goes in instead.
+                self._decks.pop()
+                self._current = self._decks[0]
+                self._current.fade_out = None
+                self.on_event({"event": "track_cancelled", "track": incoming.loaded.track.id})
+            else:
+                return  # a crossfade is under way
+        cur = self._current
         if self._want_track is not None and self._want is not None:
             track, fut = self._want_track
             loaded = self._ready(fut, track)
             if loaded is not None:
                 self._transition(loaded, self._want.mood, "mood")
                 self._want_track = None
-            elif fut.done():
+                return
+            if fut.done():
                 self.set_mood(self._want)
-            return
+                return
+            # still loading: keep the music going (the end-of-track hand-over below)
         # Continue the mood: the next track is chosen and loaded well before this one ends.
         if self._next is None or self._next[0] != cur.mood:
             va = (self._want.valence, self._want.arousal) if self._want else (0.0, 0.0)

@@ -23,6 +23,7 @@ import queue
 import signal
 import threading
 from collections.abc import Callable
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,10 @@ class LiveOptions:
     """How a live session runs (the `moodsic live` options)."""
 
     sample_fps: float = 1.0  # live samples per second
-    speed: float = 1.0  # session seconds per wall second (file sources; tests)
+    # Session seconds per wall second (file sources; tests). Above 1 the session clock stops
+    # while the player waits for a track to load, since the speed would multiply the loader's
+    # wall time (at real time a track loads in well under a second).
+    speed: float = 1.0
     duration_s: float | None = None  # None: until stopped
     loop: bool = False  # replay a file source when it ends
     min_dwell_s: float = 30.0  # shortest time a mood keeps the music
@@ -326,6 +330,12 @@ def _loop(
                 if reason:
                     player.fade_out(options.fade_out_s)
                     halt.set()
+            if options.speed > 1.0:
+                waiting = player.pending()
+                if waiting:
+                    clock.pause()
+                    futures_wait(waiting, timeout=60)
+                    clock.resume()
             while True:
                 try:
                     item = decisions.get_nowait()

@@ -95,12 +95,13 @@ class SourceSpec:
 
 def source_spec(location: str, *, loop: bool = False) -> SourceSpec:
     """Classify a SOURCE argument: /dev/videoN (or v4l2:PATH) is a camera, a URL a stream,
-    anything else a file. Raises SourceError for a file that is not there."""
+    anything else a file. Raises SourceError for a camera or file that is not there."""
     text = str(location)
-    if text.startswith("v4l2:"):
-        return SourceSpec(text.removeprefix("v4l2:"), "device")
-    if text.startswith("/dev/"):
-        return SourceSpec(text, "device")
+    if text.startswith(("v4l2:", "/dev/")):
+        path = text.removeprefix("v4l2:")
+        if not os.path.exists(path):
+            raise SourceError(f"camera {path} not found (is it plugged in?)")
+        return SourceSpec(path, "device")
     if text.lower().startswith(STREAM_SCHEMES):
         return SourceSpec(text, "stream")
     p = Path(text)
