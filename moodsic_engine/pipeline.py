@@ -344,6 +344,17 @@ def _jsonish(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))  # tuples and lists compare alike
 
 
+def _boxes_from_cue(cue: CueSheet) -> tuple[tuple[tuple[float, ...], ...], ...]:
+    """Each sample's face boxes as the face expert reports them (inverse of _face_boxes)."""
+    return tuple(
+        tuple(
+            (*(float(x) for x in b["box"]), float(b["confidence"]), float(b.get("mesh", -1.0)))
+            for b in s.face_boxes
+        )
+        for s in cue.samples
+    )
+
+
 def analysis_from_cue(cue: CueSheet) -> Analysis:
     """The analysis a cue sheet records: samples (per expert, fused, stable), cuts, video."""
     t = np.array([s.t for s in cue.samples], dtype=np.float64)
@@ -380,6 +391,7 @@ def analysis_from_cue(cue: CueSheet) -> Analysis:
                     else None
                 ),
                 mode=modes.get(name, "trained"),
+                boxes=_boxes_from_cue(cue) if name == "face" else None,
                 # the recorded variances are already calibrated; say by what, as the cue did
                 info={"calibration": calibrated[name]} if name in calibrated else {},
             )

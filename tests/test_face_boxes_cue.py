@@ -136,3 +136,12 @@ def test_the_plot_of_a_sheet_without_boxes_has_no_face_panel(tmp_path: Path) -> 
     with_faces = Image.open(plot_cue(sheet, tmp_path / "a.png")).size
     without = Image.open(plot_cue(dataclasses.replace(sheet, samples=()), tmp_path / "b.png"))
     assert with_faces[1] > without.size[1]  # the third panel makes the picture taller
+
+
+def test_face_boxes_survive_rebuilding_the_analysis_from_a_cue_sheet(tmp_path: Path) -> None:
+    """Rescoring from a cue sheet (`--reuse`) rebuilds the samples: the boxes come along."""
+    from moodsic_engine.pipeline import analysis_from_cue
+
+    sheet = _sheet(tmp_path)
+    recs = _sample_records(analysis_from_cue(sheet))
+    assert [r.face_boxes for r in recs] == [s.face_boxes for s in sheet.samples]
