@@ -137,7 +137,8 @@ def open_container(spec: SourceSpec, read_timeout_s: float = 5.0):  # noqa: ANN2
         raise
     except (av.FFmpegError, OSError, ValueError, UnicodeError) as exc:
         what = "camera" if spec.kind == "device" else "stream"
-        raise SourceError(f"cannot open {what} {spec.name}: {_first_line(exc)}") from None
+        why = _first_line(exc).replace(spec.location, spec.name)  # no password in the log
+        raise SourceError(f"cannot open {what} {spec.name}: {why}") from None
 
 
 class FrameReader:
