@@ -207,3 +207,26 @@ def test_loudness_range_matches_ebu_tech_3342_cases(steps_db: tuple[int, ...], l
     y = np.concatenate([np.stack([sine, sine], 1) * 10 ** (d / 20) for d in steps_db])
     assert mix.loudness_range(y.astype(np.float32), SR) == pytest.approx(lra, abs=0.1)
     assert np.isnan(mix.loudness_range(y[: 2 * SR], SR))  # under one 3 s window
+
+
+def test_loudness_and_range_agree_with_ffmpeg_ebur128(tmp_path: Path) -> None:
+    """A bed whose level moves (noise in 2 s steps): integrated loudness, LRA and true peak
+    as ffmpeg's ebur128 filter measures them (it prints one decimal)."""
+    rng = np.random.default_rng(11)
+    steps = [-18, -26, -20, -32, -16, -24, -22, -28]
+    y = np.concatenate([rng.normal(size=(2 * SR, 2)) * 10 ** (d / 20) for d in steps])
+    y = y.astype(np.float32)
+    path = tmp_path / "steps.wav"
+    sf.write(str(path), y, SR, subtype="FLOAT")
+    proc = subprocess.run(
+        [FFMPEG, "-nostats", "-hide_banner", "-i", str(path), "-af", "ebur128=peak=true",
+         "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    summary = proc.stderr[proc.stderr.rindex("Summary:") :].split()
+    ffmpeg_i = float(summary[summary.index("I:") + 1])
+    ffmpeg_lra = float(summary[summary.index("LRA:") + 1])
+    ffmpeg_tp = float(summary[summary.index("Peak:") + 1])
+    assert mix.integrated_lufs(y, SR) == pytest.approx(ffmpeg_i, abs=0.15)
+    assert mix.loudness_range(y, SR) == pytest.approx(ffmpeg_lra, abs=0.3)
+    assert _tp_db(y) == pytest.approx(ffmpeg_tp, abs=0.3)
