@@ -159,6 +159,9 @@ def _join_series(parts: list[Analysis]) -> tuple[Any, ...]:
         faces = None
         if all(p.faces is not None for p in pieces):
             faces = np.concatenate([p.faces for p in pieces])
+        boxes = None  # each sample's face boxes (face expert), joined like the samples
+        if all(p.boxes is not None for p in pieces):
+            boxes = tuple(b for p in pieces for b in p.boxes)  # type: ignore[union-attr]
         out.append(
             dataclasses.replace(
                 first,
@@ -169,6 +172,7 @@ def _join_series(parts: list[Analysis]) -> tuple[Any, ...]:
                 var_a=np.concatenate([p.var_a for p in pieces]),
                 present=np.concatenate([p.present for p in pieces]),
                 faces=faces,
+                boxes=boxes,
             )
         )
     return tuple(out)

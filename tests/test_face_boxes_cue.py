@@ -145,3 +145,24 @@ def test_face_boxes_survive_rebuilding_the_analysis_from_a_cue_sheet(tmp_path: P
     sheet = _sheet(tmp_path)
     recs = _sample_records(analysis_from_cue(sheet))
     assert [r.face_boxes for r in recs] == [s.face_boxes for s in sheet.samples]
+
+
+def test_face_boxes_join_across_the_spans_of_an_edit() -> None:
+    """score-timeline joins each span's samples; each sample keeps its own boxes."""
+    from moodsic_engine.experts.base import ExpertSeries
+    from moodsic_engine.pipeline import Analysis
+    from moodsic_engine.spans import _join_series
+
+    def part(n: int, box: tuple[float, ...]) -> Analysis:
+        t = np.arange(n) * 0.5
+        face = ExpertSeries(
+            "face", t, np.zeros(n), np.zeros(n), np.ones(n), np.ones(n), np.ones(n, bool),
+            faces=np.ones(n, np.int64), boxes=tuple((box,) for _ in range(n)),
+        )  # fmt: skip
+        z2 = np.zeros((n, 2))
+        ref = VideoRef("x.mp4", n * 0.5, Fraction(25), n * 12)
+        return Analysis(ref, t, (face,), z2, z2 + 1, z2, np.zeros(n, bool), ())
+
+    a, b = (0.1, 0.1, 0.2, 0.2, 0.9, 1.0), (0.6, 0.2, 0.2, 0.2, 0.8, 0.9)
+    (joined,) = _join_series([part(3, a), part(2, b)])
+    assert joined.boxes == ((a,), (a,), (a,), (b,), (b,))
