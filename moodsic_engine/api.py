@@ -6,7 +6,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .cue import CueSheet
@@ -14,6 +14,9 @@ from .errors import InputError
 from .experts.registry import mode_label
 from .fileio import atomic_path, sweep_parts
 from .progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from .experts import LoadedExperts
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ def score_video_to_files(
     allow_outside: bool = False,
     progress: ProgressFn = no_progress,
     reuse: str | os.PathLike[str] | None = None,
+    experts: LoadedExperts | None = None,
 ) -> ScoreResult:
     """Score `video`; write the cue sheet to `out` and each requested extra atomically.
 
@@ -161,6 +165,9 @@ def score_video_to_files(
     with the same analysis settings, its analysis is taken as it stands (no decoding, no
     models: a re-roll takes about a second); otherwise a warning says why and the video is
     analysed again.
+
+    `experts`: models already loaded for this config (the warm engine's); without them
+    they load on a background thread while the library loads and the video starts decoding.
     """
     import warnings
 
@@ -191,8 +198,9 @@ def score_video_to_files(
     progress("load", 0, 2)
     # The models load on their own thread while the library loads and the video starts
     # decoding; the first batch of frames waits for them (runtime.background).
-    experts = None
-    if earlier is None:
+    if earlier is not None:
+        experts = None
+    elif experts is None:  # given: already loaded (`moodsic serve` keeps them)
         from .experts.registry import EXPERT_NAMES
         from .runtime.background import Pending
 

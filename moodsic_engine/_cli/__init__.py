@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "evaluate",
     "live",
+    "serve",
 )
 
 for _name in COMMAND_MODULES:

@@ -95,7 +95,24 @@ def score(
             },
         )
         cfg = with_calibration(cfg, calibration, weights_dir)
-        result = score_video_to_files(
+        from ..serve.client import score_via_server
+
+        # A running `moodsic serve` has the models loaded already; without one, in-process.
+        result = score_via_server(
+            video,
+            out,
+            library=library,
+            config=cfg,
+            weights_dir=weights_dir,
+            mix=mix,
+            bed=bed,
+            mux=mux,
+            plot=plot,
+            reroll=_reroll_counts(reroll),
+            allow_outside=allow_outside,
+            reuse=reuse,
+            progress=report,
+        ) or score_video_to_files(
             video,
             out,
             library=library,
