@@ -171,14 +171,15 @@ class StreamSink:
                 except (BrokenPipeError, OSError):
                     ok = False
                     break
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 assert proc.stdin is not None
-                proc.stdin.close()
+                proc.stdin.close()  # ffmpeg finishes the stream and exits
             try:
-                err = proc.communicate(timeout=10)[1] if proc.stderr else b""
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                err = proc.communicate()[1]
+                proc.wait()
+            err = proc.stderr.read() if proc.stderr is not None else b""  # -loglevel error: short
             if ok and data is None:
                 return
             line = (err or b"").decode("utf-8", "replace").strip().splitlines()
