@@ -607,6 +607,7 @@ def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = 
     if markers[0][0] != 0:
         raise CueSheetError(f"timeline {timeline.name!r}: the first mood marker is not at frame 0")
     segments = []
+    relinked = False  # another file: the music plan made for the old one no longer applies
     for i, (at, m) in enumerate(markers):
         if m.get("segment_json"):
             m = {**m, **_segment_fields(json.loads(m["segment_json"]))}
@@ -632,6 +633,7 @@ def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = 
                 url = getattr(clip.media_reference, "target_url", None)
                 if url and url != moodsic_meta(clip).get("url"):
                     track["path"] = url_path(url)  # relinked in an editor
+                    relinked = True
         segments.append(
             {
                 "start_s": start_s,
@@ -655,4 +657,7 @@ def timeline_to_cue(timeline: otio.schema.Timeline, *, video_path: str | None = 
         "segments": segments,
         "summary": meta.get("summary") or {},
     }
+    if meta.get("placement") and not relinked:
+        # Kept as it was: readers check it still fits (edited boundaries, tracks, in points).
+        data["placement"] = meta["placement"]
     return CueSheet.from_dict(data, source=f"timeline {timeline.name!r}")

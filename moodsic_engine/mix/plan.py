@@ -311,6 +311,8 @@ def music_plan(
         if tr is None or not tr.path:
             continue
         f = facts[tr.path]
+        if f.frames is not None and f.frames < 1:
+            continue  # an empty file: nothing to place
         first, end = loop_body(f.frames, sr, f.grid)
         s0, s1, h_in, h_out = bounds[i], bounds[i + 1], halves[i], halves[i + 1]
         p0 = int(round(_start_s(tr.in_s, f.grid, h_in / sr, end / sr, opening=i == 0) * sr))
