@@ -3,7 +3,9 @@
 One module per stage:
 
 - `audio`: read any audio file, the video's own audio, write WAV/FLAC/MP3 under a ceiling;
-- `plan`: bar grids, loop lengths, start points: where the music goes (`place_tracks`);
+- `grid`: bar grids (beat sidecars, librosa);
+- `plan`: the music plan every front end plays: each track's passes, cuts, fades and gain
+  (`music_plan`; `place_tracks` stores it in the cue sheet);
 - `loudness`: integrated loudness, loudness range, true peak, limiter, normalisation;
 - `ducking`: speech regions (silero-vad) and the ducking envelope;
 - `levels`: the music set against the video's own sound (never amplified) and the dialogue;
