@@ -18,14 +18,22 @@ from pathlib import Path
 import numpy as np
 
 from .config import SampleConfig
+from .detail import MIN_DETAIL_RATIO, ArrayDetail
 from .errors import VideoError
 from .experts.base import FrameBatch
 
 STILL_FPS = Fraction(25)  # a still has no rate; this only counts its "frames"
+# A still's full-resolution picture is kept (for small faces' crops) at most this large: a
+# 24-megapixel photo would otherwise hold 72 MB for the whole span.
+DETAIL_SHORT_SIDE = 2160
 
 
-def decode_still(path: str | os.PathLike[str], cfg: SampleConfig) -> np.ndarray:
-    """The picture of a still image at working size: [H, W, 3] uint8 RGB."""
+def decode_still(
+    path: str | os.PathLike[str], cfg: SampleConfig, *, full: list[np.ndarray] | None = None
+) -> np.ndarray:
+    """The picture of a still image at working size: [H, W, 3] uint8 RGB. With `full` (a
+    list), the picture at up to DETAIL_SHORT_SIDE is appended to it as well (for crops that
+    need more pixels than the working size; see moodsic_engine.detail)."""
     import av
 
     from .video import open_media, working_size
@@ -42,6 +50,13 @@ def decode_still(path: str | os.PathLike[str], cfg: SampleConfig) -> np.ndarray:
         stream.codec_context.thread_count = 1
         for frame in container.decode(stream):
             width, height = working_size(frame.width, frame.height, cfg.short_side)
+            if full is not None and min(frame.width, frame.height) >= MIN_DETAIL_RATIO * min(
+                width, height
+            ):
+                fw, fh = working_size(
+                    frame.width, frame.height, min(DETAIL_SHORT_SIDE, frame.width, frame.height)
+                )
+                full.append(frame.reformat(width=fw, height=fh, format="rgb24").to_ndarray())
             return frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
     except av.FFmpegError as exc:
         raise VideoError(f"{name}: cannot decode this image ({exc})") from None
@@ -62,6 +77,7 @@ class StillSampler:
         start_s: float,
         end_s: float,
         batch_size: int = 16,
+        detail: bool = False,
     ) -> None:
         from .video import VideoInfo
 
@@ -74,8 +90,11 @@ class StillSampler:
         self.start_s = max(0.0, float(start_s))
         self.end_limit = float(end_s)
         self.batch_size = max(1, int(batch_size))
-        self.picture = decode_still(path, cfg)
+        full: list[np.ndarray] | None = [] if detail else None
+        self.picture = decode_still(path, cfg, full=full)
         height, width = self.picture.shape[:2]
+        # one picture for the whole span: every sample shares the same detail frame
+        self.detail = ArrayDetail(full[0], (width, height)) if full else None
         self.info = VideoInfo(
             path=self.path,
             width=width,
@@ -105,6 +124,7 @@ class StillSampler:
                 times=chunk,
                 motion=np.zeros(len(chunk)),
                 index0=first,
+                detail=(self.detail,) * len(chunk) if self.detail is not None else None,
             )
         self.decoded = 1
         self.end_s = self.end_limit

@@ -508,4 +508,6 @@ def sample_video(
             raise
     from .still import StillSampler
 
-    return StillSampler(path, cfg, start_s=start_s, end_s=end_s, batch_size=batch_size)
+    return StillSampler(
+        path, cfg, start_s=start_s, end_s=end_s, batch_size=batch_size, detail=detail
+    )

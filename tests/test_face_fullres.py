@@ -223,3 +223,20 @@ def test_held_frames_are_bounded_per_batch(tmp_path: Path) -> None:
             out.mux(packet)
     batch = next(iter(VideoSampler(path, SampleConfig(sample_fps=5.0), detail=True)))
     assert batch.detail is None
+
+
+def test_a_still_on_a_timeline_hands_its_full_picture_on(tmp_path: Path) -> None:
+    """A photo shown for a span: every sample carries the photo above working size (up to a
+    2160-pixel short side), so its small faces are cut from real pixels too."""
+    from moodsic_engine.video import sample_video
+
+    photo = tmp_path / "group.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(_frame(290), cv2.COLOR_RGB2BGR))  # 1920x1080
+    cfg = SampleConfig(sample_fps=2.0)
+    (batch,) = list(sample_video(photo, cfg, end_s=2.0, detail=True))
+    assert batch.frames.shape == (4, 224, 398, 3)
+    assert batch.detail is not None and len(batch.detail) == 4
+    held = batch.detail[0]
+    assert (held.width, held.height) == (1920, 1080) and held.scale > 4.8
+    (plain,) = list(sample_video(photo, cfg, end_s=2.0))
+    assert plain.detail is None
