@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -258,3 +259,35 @@ def by_expert(parts: list[Labelled]) -> list[Labelled]:
     for p in parts:
         keys.setdefault((p.name, p.mode), []).append(p)
     return [Labelled.join(v) for v in keys.values()]
+
+
+def labels_at(t: np.ndarray, fps: Any, labels: np.ndarray) -> np.ndarray:
+    """The rating of the frame each sample shows (frame k at k / fps) [N, 2]; NaN past the
+    rated frames."""
+    k = np.rint(np.asarray(t, dtype=np.float64) * float(fps)).astype(np.int64)
+    out = np.full((len(k), 2), np.nan)
+    inside = (k >= 0) & (k < len(labels))
+    out[inside] = labels[k[inside]]
+    return out
+
+
+def write_calibration(
+    out: Path, labelled: list[Labelled], summary_md: Path, source: str, used: Calibration
+) -> list[str]:
+    """Fit a calibration on every clip's raw variances, write `calibration.json` into `out`,
+    and add its section (held-out coverage, fused error) to the summary file. Returns the
+    lines for the command's summary."""
+    from ..calibration import FILE_NAME, save_calibration
+    from ..fileio import write_text_atomic
+
+    data = [d for d in by_expert(labelled) if len(d.raw)]
+    head = [f"  fusion used calibration: {used.label}"]
+    if not data:
+        return head
+    cal = fit_all(data, source)
+    path = save_calibration(Path(out) / FILE_NAME, cal)
+    cv = held_out(data)
+    section = markdown(cal, cv, str(path))
+    text = summary_md.read_text(encoding="utf-8")
+    write_text_atomic(summary_md, text + "\n\n" + "\n".join(section) + "\n")
+    return head + summary_lines(cal, cv, str(path))

@@ -34,13 +34,7 @@ from warnings import warn
 import numpy as np
 
 from .. import __version__
-from ..calibration import (
-    FILE_NAME,
-    Calibration,
-    calibration_for,
-    resolve_config,
-    save_calibration,
-)
+from ..calibration import Calibration, calibration_for, resolve_config
 from ..config import Config
 from ..errors import InputError
 from ..experts import ExpertSeries, LoadedExperts, load_experts, probe_experts
@@ -48,9 +42,7 @@ from ..fileio import atomic_path, regular_file, write_text_atomic
 from ..fusion import fuse
 from ..progress import ProgressFn, no_progress
 from ..stabilize import stabilize
-from .calibrate import Labelled, by_expert, fit_all, from_series, held_out
-from .calibrate import markdown as calibration_markdown
-from .calibrate import summary_lines as calibration_summary
+from .calibrate import Labelled, from_series, labels_at, write_calibration
 from .metrics import METRIC_COLUMNS, fmt, json_clean, markdown_table, va_metrics
 from .provenance import file_fingerprint, provenance, provenance_markdown
 
@@ -500,7 +492,8 @@ def evaluate_veatic(
                 p = perceive(item.video, loaded, config)
                 p.save(path)
             results.append(_score_video(item, p, config, cached, calibration))
-            labelled += [from_series(s, labels_at(p, read_labels(item)), i) for s in p.series]
+            at = labels_at(p.t, p.fps, read_labels(item))
+            labelled += [from_series(s, at, i) for s in p.series]
             hits += cached
         except (InputError, OSError) as exc:  # this video or its ratings; models are fine
             # One bad video is reported and left out; it does not abort the evaluation.
@@ -530,36 +523,10 @@ def evaluate_veatic(
     if experts is not None:
         prov["weights"] = ident
     report = _write_report(out, results, outputs, overall, clip, coverage, prov, hits, plots)
-    lines = _write_calibration(out, labelled, report.summary_md, len(results), calibration)
+    lines = write_calibration(
+        out, labelled, report.summary_md, f"eval veatic, {len(results)} videos", calibration
+    )
     return dataclasses.replace(report, skipped=skipped, calibration_lines=tuple(lines))
-
-
-def labels_at(p: Perception, labels: np.ndarray) -> np.ndarray:
-    """The label of the frame each sample shows [N, 2] (NaN past the rated frames)."""
-    k = np.rint(np.asarray(p.t) * float(p.fps)).astype(np.int64)
-    out = np.full((len(k), 2), np.nan)
-    inside = (k >= 0) & (k < len(labels))
-    out[inside] = labels[k[inside]]
-    return out
-
-
-def _write_calibration(
-    out: Path, labelled: list[Labelled], summary_md: Path, videos: int, used: Calibration
-) -> list[str]:
-    """Fit a calibration on every video's raw variances, write `calibration.json`, and add
-    its section (held-out coverage, fused error) to the summary. Returns summary lines."""
-    data = [d for d in by_expert(labelled) if len(d.raw)]
-    head = [f"  fusion used calibration: {used.label}"]
-    if not data:
-        return head
-    source = f"eval veatic, {videos} videos"
-    cal = fit_all(data, source)
-    path = save_calibration(out / FILE_NAME, cal)
-    cv = held_out(data)
-    section = calibration_markdown(cal, cv, str(path))
-    text = summary_md.read_text(encoding="utf-8")
-    write_text_atomic(summary_md, text + "\n\n" + "\n".join(section) + "\n")
-    return head + calibration_summary(cal, cv, str(path))
 
 
 def _overall(results: list[VideoResult], outputs: tuple[str, ...]) -> dict[str, dict[str, Any]]:
