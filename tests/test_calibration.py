@@ -363,3 +363,81 @@ def test_eval_findingemo_writes_the_face_calibration(tmp_path: Path) -> None:
     assert any("within 1 sd" in line for line in res.summary_lines())
     used = calibration_for(Config().replace(**{"fusion.calibration": str(res.calibration)}))
     assert used.find("face", "trained").v.floor < 0.29**2  # the fitted map, not the default
+
+
+class NoisyExpert:
+    """A fake expert that sees each video's ratings: prediction = rating + noise of variance
+    `true_var(raw)`, reporting `raw` (a random spread) as its variance. Videos come in order;
+    a batch at index 0 starts the next one."""
+
+    def __init__(self, name, labels, fps, raw_range, true_var, seed):  # noqa: ANN001
+        self.name, self.mode = name, "trained"
+        self.labels, self.fps, self.video = labels, fps, -1
+        self.raw_range, self.true_var = raw_range, true_var
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, batch):  # noqa: ANN001, ANN201
+        from moodsic_engine.experts import Estimates
+
+        if batch.index0 == 0:
+            self.video += 1
+        y = self.labels[self.video]
+        k = np.clip(np.rint(batch.times * self.fps).astype(int), 0, len(y) - 1)
+        n = len(k)
+        raw = self.rng.uniform(*self.raw_range, (n, 2))
+        pred = y[k] + self.rng.normal(0.0, np.sqrt(self.true_var(raw)))
+        return Estimates(pred[:, 0], pred[:, 1], raw[:, 0], raw[:, 1], np.ones(n, bool))
+
+    def finalize(self, series, context):  # noqa: ANN001, ANN201, ARG002
+        return series
+
+
+@pytest.mark.slow
+def test_eval_veatic_calibration_section_on_experts_with_known_noise(tmp_path: Path) -> None:
+    """Through evaluate_veatic: 6 rated clips, an honest-but-mis-scaled expert and an
+    over-confident one; held-out coverage near nominal, fusion at least as good as the best."""
+    from test_eval_veatic import _mini_veatic
+
+    from moodsic_engine.eval.calibrate import by_expert, from_series, held_out, labels_at
+    from moodsic_engine.eval.veatic import Perception, evaluate_veatic
+    from moodsic_engine.experts import LoadedExperts
+
+    rng = np.random.default_rng(7)
+    labels = [np.round(np.clip(rng.normal(0, 0.4, (250, 2)), -1, 1), 6) for _ in range(6)]
+    root = _mini_veatic(tmp_path / "v", {str(i + 1): ("25", 10.0, y) for i, y in enumerate(labels)})
+    experts = LoadedExperts(
+        (
+            NoisyExpert("scene", labels, 25, (0.005, 0.05), lambda r: 3 * r, 1),
+            NoisyExpert("face", labels, 25, (0.005, 0.01), lambda r: np.full_like(r, 0.2), 2),
+        ),
+        {},
+    )
+    cfg = Config(experts=("grammar",)).replace(**{"sample.sample_fps": 4.0})
+    rep = evaluate_veatic(root, tmp_path / "out", cfg, experts=experts, plots=False)
+    text = "\n".join(rep.summary_lines())
+    print(text)
+    cal = load_calibration(tmp_path / "out" / "calibration.json")
+    assert {(e.name, e.n) for e in cal.experts} == {("scene", 240), ("face", 240)}
+    assert all(e.v.kind == "isotonic" for e in cal.experts)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "5-fold by clip" in summary
+    # the same held-out measurement the summary reports (from the raw outputs it cached)
+    cache = sorted(
+        (tmp_path / "out" / "cache").glob("*.npz"), key=lambda p: int(p.name.split("-")[0])
+    )
+    parts = []
+    for i, path in enumerate(cache):
+        p = Perception.load(path)
+        parts += [from_series(s, labels_at(p.t, p.fps, labels[i]), i) for s in p.series]
+    cv = held_out(by_expert(parts))
+    for name in ("scene", "face"):
+        got = cv["experts"][name]["calibrated"]
+        print(name, {k: round(v, 3) for k, v in got.items()})
+        for ax in "va":
+            assert got[f"within_1sd_{ax}"] == pytest.approx(0.6827, abs=0.08)
+            assert got[f"within_2sd_{ax}"] == pytest.approx(0.9545, abs=0.05)
+    assert cv["experts"]["face"]["raw"]["within_1sd_v"] < 0.3  # over-confident before
+    f = cv["fusion"]
+    print({k: round(v, 4) for k, v in f.items()})
+    assert f["fusion_calibrated"] <= min(f["scene"], f["face"])
+    assert f["fusion_calibrated"] < f["fusion_raw"]
