@@ -49,6 +49,7 @@ class Engine:
 
     def __init__(self) -> None:
         self._sets: OrderedDict[str, Any] = OrderedDict()
+        self.scored = 0  # requests answered with a cue sheet
 
     @staticmethod
     def key(config: Config, weights_dir: str | None) -> str:
@@ -189,7 +190,15 @@ def _handle(conn: socket.socket, token: str, engine: Engine) -> bool:
         if req.get("version") not in (None, __version__):
             send(conn, {"event": "error", "kind": "version", "message": __version__})
         elif op == "ping":
-            send(conn, {"event": "done", "version": __version__, "pid": os.getpid()})
+            send(
+                conn,
+                {
+                    "event": "done",
+                    "version": __version__,
+                    "pid": os.getpid(),
+                    "scored": engine.scored,
+                },
+            )
         elif op == "stop":
             send(conn, {"event": "done"})
             return True
@@ -249,6 +258,7 @@ def _score(conn: socket.socket, args: dict[str, Any], engine: Engine) -> None:
         with contextlib.suppress(OSError):
             os.chdir(home)
     _warnings(conn, caught)
+    engine.scored += 1
     send(
         conn,
         {
