@@ -8,8 +8,9 @@ music:
 - under speech, the music sits `MixConfig.music_under_dialogue_lu` LU under the dialogue's
   loudness (measured over the speech regions only, a dialogue-gated measure as Dolby's Dialogue
   Intelligence and Netflix's spec use), and at least `duck_db` under its own level elsewhere;
-- where there is no speech, the music is at the loudness target on its own, or lower where
-  the video's own sound already adds loudness, so the finished mix meets the target;
+- where there is no speech, the music alone is at the loudness target, moved (down where the
+  video's own sound already adds loudness, up by at most `_MUSIC_HEADROOM_DB` where quieter
+  dialogue holds the mix back) so the finished mix meets the target;
 - where the sum would pass the ceiling, the music is pulled down around those peaks first.
 
 The default offset, 12 LU: Torcoli et al., "Preferred Levels for Background Ducking to Produce
@@ -39,6 +40,10 @@ from .loudness import (
 
 _MIN_SPEECH_S = 0.4  # less speech than one loudness block is no dialogue to measure
 _MUSIC_FLOOR_DB = -60.0  # the most the music is lowered against the target
+# The most the music alone goes over the target where nobody speaks, to bring a mix whose
+# dialogue is quieter than the target up to it: a little, so the music does not jump up
+# between quiet lines; past that the mix stays under the target and the summary says why.
+_MUSIC_HEADROOM_DB = 3.0
 _TOLERANCE_LU = 0.1
 
 
@@ -135,7 +140,8 @@ def level_mix(
     if math.isfinite(orig_lufs) and orig_lufs > target + _TOLERANCE_LU:
         warnings.append(
             f"the video's own sound alone is {orig_lufs:.1f} LUFS, louder than the target "
-            f"{target:.1f} LUFS: it is not lowered, so the mix is louder than the target"
+            f"{target:.1f} LUFS: it is not turned down (only its peaks over the ceiling are), "
+            "so the music sits under it"
         )
 
     music_lufs = integrated_lufs(music, sr)
@@ -179,11 +185,13 @@ def level_mix(
     mix_lufs = integrated_lufs(mix, sr)
     if not fixed and math.isfinite(mix_lufs):
         # Mix loudness rises monotonically with the music's gain: secant steps, bracketed
-        # between the floor and 0 dB (the music alone never above the target).
-        lo, hi = (_MUSIC_FLOOR_DB, -math.inf), (0.0, mix_lufs)
+        # between the floor and the headroom over the target.
+        lo, hi = (_MUSIC_FLOOR_DB, -math.inf), (_MUSIC_HEADROOM_DB, math.inf)
         prev = None
         for _ in range(8):
-            if abs(mix_lufs - target) < _TOLERANCE_LU or (gain >= 0.0 and mix_lufs < target):
+            if abs(mix_lufs - target) < _TOLERANCE_LU or (
+                gain >= _MUSIC_HEADROOM_DB - 1e-9 and mix_lufs < target
+            ):
                 break
             if mix_lufs > target:
                 hi = (gain, mix_lufs)
@@ -194,7 +202,9 @@ def level_mix(
                 step *= (gain - prev[0]) / (mix_lufs - prev[1])
             prev = (gain, mix_lufs)
             new = gain + step
-            if not lo[0] < new < hi[0]:
+            if new >= _MUSIC_HEADROOM_DB and hi[1] == math.inf:
+                new = _MUSIC_HEADROOM_DB  # as loud as the music may go: try it once
+            elif not lo[0] < new < hi[0]:
                 new = 0.5 * (lo[0] + hi[0])
             gain = float(new)
             mix, bed, d, cut = render(gain)
