@@ -292,7 +292,9 @@ def test_real_engine_in_blender(blender_py, tmp_path):
     strips = sorted(music(result["after_auto"]), key=lambda s: s["final_start"])
     assert strips, "no music placed"
     assert strips[0]["final_start"] == MOVIE_START + TRIM
-    assert strips[-1]["final_end"] == MOVIE_START + 900  # 30 s at 29.97 = 900 frames
+    # 30 s at 29.97 = 900 frames; the engine's plan stops the music on the last track's last
+    # downbeat before the video's end: within a bar (under 4 s) of it.
+    assert MOVIE_START + 900 - 120 <= strips[-1]["final_end"] <= MOVIE_START + 900
     assert all(Path(s["path"]).is_file() for s in strips)
     assert {s["channel"] for s in strips} <= {3, 4}
     labels = [m[0] for m in result["after_auto"]["markers"]]
@@ -302,7 +304,7 @@ def test_real_engine_in_blender(blender_py, tmp_path):
         rate = w.getframerate() * w.getnchannels()
     a, b = (
         int((MOVIE_START + TRIM + 30) / float(FPS) * rate),
-        int((MOVIE_START + 870) / float(FPS) * rate),
+        int((MOVIE_START + 770) / float(FPS) * rate),
     )
     assert float(np.sqrt(np.mean(x[a:b] ** 2))) > 0.01
 

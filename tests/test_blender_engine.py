@@ -357,7 +357,18 @@ def test_real_engine_cue_places_through_the_add_on_planner(tmp_path):
     scene = P.SceneFacts(Fraction(30000, 1001), 1, 800, frozenset({1}))
     plan = P.plan([P.Job(movie, cue, str(tmp_path / "clip.json"))], scene)
     assert plan.sounds and all(Path(s.filepath).is_file() for s in plan.sounds)
-    assert plan.sounds[0].start == 60 and plan.sounds[-1].end == 770
+    # The strips play the engine's plan: the music stops on the last track's last downbeat
+    # before the video's end (the movie strip's end, 770), counted from its segment's start.
+    last = cue["placement"]["pieces"][-1]
+    seg = cue["segments"][last["segment"]]
+    s0 = round(seg["start_s"] * cue["placement"]["rate"])
+    end = (
+        50
+        + seg["start_frame"]
+        + round(Fraction(last["rec_out"] - s0) * Fraction(30000, 1001) / cue["placement"]["rate"])
+    )
+    assert plan.sounds[0].start == 60 and plan.sounds[-1].end == end
+    assert 770 - 4 * 30 <= end <= 770  # within a bar (under 4 s) of the end
     assert len(plan.markers) >= 1 and plan.markers[0].frame == 60
 
 
