@@ -43,21 +43,23 @@ def act_video(path: Path, acts: list[str], seconds_each: float, fps: int = 10) -
     return pipe_video(path, frame, n_each * len(acts), rate=str(fps), bframes=0)
 
 
-def tone_track(seconds: float, freqs: list[float], bpm: float, seed: int) -> np.ndarray:
+def tone_track(
+    seconds: float, freqs: list[float], bpm: float, seed: int, sr: int = SR
+) -> np.ndarray:
     """A smooth stereo loop: sine chords pulsing on the beat (no clicks of its own), made of one
     bar repeated (every frequency a whole number of cycles per bar, so the joins are seamless)."""
     bar = 4 * 60.0 / bpm
-    n_bar = int(round(bar * SR))
-    t = np.arange(n_bar, dtype=np.float64) / SR
+    n_bar = int(round(bar * sr))
+    t = np.arange(n_bar, dtype=np.float64) / sr
     rng = np.random.default_rng(seed)
     freqs = [round(f * bar) / bar for f in freqs]
     y = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6.28)) for f in freqs) / len(freqs)
     phase = (t % (60.0 / bpm)) / (60.0 / bpm)
     env = 0.55 + 0.45 * (0.5 + 0.5 * np.cos(2 * np.pi * phase)) ** 4  # smooth, peaks on beats
     mono = np.tile((0.3 * y * env).astype(np.float32), int(np.ceil(seconds / bar)))
-    mono = mono[: int(round(seconds * SR))]
+    mono = mono[: int(round(seconds * sr))]
     ramp = np.minimum(
-        1.0, np.minimum(np.arange(len(mono)), len(mono) - 1 - np.arange(len(mono))) / (0.01 * SR)
+        1.0, np.minimum(np.arange(len(mono)), len(mono) - 1 - np.arange(len(mono))) / (0.01 * sr)
     )
     mono = (mono * ramp).astype(np.float32)  # 10 ms ramps at the file's ends
     return np.stack([mono, mono * np.float32(0.9)], axis=1)
@@ -86,7 +88,11 @@ def quadrant_clusters(sd: float = 0.25) -> MoodClusters:
 
 
 def live_library(
-    folder: Path, per_mood: int = 5, seconds: float = 24.0, bpm: float = 120.0
+    folder: Path,
+    per_mood: int = 5,
+    seconds: float = 24.0,
+    bpm: float = 120.0,
+    sr: int = SR,
 ) -> Library:
     """A library of 4 moods x `per_mood` tone tracks with `.beats.json` grids (bar = 2 s)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,8 +104,8 @@ def live_library(
             detune = 1.0 + 0.01 * i
             sf.write(
                 str(path),
-                tone_track(seconds, [f * detune for f in freqs], bpm, i),
-                SR,
+                tone_track(seconds, [f * detune for f in freqs], bpm, i, sr),
+                sr,
                 subtype="PCM_16",
             )
             Path(f"{path}.beats.json").write_text(

@@ -37,6 +37,14 @@ class SessionClock:
         at = self._paused_at if self._paused_at is not None else time.monotonic()
         return (at - self._t0) * self.speed
 
+    def hold_to(self, latest: float) -> None:
+        """Never be later than `latest` session seconds: a clock running ahead of the music
+        (rendering slower than `speed`, a sound card slower than the wall clock) is held back,
+        so the sources never outrun what is heard."""
+        ahead = self.now() - latest
+        if ahead > 0:
+            self._t0 += ahead / self.speed
+
     def pause(self) -> None:
         """Stop session time (accelerated runs wait for work that takes wall time, like
         reading a track, which the speed would otherwise multiply)."""

@@ -85,9 +85,13 @@ class LiveReport:
     status_url: str | None = None
 
 
-def _open_sinks(options: LiveOptions, sr: int, log: EventLog, clock: SessionClock) -> list[Sink]:
+def _open_sinks(
+    options: LiveOptions, sr: int, log: EventLog, clock: SessionClock, others: bool = False
+) -> list[Sink]:
     sinks: list[Sink] = []
-    play = options.play if options.play is not None else not (options.out_audio or options.stream)
+    play = options.play
+    if play is None:
+        play = not (options.out_audio or options.stream or others)
     try:
         if play:
             if options.speed != 1.0:
@@ -106,7 +110,7 @@ def _open_sinks(options: LiveOptions, sr: int, log: EventLog, clock: SessionCloc
             with contextlib.suppress(Exception):
                 s.close()
         raise
-    if not sinks:
+    if not sinks and not others:
         raise InputError("no audio output: give --out-audio, --stream or --play")
     return sinks
 
@@ -141,6 +145,7 @@ def run_live(
     stop: threading.Event | None = None,
     on_ready: Callable[[str | None], None] | None = None,
     opener: Callable[[SourceSpec], object] | None = None,
+    sinks: list[Sink] | None = None,
 ) -> LiveReport:
     """Run a live session until stopped (see the module docstring).
 
@@ -158,6 +163,9 @@ def run_live(
         Called once everything is open, with the status page URL (or None).
     opener
         Replaces how the source is opened (tests: a source that drops).
+    sinks
+        More outputs, each with `name`, `paces`, `write(block)` and `close()` (a meter, a
+        custom player); they count as an audio output.
 
     Raises
     ------
@@ -208,11 +216,12 @@ def run_live(
     )
     first = reader.open_first()  # a wrong device or URL fails here, in one line
     _warm_imports()
-    sinks: list[Sink] = []
+    extra = list(sinks or [])
+    sinks = []
     server: StatusServer | None = None
     player = MusicPlayer(playlist, config.mix, on_event=log.write, fade_in_s=options.fade_in_s)
     try:
-        sinks = _open_sinks(options, sr, log, clock)
+        sinks = _open_sinks(options, sr, log, clock, bool(extra)) + extra
         if options.status_port is not None:
             server = StatusServer(status, options.status_host, options.status_port)
         return _loop(
@@ -357,6 +366,8 @@ def _loop(
             )
             if player.finished:
                 break
+            # The music is the session's master: sources may run at most 1 s ahead of it.
+            clock.hold_to(player.g / player.sr + 1.0)
             if pacing:
                 clock.sleep_until(player.g / player.sr)
     halt.set()
@@ -369,7 +380,7 @@ def _loop(
         mood_changes=counts["changes"],
         tracks=player.tracks_started,
         problems=log.problems,
-        reconnects=max(0, reader.connects - 1),
+        reconnects=reader.losses,
         stop_reason=reason,
         status_url=server.url if server else None,
     )

@@ -315,7 +315,11 @@ class FrameReader:
                     recent.append(score)
                     del recent[:-15]
             prev = (luma, hist)
-            if t + 1e-9 < self._next_t or decoded < 2:  # motion needs a frame before
+            # A live source does not queue up: a paced frame already two samples late (the
+            # analysis is slower than the source) is skipped, as a camera drops frames. The
+            # slack also covers a thread's wake-up delay (a few ms), multiplied by the speed.
+            late = paced and t < self.clock.now() - 2 * self.step - 0.05 * self.clock.speed
+            if t + 1e-9 < self._next_t or decoded < 2 or late:  # motion needs a frame before
                 yield None, end
                 continue
             w, h = working_size(frame.width, frame.height, cfg.short_side)
