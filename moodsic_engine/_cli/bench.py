@@ -27,11 +27,32 @@ def bench_speed(
     ] = False,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    end_to_end: Annotated[
+        bool,
+        typer.Option(
+            "--end-to-end",
+            help="Fixed cost (2 s clip) and a 60 s one-face clip through the CLI, all three "
+            "experts on random weights, and where the time goes per stage and expert.",
+        ),
+    ] = False,
+    reference: Annotated[
+        bool,
+        typer.Option(
+            "--reference", help="With --end-to-end: the reference-style pipeline beside ours."
+        ),
+    ] = False,
 ) -> None:
     """Pipeline time against decoding every frame with ffmpeg; peak memory against length."""
     from ..bench import speed_report
 
     names = parse_experts(experts) or ()
+    if end_to_end:
+        from ..bench_e2e import end_to_end_report
+
+        with reporting(ProgressMode.none):
+            for line in end_to_end_report(reference=reference):
+                typer.echo(line)
+        return
     with reporting(ProgressMode.none):
         cfg = load_config(config)
         lines = speed_report(video, names, memory=memory, weights_dir=weights_dir, config=cfg)
