@@ -1,9 +1,11 @@
 """The session playlist: which track plays next for a mood, never repeating one within a window.
 
 Candidates come from the library's matcher (`library.match.ranked_candidates`: the mood's
-cluster gate, then nearest in V/A). A track played within the last `no_repeat` picks is
-skipped; when every candidate is that recent (a small library), the one played longest ago
-is taken, so the music never stops for want of a track.
+cluster gate, then nearest in V/A). A track played within the last `no_repeat` picks is never
+chosen while another is free: the mood's own tracks first, then the nearest free track of
+another mood. Only when the library has no free track at all (it holds no more than
+`no_repeat` tracks) does the mood's track played longest ago come back, so the music never
+stops for want of a track.
 """
 
 from __future__ import annotations
