@@ -110,3 +110,48 @@ def test_cli_missing_camera_exits_1_with_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert lines == ["moodsic: error: camera /dev/video97 not found (is it plugged in?)"]
     assert list(tmp_path.iterdir()) == []
+
+
+class _FakeCard:
+    """A stand-in for sounddevice: an output stream whose write() blocks for the block's
+    duration, as a sound card does."""
+
+    class OutputStream:
+        written: list[np.ndarray] = []
+
+        def __init__(self, samplerate, channels, dtype, device, latency):  # noqa: ANN001
+            assert channels == 2 and dtype == "float32" and device is None
+            self.sr = samplerate
+
+        def start(self) -> None:
+            pass
+
+        def write(self, block: np.ndarray) -> None:
+            type(self).written.append(block.copy())
+            time.sleep(len(block) / self.sr)
+
+        def stop(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+
+def test_the_sound_card_plays_in_real_time_and_paces_the_session(tmp_path, monkeypatch):
+    from moodsic_engine.config import Config
+    from moodsic_engine.experts import load_experts
+    from moodsic_engine.live import LiveOptions, run_live
+
+    monkeypatch.setitem(sys.modules, "sounddevice", _FakeCard)
+    _FakeCard.OutputStream.written = []
+    video = act_video(tmp_path / "room.mp4", [BUSY], 10.0)
+    lib = live_library(tmp_path / "lib", per_mood=1, seconds=20.0)
+    cfg = Config(experts=("grammar",))
+    opts = LiveOptions(duration_s=6.0, min_dwell_s=15.0, fade_out_s=1.0)  # the card by default
+    t0 = time.monotonic()
+    report = run_live(str(video), lib, load_experts(cfg, None), cfg, opts)
+    wall = time.monotonic() - t0
+    y = np.concatenate(_FakeCard.OutputStream.written)
+    assert len(y) == int(round(6.0 * 48000))
+    assert report.tracks == 1 and wall >= 5.5  # the card's pace, not faster
+    assert float(np.sqrt(np.mean(y[-int(1.5 * 48000) : -int(1.0 * 48000)] ** 2))) > 0.05
