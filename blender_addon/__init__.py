@@ -66,6 +66,19 @@ class MoodsicSettings(bpy.types.PropertyGroup):
     min_segment_s: FloatProperty(name="Min segment (s)", default=8.0, min=1.0, max=600.0)
     target_lufs: FloatProperty(name="Loudness (LUFS)", default=-14.0, min=-40.0, max=0.0)
     duck: BoolProperty(name="Duck under dialogue", default=True)
+    music_follow_engine: BoolProperty(
+        name="Music level from the engine",
+        description="Set the music's level and ducking as the engine's mixdown does (off: use "
+        "the gain below)",
+        default=True,
+    )
+    music_gain_db: FloatProperty(
+        name="Music gain (dB)",
+        description="The music's level against the target loudness, when not from the engine",
+        default=-6.0,
+        min=-60.0,
+        max=12.0,
+    )
     crossfade_s: FloatProperty(name="Crossfade (s)", default=2.0, min=0.0, max=20.0)
     experts: StringProperty(
         name="Experts", description="Comma list (scene,face,grammar); empty: every available one"
@@ -108,7 +121,12 @@ class _EngineOperator:
     def execute(self, context):
         try:
             prepared = self.prepare(context)
-            batch = ScoreBatch(prepared.engine, prepared.requests, speech=prepared.want_speech)
+            batch = ScoreBatch(
+                prepared.engine,
+                prepared.requests,
+                speech=prepared.want_speech,
+                levels=prepared.want_levels,
+            )
             batch.wait(timeout=ENGINE_TIMEOUT_S)
             if batch.error:
                 raise EngineError(batch.error)
@@ -124,7 +142,10 @@ class _EngineOperator:
         try:
             self._prepared = self.prepare(context)
             self._batch = ScoreBatch(
-                self._prepared.engine, self._prepared.requests, speech=self._prepared.want_speech
+                self._prepared.engine,
+                self._prepared.requests,
+                speech=self._prepared.want_speech,
+                levels=self._prepared.want_levels,
             )
         except (PlacementError, EngineError) as exc:
             return self._fail(str(exc))
@@ -194,6 +215,7 @@ class SEQUENCER_OT_moodsic_auto_score(_EngineOperator, bpy.types.Operator):
     def finish(self, context, prepared, batch):
         prepared.cue_paths.update(batch.cues)
         prepared.speech.update(batch.speech)
+        prepared.levels.update(batch.levels)
         message = core.finish_auto(context, prepared)
         for warning in batch.warnings:
             self.report({"WARNING"}, f"Moodsic: {warning}")
@@ -351,6 +373,9 @@ class SEQUENCER_PT_moodsic(bpy.types.Panel):
         col.prop(st, "target_lufs")
         col.prop(st, "crossfade_s")
         col.prop(st, "duck")
+        col.prop(st, "music_follow_engine")
+        if not st.music_follow_engine:
+            col.prop(st, "music_gain_db")
         layout.prop(st, "experts")
         box = layout.box()
         row = box.row()

@@ -21,6 +21,7 @@ from .placement import (
     Plan,
     SceneFacts,
     SoundOp,
+    original_volume,
     scene_fps,
 )
 
@@ -194,6 +195,21 @@ def apply_plan(scene: Any, plan: Plan, state: dict[str, Any]) -> list[Any]:
     state["channels"] = list(plan.channels)
     save_state(scene, state)
     return created
+
+
+def cap_original_sound(scene: Any, movies: Iterable[MovieFacts]) -> int:
+    """Bring the scored videos' own sound strips (not Moodsic's) to at most volume 1.0 (0 dB):
+    the levels the music follows assume the original is never raised. Returns how many."""
+    paths = {os.path.normcase(os.path.abspath(m.source_path)) for m in movies}
+    changed = 0
+    for strip in compat.all_strips(scene):
+        if strip.type != "SOUND" or is_ours(strip) or getattr(strip, "sound", None) is None:
+            continue
+        path = os.path.normcase(os.path.abspath(compat.abspath(strip.sound.filepath)))
+        if path in paths and float(strip.volume) > 1.0:
+            strip.volume = original_volume(float(strip.volume))
+            changed += 1
+    return changed
 
 
 def clear(scene: Any) -> int:

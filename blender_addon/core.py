@@ -50,6 +50,8 @@ class Prepared:
     reroll: tuple[str, int] | None = None  # (cue path, segment) for re-roll
     want_speech: bool = False  # ask the engine where the dialogue is (for ducking)
     speech: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # video -> s
+    want_levels: bool = False  # ask the engine for the mixdown's levels (music gain, ducking)
+    levels: dict[str, dict[str, Any]] = field(default_factory=dict)  # video -> engine levels
 
 
 # ----------------------------------------------------------------------------- settings
@@ -70,6 +72,11 @@ def options_from(settings: Any) -> PlaceOptions:
         crossfade_s=float(settings.crossfade_s),
         duck=bool(settings.duck),
         target_lufs=float(settings.target_lufs),
+        music_gain_db=(
+            None
+            if getattr(settings, "music_follow_engine", True)
+            else float(getattr(settings, "music_gain_db", -6.0))
+        ),
     )
 
 
@@ -162,7 +169,16 @@ def prepare_auto(context: Any, mode: str = "SELECTED") -> Prepared:
     videos = list(dict.fromkeys(m.source_path for m in movies))
     requests = [_request(settings, v, config) for v in videos]
     opts = options_from(settings)
-    return Prepared(scene.name, movies, requests, engine, opts, mode=mode, want_speech=opts.duck)
+    return Prepared(
+        scene.name,
+        movies,
+        requests,
+        engine,
+        opts,
+        mode=mode,
+        want_speech=opts.duck,
+        want_levels=True,
+    )
 
 
 def _load_cue(path: str) -> dict[str, Any]:
@@ -226,7 +242,8 @@ def build_jobs(prepared: Prepared) -> list[Job]:
         cue = _load_cue(cue_path)
         found = prepared.speech.get(movie.source_path)
         speech = tuple(map(tuple, found)) if found is not None else _speech(cue)
-        jobs.append(Job(movie=movie, cue=cue, cue_path=cue_path, speech=speech))
+        levels = prepared.levels.get(movie.source_path)
+        jobs.append(Job(movie=movie, cue=cue, cue_path=cue_path, speech=speech, levels=levels))
     return jobs
 
 
@@ -258,12 +275,15 @@ def finish_auto(context: Any, prepared: Prepared) -> str:
             "cue": j.cue_path,
             "movie": _movie_dict(j.movie) if prepared.mode == "EDIT" else None,
             "speech": [list(x) for x in j.speech],
+            "levels": dict(j.levels) if j.levels else None,
         }
         for j in jobs
     ]
     state["options"] = _options_dict(prepared.options)
     state["rerolls"] = {}
     created = apply.apply_plan(scene, the_plan, state)
+    # The mixdown never raises the video's own sound: nor do the strips it plays on.
+    apply.cap_original_sound(scene, [j.movie for j in jobs])
     moods = len(the_plan.markers)
     return f"Moodsic: placed {len(created)} music strips, {moods} mood markers"
 
@@ -281,7 +301,12 @@ def _movie_dict(m: MovieFacts) -> dict[str, Any]:
 
 
 def _options_dict(o: PlaceOptions) -> dict[str, Any]:
-    return {"crossfade_s": o.crossfade_s, "duck": o.duck, "target_lufs": o.target_lufs}
+    return {
+        "crossfade_s": o.crossfade_s,
+        "duck": o.duck,
+        "target_lufs": o.target_lufs,
+        "music_gain_db": o.music_gain_db,
+    }
 
 
 # ----------------------------------------------------------------------------- re-roll
@@ -321,6 +346,7 @@ def prepare_reroll(context: Any) -> Prepared:
         cue_paths={m.source_path: c for m, c in movies},
         mode=state.get("mode", "SELECTED"),
         speech={e["video"]: [tuple(x) for x in e.get("speech", [])] for e in state.get("jobs", [])},
+        levels={e["video"]: e["levels"] for e in state.get("jobs", []) if e.get("levels")},
     )
     the_plan, _ = current_plan(scene, prepared, state)
     found = segment_at(the_plan, int(scene.frame_current))

@@ -59,8 +59,19 @@ class SceneFacts:
     max_channel: int = 128
 
 
+# Without the engine's levels (an engine too old to report them, or its run failed): the
+# music sits this much under the target when the clip has dialogue (the add-on's old rule).
+FALLBACK_DIALOGUE_DB = -6.0
+
+
 @dataclass(frozen=True)
 class PlaceOptions:
+    """What the panel sets. The music's level and the ducking follow the engine's levels
+    (`Job.levels`, the mixdown's own numbers) when the engine reported them; `duck_db`,
+    `duck_attack_s`, `duck_release_s` (MixConfig's defaults) apply only without them.
+    `music_gain_db`: a user's override of the music's level (dB on the track at the target
+    loudness, everywhere); None follows the engine."""
+
     crossfade_s: float = 2.0
     edge_fade_s: float = 0.5  # fade at the start/end of a run of music with no neighbour
     duck: bool = True
@@ -68,7 +79,7 @@ class PlaceOptions:
     duck_attack_s: float = 0.15
     duck_release_s: float = 0.6
     target_lufs: float = -14.0
-    music_gain_db: float = -6.0  # music relative to the target when the clip has dialogue
+    music_gain_db: float | None = None
     min_span_s: float = 1.0  # a visible piece of a segment shorter than this joins its neighbour
     max_volume: float = 8.0
 
@@ -81,6 +92,9 @@ class Job:
     cue: Mapping[str, Any]
     cue_path: str = ""
     speech: tuple[tuple[float, float], ...] = ()  # dialogue in source seconds (for ducking)
+    # The mixdown's levels for this cue sheet (`moodsic blender speech --cue`): "music_db"
+    # (on each piece's gain), "duck_db" (<= 0, under speech), "duck_attack_s"/"duck_release_s".
+    levels: Mapping[str, Any] | None = None
 
 
 # ----------------------------------------------------------------------------- operations out
@@ -275,13 +289,54 @@ def _spans(jobs: Sequence[Job], scene: SceneFacts, opts: PlaceOptions) -> list[_
     return spans
 
 
-def _gain(track_lufs: float | None, dialogue: bool, opts: PlaceOptions) -> float:
-    level = opts.target_lufs + (opts.music_gain_db if dialogue else 0.0)
-    if track_lufs is None or not math.isfinite(track_lufs):
-        db = opts.music_gain_db if dialogue else 0.0
-    else:
-        db = level - track_lufs
+def _level(key: str, levels: Mapping[str, Any] | None) -> float | None:
+    x = (levels or {}).get(key)
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+def music_db(job: Job, opts: PlaceOptions) -> float:
+    """dB on a track at the target loudness where nobody speaks: the user's override, else
+    the engine's (the mixdown's bed to the target plus its music gain), else the old rule."""
+    if opts.music_gain_db is not None:
+        return float(opts.music_gain_db)
+    engine = _level("music_db", job.levels)
+    if engine is not None:
+        return engine
+    return FALLBACK_DIALOGUE_DB if job.speech else 0.0
+
+
+def duck_shape(job: Job, opts: PlaceOptions) -> tuple[float, float, float]:
+    """(depth dB <= 0, attack s, release s) under speech: the mixdown's (`duck_db` of the
+    engine's levels: the music under the dialogue against its level elsewhere) when the
+    engine reported it, else the options'."""
+    depth = _level("duck_db", job.levels)
+    attack = _level("duck_attack_s", job.levels)
+    release = _level("duck_release_s", job.levels)
+    return (
+        min(0.0, depth if depth is not None else opts.duck_db),
+        attack if attack is not None else opts.duck_attack_s,
+        release if release is not None else opts.duck_release_s,
+    )
+
+
+def original_volume(current: float) -> float:
+    """The video's own sound strip: never raised (at most 0 dB, volume 1.0), as in the mix."""
+    return max(0.0, min(1.0, float(current)))
+
+
+def _volume(db: float, opts: PlaceOptions) -> float:
     return max(0.0, min(opts.max_volume, 10.0 ** (db / 20.0)))
+
+
+def _gain(track_lufs: float | None, job: Job, opts: PlaceOptions) -> float:
+    """Volume of a track placed without the engine's plan (an older cue sheet): to the
+    target by the add-on's own loudness measure, then the music level."""
+    db = music_db(job, opts)
+    if track_lufs is not None and math.isfinite(track_lufs):
+        db += opts.target_lufs - track_lufs
+    return _volume(db, opts)
 
 
 def _name(track: Mapping[str, Any]) -> str:
@@ -347,12 +402,9 @@ def _from_plan(
         start = cuts[0][0]
         end = min(end, frame(pieces[-1].rec_out))
     fade_in, fade_out = max(0, min(fade_in, end - start)), max(0, min(fade_out, end - start))
+    # The mixdown plays a piece at its gain (the track at the target) times the music level.
     gain_db = pieces[0].gain_db
-    if gain_db is None:
-        gain = _gain(None, bool(job.speech), opts)
-    else:
-        db = gain_db + (opts.music_gain_db if job.speech else 0.0)
-        gain = max(0.0, min(opts.max_volume, 10.0 ** (db / 20.0)))
+    gain = _volume((gain_db or 0.0) + music_db(job, opts), opts)
     return cuts, start, end, fade_in, fade_out, gain
 
 
@@ -388,9 +440,6 @@ def plan(
     markers: list[MarkerOp] = []
     sounds: list[SoundOp] = []
     prev_mood: str | None = None
-    depth = 10.0 ** (opts.duck_db / 20.0)
-    attack = frames_for(opts.duck_attack_s, fps)
-    release = frames_for(opts.duck_release_s, fps)
     lufs = track_lufs or {}
     durations = track_duration_s or {}
     plans = [read_plan(j.cue, opts.crossfade_s) for j in jobs]
@@ -426,8 +475,11 @@ def plan(
                 a, b = max(a, start), min(b, end)
                 if b > a:
                     speech.append((a, b))
-        dips = _dips(speech, depth, attack, release)
-        gain = _gain(lufs.get(path), bool(job.speech), opts)
+        depth_db, attack_s, release_s = duck_shape(job, opts)
+        dips = _dips(
+            speech, 10.0 ** (depth_db / 20.0), frames_for(attack_s, fps), frames_for(release_s, fps)
+        )
+        gain = _gain(lufs.get(path), job, opts)
         cue_plan = plans[sp.job]
         if cue_plan is not None and cue_plan.for_segment(sp.segment):
             # The engine's plan: its passes, cut to the span where a trim or another strip

@@ -271,8 +271,15 @@ def experts_status(engine: str, *, timeout: float = 60.0) -> list[dict[str, Any]
     return [r for r in rows if isinstance(r, dict)]
 
 
-def speech_args(engine: str, video: str) -> list[str]:
-    return [engine, "blender", "speech", video, "--progress", "json"]
+def speech_args(engine: str, video: str, cue: str = "", config: str = "") -> list[str]:
+    """`moodsic blender speech`: with `cue`, the engine also reports the mixdown's levels for
+    that cue sheet (dialogue loudness, music gain, ducking depth) as "levels"."""
+    args = [engine, "blender", "speech", video, "--progress", "json"]
+    if cue:
+        args += ["--cue", cue]
+        if config:
+            args += ["--config", config]
+    return args
 
 
 def _has_audio(cue_path: str) -> bool:
@@ -286,14 +293,22 @@ def _has_audio(cue_path: str) -> bool:
 
 class ScoreBatch:
     """Engine runs one after another (scoring each source video, then finding its dialogue
-    when ducking is on), polled by a timer or waited for."""
+    when ducking is on, and the mixdown's levels when `levels` is on), polled by a timer or
+    waited for."""
 
     def __init__(
-        self, engine: str, requests: Sequence[ScoreRequest], *, speech: bool = False
+        self,
+        engine: str,
+        requests: Sequence[ScoreRequest],
+        *,
+        speech: bool = False,
+        levels: bool = False,
     ) -> None:
         self.engine = engine
         self.requests = list(requests)
         self.want_speech = speech
+        self.want_levels = levels
+        self.levels: dict[str, dict[str, Any]] = {}  # video path -> the engine's levels
         self.cues: dict[str, str] = {}  # video path -> cue sheet path
         self.speech: dict[str, list[tuple[float, float]]] = {}  # video path -> dialogue (s)
         self.warnings: list[str] = []
@@ -312,7 +327,8 @@ class ScoreBatch:
             if kind == "score":
                 args = score_args(self.engine, req)
             else:
-                args = speech_args(self.engine, req.video)
+                cue = self.cues.get(req.video, "") if self.want_levels else ""
+                args = speech_args(self.engine, req.video, cue, req.config)
             self.run = EngineRun(args, env=engine_env())
         else:
             self.run, self._step = None, None
@@ -337,18 +353,23 @@ class ScoreBatch:
                 return True
             cue = self.run.cue_path()
             self.cues[req.video] = cue
-            if self.want_speech and _has_audio(cue):
+            if self.want_levels or (self.want_speech and _has_audio(cue)):
                 self._steps.insert(self._done_steps + 1, ("speech", req))
         else:
             # Ducking is a refinement: without it the music is still placed.
             result = self.run.result or {}
             if self.run.error or not isinstance(result.get("speech"), list):
                 why = self.run.error or "no answer"
-                self.warnings.append(f"{name}: no dialogue ducking ({why})")
+                what = "no dialogue ducking"
+                if self.want_levels:
+                    what += " and no engine levels (the music keeps the add-on's own level)"
+                self.warnings.append(f"{name}: {what} ({why})")
             else:
                 self.speech[req.video] = [
                     (float(a), float(b)) for a, b in result["speech"] if float(b) > float(a)
                 ]
+                if isinstance(result.get("levels"), dict):
+                    self.levels[req.video] = dict(result["levels"])
         self._done_steps += 1
         self._start_next()
         return self.run is None
@@ -363,7 +384,7 @@ class ScoreBatch:
         # The engine's stages are not known in advance: each one fills half of what is left.
         k = max(0, len(p.stages_seen) - 1)
         inner = 1.0 - 0.5**k + 0.5 ** (k + 1) * p.fraction if p.stages_seen else 0.0
-        score_share = 0.85 if self.want_speech else 1.0
+        score_share = 0.85 if self.want_speech or self.want_levels else 1.0
         if kind == "score":
             within = score_share * inner
         else:
@@ -377,7 +398,7 @@ class ScoreBatch:
             return "Moodsic: done"
         p = self.run.progress
         kind, req = self._step
-        what = "scoring" if kind == "score" else "finding dialogue in"
+        what = "scoring" if kind == "score" else "finding dialogue and levels in"
         stage = f"{p.stage} {p.done}/{p.total}" if p.stage else "starting"
         step = f"{self._done_steps + 1}/{len(self._steps)}"
         return f"Moodsic: {what} {os.path.basename(req.video)} ({step}) {stage} - Esc to cancel"

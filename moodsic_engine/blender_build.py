@@ -2,7 +2,9 @@
 
 `moodsic blender build-addon` builds the extension zip from `blender_addon/`;
 `moodsic blender speech VIDEO` reports where the video's own audio has speech, so the
-add-on can key the music's volume down under dialogue (Blender cannot run silero-vad).
+add-on can key the music's volume down under dialogue (Blender cannot run silero-vad); with
+`--cue` it also reports the levels the mixdown would set for that cue sheet (`strip_levels`),
+so the add-on's strips sit where the mixdown's music does.
 
 The zip has the same layout as Blender's own `blender_ext.py build`: the manifest and the
 add-on's files at the top level, caches and hidden files left out. It needs no Blender.
@@ -17,10 +19,13 @@ import re
 import tomllib
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, ResourceError
 from .fileio import atomic_path
+
+if TYPE_CHECKING:
+    from .config import MixConfig
 
 MANIFEST = "blender_manifest.toml"
 REQUIRED = (
@@ -117,3 +122,61 @@ def dialogue_regions(
     if audio is None or float(abs(audio).max(initial=0.0)) < 1e-4:
         return []
     return [(round(a, 3), round(b, 3)) for a, b in speech_regions(audio, sample_rate)]
+
+
+def strip_levels(
+    video: str | os.PathLike[str] | None,
+    cue_path: str | os.PathLike[str],
+    cfg: MixConfig | None = None,
+) -> dict[str, Any]:
+    """Speech and the mixdown's levels for a cue sheet, as the Blender add-on keys them.
+
+    The music is rendered and levelled exactly as `mix.render.mix_arrays` does (same plan,
+    speech found at the mix rate, `levels.level_mix`), so the numbers are the mixdown's. The
+    music a piece plays sits, where nobody speaks, at `piece.gain_db + music_db` (`music_db` =
+    `norm_db`, the bed to the target, + `music_gain_db`) and `duck_db` lower under speech.
+
+    Returns
+    -------
+    {"speech": [[start_s, end_s], ...], "levels": Levels.to_dict() plus "norm_db",
+    "music_db", "duck_db" (<= 0; 0 without dialogue or ducking), "duck", "duck_attack_s",
+    "duck_release_s", "music_under_dialogue_lu"}.
+    """
+    import math
+
+    import numpy as np
+
+    from .config import MixConfig
+    from .cue import CueSheet
+    from .mix.audio import video_audio
+    from .mix.ducking import speech_regions
+    from .mix.levels import level_mix
+    from .mix.loudness import integrated_lufs
+    from .mix.render import render_music
+
+    cfg = cfg or MixConfig()
+    sr = int(cfg.sample_rate)
+    cue = CueSheet.from_json(cue_path)
+    src = Path(video) if video is not None else Path(cue.video.path)
+    n = int(round(cue.video.duration_s * sr))
+    dialogue = video_audio(src, sr, n) if src.is_file() else None
+    regions: list[tuple[float, float]] = []
+    if dialogue is not None and float(np.abs(dialogue).max(initial=0.0)) > 1e-4:
+        regions = speech_regions(dialogue, sr)
+    music = render_music(cue, cfg)
+    music_lufs = integrated_lufs(music, sr)
+    _, _, levels = level_mix(music, dialogue, sr, cfg, regions)
+    out = levels.to_dict()
+    norm = float(cfg.target_lufs) - music_lufs if math.isfinite(music_lufs) else None
+    gain, under = levels.music_gain_db, levels.music_under_dialogue_db
+    out["norm_db"] = None if norm is None else round(norm, 3)
+    out["music_db"] = None if norm is None or gain is None else round(norm + gain, 3)
+    duck = 0.0
+    if gain is not None and under is not None:
+        duck = min(0.0, under - gain)
+    out["duck_db"] = round(duck, 3)
+    out["duck"] = bool(cfg.duck)
+    out["duck_attack_s"] = float(cfg.duck_attack_s)
+    out["duck_release_s"] = float(cfg.duck_release_s)
+    out["music_under_dialogue_lu"] = float(cfg.music_under_dialogue_lu)
+    return {"speech": [[round(a, 3), round(b, 3)] for a, b in regions], "levels": out}

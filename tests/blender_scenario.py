@@ -245,7 +245,10 @@ try:
             setattr(op, name, getattr(Op, name).__get__(op))
         op._prepared = addon.core.prepare_auto(bpy.context, "SELECTED")
         op._batch = addon.ScoreBatch(
-            op._prepared.engine, op._prepared.requests, speech=op._prepared.want_speech
+            op._prepared.engine,
+            op._prepared.requests,
+            speech=op._prepared.want_speech,
+            levels=op._prepared.want_levels,
         )
         return op
 
