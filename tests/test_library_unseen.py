@@ -296,7 +296,8 @@ def test_large_va_table_is_held_as_columns_with_the_same_tracks(tmp_path: Path) 
     import pandas as pd
 
     from moodsic_engine.config import MatchConfig
-    from moodsic_engine.library import TrackTable, loaders
+    from moodsic_engine.library import TrackTable
+    from moodsic_engine.library import manifest as manifest_loader
     from moodsic_engine.library.match import match_segments
 
     rng = np.random.default_rng(0)
@@ -326,12 +327,12 @@ def test_large_va_table_is_held_as_columns_with_the_same_tracks(tmp_path: Path) 
         cached = load_library(tmp_path / name, cache_dir=tmp_path / "c1", match_config=cfg)
         assert isinstance(cached.tracks, TrackTable)
         (tmp_path / f".{name}.moodsic-index.json").unlink()
-        old = loaders._TABLE_ROWS
-        loaders._TABLE_ROWS = 10**9  # the row-by-row loader, for comparison
+        old = manifest_loader.TABLE_ROWS
+        manifest_loader.TABLE_ROWS = 10**9  # the row-by-row loader, for comparison
         try:
             slow = load_library(tmp_path / name, cache_dir=tmp_path / "c2", match_config=cfg)
         finally:
-            loaders._TABLE_ROWS = old
+            manifest_loader.TABLE_ROWS = old
         (tmp_path / f".{name}.moodsic-index.json").unlink()
         assert isinstance(slow.tracks, tuple)
         assert list(fast.tracks) == list(cached.tracks) == list(slow.tracks)
