@@ -37,7 +37,9 @@ class EngineFns:
     score: str = "moodsic_engine.pipeline:score_video"
     load_experts: str = "moodsic_engine.experts:load_experts"
     load_library: str = "moodsic_engine.library:load_library"
-    write_mix: str = "moodsic_engine.mix:write_mix"
+    # Returns the path, or (path, levels) as `mix.write_mix_measured` does: the levels go in
+    # the cue sheet (summary.levels) and the batch summaries.
+    write_mix: str = "moodsic_engine.mix:write_mix_measured"
     mux: str = "moodsic_engine.mix:mux"
 
 

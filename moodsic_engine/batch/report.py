@@ -25,11 +25,16 @@ CSV_COLUMNS = [
     "moods",
     "tracks",
     "cue",
+    "mix_lufs",
+    "mix_true_peak_dbtp",
+    "louder_than_target",
+    "level_warnings",
     "error",
 ]
 _JSONL_KEYS = [
     "input", "rel", "status", "seconds", "duration_s", "segments", "moods", "mood_labels",
-    "tracks", "experts", "outputs", "error",
+    "tracks", "experts", "outputs", "mix_lufs", "mix_true_peak_dbtp", "louder_than_target",
+    "level_warnings", "error",
 ]  # fmt: skip
 
 
@@ -65,6 +70,14 @@ def write_summaries(outdir: Path, records: list[dict[str, Any]]) -> tuple[Path, 
                     (t or {}).get("title") or (t or {}).get("id") or "" for t in r["tracks"]
                 ),
                 "cue": r["outputs"].get("cue", ""),
+                "mix_lufs": "" if r["mix_lufs"] is None else r["mix_lufs"],
+                "mix_true_peak_dbtp": (
+                    "" if r["mix_true_peak_dbtp"] is None else r["mix_true_peak_dbtp"]
+                ),
+                "louder_than_target": (
+                    "" if r["louder_than_target"] is None else str(r["louder_than_target"]).lower()
+                ),
+                "level_warnings": " | ".join(r["level_warnings"] or []),
                 "error": r["error"] or "",
             }
         )

@@ -136,7 +136,7 @@ def process_clip(task: ClipTask, ctx: WorkerContext) -> dict[str, Any]:
         ):
             # Thread counts do not change results: record the configuration as asked.
             cue = dataclasses.replace(cue, engine={**cue.engine, "config": task.config.to_dict()})
-        outputs = _write_outputs(task, cue)
+        outputs, levels = _write_outputs(task, cue)
     except MoodsicError as exc:
         return clip_record(base, "failed", seconds=_secs(t0), error=one_line(exc))
     except Exception as exc:  # noqa: BLE001 - a bug on one clip must not end the batch
@@ -158,6 +158,7 @@ def process_clip(task: ClipTask, ctx: WorkerContext) -> dict[str, Any]:
         tracks=[_track(s.track) for s in cue.segments],
         experts=list(cue.engine.get("experts", [])) if isinstance(cue.engine, dict) else [],
         outputs=outputs,
+        **level_fields(levels),
         input_sha256=task.input_sha256,
         config_sha256=task.config_sha256,
     )
@@ -171,10 +172,14 @@ def process_clip(task: ClipTask, ctx: WorkerContext) -> dict[str, Any]:
     return record
 
 
-def _write_outputs(task: ClipTask, cue: Any) -> dict[str, str]:
+def _write_outputs(task: ClipTask, cue: Any) -> tuple[dict[str, str], dict[str, Any] | None]:
     """Mix, mux and cue sheet as one unit: each into a temp file beside its target, renamed
     into place only when all are written, the cue sheet last (an ExitStack renames in the
-    reverse order of entry). Any failure removes every temp file and keeps earlier outputs."""
+    reverse order of entry). Any failure removes every temp file and keeps earlier outputs.
+
+    Returns the outputs written and the mix's levels (None without a mix), which the cue
+    sheet records as `summary.levels` as `moodsic score --mix` does."""
+    levels: dict[str, Any] | None = None
     with contextlib.ExitStack() as stack:
         cue_tmp = stack.enter_context(atomic_path(task.cue_path))
         mix_tmp = stack.enter_context(atomic_path(task.mix_path)) if task.mix_path else None
@@ -186,7 +191,12 @@ def _write_outputs(task: ClipTask, cue: Any) -> dict[str, str]:
             audio = part_file(task.mux_path or "", ".wav")
             stack.callback(_unlink_quietly, str(audio))
         if audio is not None:
-            resolve(task.fns.write_mix)(cue, audio, task.config.mix, video_path=task.video)
+            written = resolve(task.fns.write_mix)(
+                cue, audio, task.config.mix, video_path=task.video
+            )
+            levels = _levels_dict(getattr(written, "levels", None))
+            if levels is not None:
+                cue = dataclasses.replace(cue, summary={**cue.summary, "levels": levels})
         if mux_tmp is not None:
             resolve(task.fns.mux)(task.video, str(audio), mux_tmp)
         cue_tmp.write_text(cue.to_json_text(Path(task.cue_path).parent) + "\n", encoding="utf-8")
@@ -195,7 +205,31 @@ def _write_outputs(task: ClipTask, cue: Any) -> dict[str, str]:
         outputs["mix"] = task.mix_path
     if task.mux_path:
         outputs["mux"] = task.mux_path
-    return outputs
+    return outputs, levels
+
+
+def _levels_dict(levels: Any) -> dict[str, Any] | None:
+    """`mix.Levels` (or its dict) as the cue sheet's summary.levels; None for anything else
+    (a write_mix that returns only the path)."""
+    if hasattr(levels, "to_dict"):
+        return levels.to_dict()
+    return levels if isinstance(levels, dict) else None
+
+
+def level_fields(levels: dict[str, Any] | None) -> dict[str, Any]:
+    """The batch summary's per-clip level fields (None without a mix): the mix's integrated
+    loudness and true peak, whether the video's own sound alone is louder than the target
+    (the mixer never turns it down, so the music sits under it), and the mixer's warnings."""
+    if levels is None:
+        return {}
+    orig, target = levels.get("original_lufs"), levels.get("target_lufs")
+    return {
+        "mix_lufs": levels.get("mix_lufs"),
+        "mix_true_peak_dbtp": levels.get("mix_true_peak_dbtp"),
+        # the mixer's own tolerance (levels._TOLERANCE_LU) for the same warning
+        "louder_than_target": orig is not None and target is not None and orig > target + 0.1,
+        "level_warnings": list(levels.get("warnings") or []),
+    }
 
 
 def _unlink_quietly(path: str) -> None:

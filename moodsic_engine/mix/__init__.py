@@ -44,18 +44,21 @@ from .mux import mux
 from .plan import BeatGrid, beat_grid, place_tracks
 from .render import (
     Mixdown,
+    WrittenMix,
     build_bed,
     dialogue_for,
     mix_arrays,
     render_music,
     write_bed,
     write_mix,
+    write_mix_measured,
 )
 
 __all__ = [
     "BeatGrid",
     "Levels",
     "Mixdown",
+    "WrittenMix",
     "beat_grid",
     "build_bed",
     "dialogue_for",
@@ -84,4 +87,5 @@ __all__ = [
     "write_audio",
     "write_bed",
     "write_mix",
+    "write_mix_measured",
 ]

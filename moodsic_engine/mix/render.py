@@ -185,7 +185,27 @@ def write_mix(
 ) -> Path:
     """The finished soundtrack: the video's own sound as it is plus the music (see
     `mix_arrays`)."""
+    return write_mix_measured(cue, path, cfg, video_path=video_path).path
+
+
+class WrittenMix(NamedTuple):
+    """Where the mix was written and its levels (what `mix_arrays` measured)."""
+
+    path: Path
+    levels: Levels
+
+
+def write_mix_measured(
+    cue: CueSheet,
+    path: str | os.PathLike[str],
+    cfg: MixConfig | None = None,
+    *,
+    video_path: str | os.PathLike[str] | None = None,
+) -> WrittenMix:
+    """`write_mix` that also returns the levels, for callers that record them (the batch
+    puts them in each clip's cue sheet as `summary.levels`, as `moodsic score --mix` does)."""
     cfg = cfg or MixConfig()
     dialogue = dialogue_for(cue, cfg, video_path)
-    mix = mix_arrays(cue, cfg, dialogue).mix
-    return write_audio(path, mix, cfg.sample_rate, ceiling_db=cfg.true_peak_db)
+    done = mix_arrays(cue, cfg, dialogue)
+    out = write_audio(path, done.mix, cfg.sample_rate, ceiling_db=cfg.true_peak_db)
+    return WrittenMix(out, done.levels)
