@@ -247,6 +247,7 @@ def _timed_stages(video: str, toml: str) -> list[dict[str, Any]]:
     from .pipeline import build_cue
     from .stabilize import stabilize
     from .video import sample_video
+    from .weights import resolve_weights_dir
 
     rows: list[dict[str, Any]] = []
 
@@ -266,7 +267,7 @@ def _timed_stages(video: str, toml: str) -> list[dict[str, Any]]:
     experts = []
     for name in EXPERTS:
         t0 = time.perf_counter()
-        experts.append(function(expert_spec(name).load)(config, None))
+        experts.append(function(expert_spec(name).load)(config, resolve_weights_dir(None)))
         backend = getattr(getattr(experts[-1], "encoder", None), "backend", "") or type(
             getattr(experts[-1], "emonet", None) or object()
         ).__name__.replace("object", "")

@@ -78,7 +78,16 @@ def track_facts(
     grid = beat_grid(path, y, sr, detect=detect)
     gain = None
     if target_lufs is not None:
-        gain = round(20 * math.log10(max(track_gain(y, sr, target_lufs), 1e-12)), 6)
+        from ..runtime.cache import remembered_for_file
+
+        # A track's loudness never changes: measured once per file (and sample rate), which
+        # also spares each later run the import of scipy.signal (~1-2 s on 2 cores).
+        gain = remembered_for_file(
+            "track-gain",
+            path,
+            [sr, target_lufs, len(y)],
+            lambda: round(20 * math.log10(max(track_gain(y, sr, target_lufs), 1e-12)), 6),
+        )
     return TrackFacts(len(y), grid, gain)
 
 

@@ -77,3 +77,28 @@ def file_stamp(path: Path) -> list[Any]:
     """What says a file is unchanged without reading it: size, mtime and inode."""
     st = path.stat()
     return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def remembered(kind: str, key_parts: list[Any], compute: Any) -> Any:
+    """`compute()`'s JSON-able value, stored under a key of `key_parts` (which must identify
+    everything it depends on, a file's fingerprint included) and read back next time."""
+    path = entry(kind, cache_key(kind, key_parts)) / "value.json"
+    memo = read_json(path)
+    if memo is not None and "value" in memo:
+        return memo["value"]
+    value = compute()
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        write_json(path, {"value": value})
+    return value
+
+
+def remembered_for_file(kind: str, path: Any, extra: list[Any], compute: Any) -> Any:
+    """`remembered` keyed by a file's fingerprint plus `extra`; computed afresh (and not
+    stored) when `path` is not a readable file."""
+    from ..weights import file_fingerprint
+
+    try:
+        fingerprint = file_fingerprint(path)
+    except (OSError, TypeError):
+        return compute()
+    return remembered(kind, [fingerprint, *extra], compute)

@@ -2,8 +2,8 @@
 
 An export is kept only if ONNX Runtime, fed a probe input, gives PyTorch's outputs within
 `TOLERANCE` (fp32); otherwise it is discarded and the model runs on PyTorch. The stored
-file is ONNX Runtime's own optimised graph (operator fusions, no hardware-specific
-layouts), so later sessions skip the optimisation passes.
+file is ONNX Runtime's optimised graph (operator fusions, no hardware-specific layouts);
+each session adds the layout transforms for the machine it runs on.
 """
 
 from __future__ import annotations
@@ -48,11 +48,10 @@ def default_threads(configured: int = 0) -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def session(
-    path: Path, threads: int, *, optimize: bool = False, save_to: Path | None = None
-) -> Any:
-    """An ONNX Runtime CPU session. A stored (already optimised) model loads with the
-    optimiser off; `save_to` writes the optimised graph there."""
+def session(path: Path, threads: int, *, save_to: Path | None = None) -> Any:
+    """An ONNX Runtime CPU session with every optimisation, the hardware-specific layout
+    transforms included (EmoNet: ~1.9x faster than without them on 2 cores). `save_to`
+    writes the portable part of the optimised graph (fusions, no layouts) there."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -61,8 +60,8 @@ def session(
     so.log_severity_level = 3  # warnings about unused initialisers are not news
     so.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        if optimize
-        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if save_to is not None
+        else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     )
     if save_to is not None:
         so.optimized_model_filepath = str(save_to)
@@ -106,8 +105,9 @@ def export_checked(
                 opset_version=OPSET,
                 dynamo=False,
             )
-        sess = session(raw, threads, optimize=True, save_to=tmp_final)
-        got = sess.run(list(output_names), {input_name: probe.numpy()})
+        session(raw, threads, save_to=tmp_final)
+        # checked as it will run: the stored graph in a session with every optimisation
+        got = session(tmp_final, threads).run(list(output_names), {input_name: probe.numpy()})
         with torch.inference_mode():
             want = [np.asarray(w.detach().float().numpy()) for w in reference(probe)]
         worst = max(
