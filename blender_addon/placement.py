@@ -321,6 +321,18 @@ def duck_shape(job: Job, opts: PlaceOptions) -> tuple[float, float, float]:
     )
 
 
+def merged_speech(speech: Sequence[tuple[float, float]], gap_s: float) -> list[tuple[float, float]]:
+    """Speech with gaps shorter than `gap_s` (attack + release) closed, as the mixer merges
+    them (`mix.ducking.merged_regions`): the music stays down between close lines."""
+    out: list[list[float]] = []
+    for a, b in sorted((float(a), float(b)) for a, b in speech):
+        if out and a - out[-1][1] < gap_s:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
 def original_volume(current: float) -> float:
     """The video's own sound strip: never raised (at most 0 dB, volume 1.0), as in the mix."""
     return max(0.0, min(1.0, float(current)))
@@ -464,18 +476,18 @@ def plan(
         fade_out = 2 * sp.ext_right if sp.neighbour_right else min(edge, (end - start) // 4)
         mv = job.movie
         speech = []
+        depth_db, attack_s, release_s = duck_shape(job, opts)
         if opts.duck:
             # Dialogue times are source seconds: source frames at the video's own rate.
             src_fps = float(
                 Fraction(int(job.cue["video"]["fps"][0]), int(job.cue["video"]["fps"][1]))
             )
-            for s_s, e_s in job.speech:
+            for s_s, e_s in merged_speech(job.speech, attack_s + release_s):
                 a = mv.frame_start + int(round(s_s * src_fps))
                 b = mv.frame_start + int(round(e_s * src_fps))
                 a, b = max(a, start), min(b, end)
                 if b > a:
                     speech.append((a, b))
-        depth_db, attack_s, release_s = duck_shape(job, opts)
         dips = _dips(
             speech, 10.0 ** (depth_db / 20.0), frames_for(attack_s, fps), frames_for(release_s, fps)
         )
