@@ -365,9 +365,11 @@ class ScoreBatch:
                     what += " and no engine levels (the music keeps the add-on's own level)"
                 self.warnings.append(f"{name}: {what} ({why})")
             else:
-                self.speech[req.video] = [
-                    (float(a), float(b)) for a, b in result["speech"] if float(b) > float(a)
-                ]
+                # Asked for the levels only (no ducking, or a video without sound): no speech.
+                if self.want_speech and _has_audio(self.cues.get(req.video, "")):
+                    self.speech[req.video] = [
+                        (float(a), float(b)) for a, b in result["speech"] if float(b) > float(a)
+                    ]
                 if isinstance(result.get("levels"), dict):
                     self.levels[req.video] = dict(result["levels"])
         self._done_steps += 1

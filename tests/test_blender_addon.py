@@ -299,6 +299,16 @@ def test_real_engine_in_blender(blender_py, tmp_path):
     assert {s["channel"] for s in strips} <= {3, 4}
     labels = [m[0] for m in result["after_auto"]["markers"]]
     assert labels and all(label.strip() for label in labels)
+    # Levels (issue 16): the engine reported the mixdown's levels, and every strip's full
+    # volume is its plan piece's gain + the engine's music level (the mixdown's gain).
+    state = json.loads(result["after_auto"]["state"])
+    levels = state["jobs"][0]["levels"]
+    assert levels and levels["dialogue_lufs"] is None and levels["music_db"] is not None
+    cue = json.loads(Path(state["jobs"][0]["cue"]).read_text())
+    want = {round(p["gain_db"] + levels["music_db"], 2) for p in cue["placement"]["pieces"]}
+    for s in strips:
+        full = max((k[1] for k in s["keys"]), default=s.get("volume", 0.0))
+        assert min(abs(20 * np.log10(full) - w) for w in want) < 0.05, (s, want)
     with wave.open(payload["mixdown"]) as w:
         x = np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768.0
         rate = w.getframerate() * w.getnchannels()
