@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ResourceError
+from .ffmpeg import find_tool, open_ffmpeg_pipe
 from .fileio import atomic_path
 from .progress import ProgressFn, no_progress
 
@@ -32,13 +33,6 @@ SCENES = (  # (name, seconds)
 SPOKEN_LINE = (
     "Houston, this is the portrait scene. Everything looks calm and beautiful from up here."
 )
-
-
-def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if not path:
-        raise ResourceError(f"{tool} is not installed (on Debian: apt-get install ffmpeg)")
-    return path
 
 
 class _SceneRenderer:
@@ -133,22 +127,22 @@ def _soundtrack(path: Path, duration: float, sr: int = 48000) -> None:
 
 def generate_demo_video(path: str | os.PathLike[str], progress: ProgressFn = no_progress) -> Path:
     """Write the 60 s demo clip (H.264 with B-frames, AAC audio) to `path`, atomically."""
-    ffmpeg = _require("ffmpeg")
+    ffmpeg = find_tool("ffmpeg", purpose="to encode the demo clip")
     renderer = _SceneRenderer()
     total = int(sum(d for _, d in SCENES) * FPS)
     target = Path(path)
     with tempfile.TemporaryDirectory(prefix="moodsic-demo-") as tmp, atomic_path(target) as out:
         wav = Path(tmp) / "sound.wav"
         _soundtrack(wav, total / FPS)
-        cmd = [
-            ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+        args = [
+            "-hide_banner", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}", "-r", str(FPS), "-i", "-",
             "-i", str(wav),
             "-map", "0:v", "-map", "1:a",
             "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-b:a", "96k", "-shortest", "-f", "mp4", str(out),
         ]  # fmt: skip
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = open_ffmpeg_pipe(args, purpose="to encode the demo clip", exe=ffmpeg)
         assert proc.stdin is not None
         k = 0
         try:

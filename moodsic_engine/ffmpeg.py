@@ -1,5 +1,8 @@
 """Every ffmpeg/ffprobe call the engine makes: decode audio to an array, probe a file's audio
-(has a stream, duration, sample rate) and run ffmpeg for encoding/muxing.
+(has a stream, duration, sample rate) or its streams (`probe_json`), run ffmpeg for
+encoding/muxing (`run_ffmpeg`, `encode_lavfi` for generated test media), feed it through a
+pipe (`open_ffmpeg_pipe`: the demo's frames, the live stream) and read its version.
+No other module starts ffmpeg/ffprobe itself (tests/test_import_rules.py checks that).
 
 Paths are passed absolute: a relative "a: b.mp4" would be read as a protocol and "-x.mp4" as
 an option. A missing ffmpeg/ffprobe binary is a ResourceError (one line), except in the probes
@@ -15,11 +18,13 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -148,14 +153,109 @@ def audio_sample_rate(path: str | os.PathLike[str]) -> int | None:
         return None
 
 
-def run_ffmpeg(*args: str, purpose: str = "to write the video") -> subprocess.CompletedProcess[str]:
+def find_tool(name: str = "ffmpeg", *, purpose: str = "") -> str:
+    """Absolute path of `name` ("ffmpeg" or "ffprobe") on the PATH.
+
+    Raises ResourceError (one line) when it is not installed; `purpose` says what for
+    ("to stream the music" -> "ffmpeg is not installed (needed to stream the music; ...)")."""
+    path = shutil.which(name)
+    if path is None:
+        why = f"needed {purpose}; " if purpose else ""
+        raise ResourceError(f"{name} is not installed ({why}on Debian: apt install ffmpeg)")
+    return path
+
+
+def tool_version(name: str = "ffmpeg") -> str | None:
+    """The version `name -version` prints first ("6.1.1-3ubuntu5"), None when not installed or
+    unreadable."""
+    path = shutil.which(name)
+    if path is None:
+        return None
+    try:
+        first = subprocess.run(
+            [path, "-version"], capture_output=True, text=True, check=False,
+            timeout=_PROBE_TIMEOUT_S,
+        ).stdout.splitlines()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if first and " version " in first[0]:
+        return first[0].split(" version ")[1].split()[0]
+    return None
+
+
+def probe_json(
+    path: str | os.PathLike[str], entries: str, *, timeout: float = _PROBE_TIMEOUT_S
+) -> dict[str, Any] | None:
+    """`ffprobe -show_entries ENTRIES -of json PATH` as a dict (e.g. entries
+    "stream=codec_type,width,height"); None when ffprobe is missing, fails or times out, so
+    callers can answer "unknown"."""
+    exe = shutil.which("ffprobe")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, "-v", "error", "-show_entries", entries, "-of", "json", os.path.abspath(path)],
+            capture_output=True, text=True, timeout=timeout, check=True,
+        ).stdout  # fmt: skip
+        info = json.loads(out)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def run_ffmpeg(
+    *args: str,
+    purpose: str = "to write the video",
+    check: bool = False,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run `ffmpeg -v error -nostdin -y ARGS` (encode, mux) and return the finished process
     (the caller reads returncode/stderr). Raises ResourceError when ffmpeg is not installed;
-    `purpose` completes that message ("ffmpeg is not installed (needed <purpose>)")."""
+    `purpose` completes that message ("ffmpeg is not installed (needed <purpose>)").
+
+    With `check`, a failure or a run past `timeout` seconds is a ResourceError too, in one line:
+    "ffmpeg failed <purpose>: <its last error line>"."""
     try:
-        return subprocess.run(
+        proc = subprocess.run(
             ["ffmpeg", "-v", "error", "-nostdin", "-y", *args],
-            capture_output=True, text=True, check=False,
+            capture_output=True, text=True, check=False, timeout=timeout,
         )  # fmt: skip
     except FileNotFoundError:
+        raise ResourceError(f"ffmpeg is not installed (needed {purpose})") from None
+    except subprocess.TimeoutExpired:
+        raise ResourceError(f"ffmpeg took over {timeout:g} s {purpose}") from None
+    if check and proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
+        raise ResourceError(f"ffmpeg failed {purpose}: {lines[-1].strip()[:200]}")
+    return proc
+
+
+def encode_lavfi(
+    out: str | os.PathLike[str],
+    sources: Sequence[str],
+    *args: str,
+    purpose: str = "to generate test media",
+    timeout: float | None = None,
+) -> Path:
+    """Generated media: each of `sources` (lavfi graphs such as "testsrc2=s=160x96:d=2" or
+    "sine=frequency=440:duration=2") as an input, then `args` (codecs, -filter_complex, ...),
+    written to `out`. Raises ResourceError (one line) when ffmpeg is missing or fails."""
+    inputs = [a for src in sources for a in ("-f", "lavfi", "-i", src)]
+    run_ffmpeg(*inputs, *args, os.path.abspath(out), purpose=purpose, check=True, timeout=timeout)
+    return Path(out)
+
+
+def open_ffmpeg_pipe(
+    args: Sequence[str], *, purpose: str, exe: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `ffmpeg ARGS` reading raw data from its stdin (a pipe the caller writes and closes);
+    its stdout is discarded and its stderr is a pipe the caller reads after it exits (keep it
+    short: -loglevel error). `exe` is a path from `find_tool` (looked up here otherwise).
+    Raises ResourceError when ffmpeg is not installed."""
+    path = exe or find_tool("ffmpeg", purpose=purpose)
+    try:
+        return subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
+            [path, *args], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+    except FileNotFoundError:  # removed since it was found
         raise ResourceError(f"ffmpeg is not installed (needed {purpose})") from None

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +21,8 @@ from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 import opentimelineio as otio
+
+from moodsic_engine.ffmpeg import probe_json
 
 AUDIO_SUFFIXES = {".wav", ".aif", ".aiff", ".mp3", ".m4a", ".aac", ".flac", ".caf", ".ogg"}
 STILL_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".psd", ".bmp", ".heic", ".gif"}
@@ -103,18 +103,15 @@ def probe(path: Path | None) -> Media:
             )
         except Exception:  # a format libsndfile does not read (m4a, aac): ask ffprobe
             pass
-    exe = shutil.which("ffprobe")
-    if exe is None:
+    info = probe_json(
+        path,
+        "stream=codec_type,width,height,channels,sample_rate:stream_disposition=attached_pic",
+        timeout=20,
+    )
+    if info is None:  # no ffprobe, or it cannot read the file
         return Media()
-    try:
-        out = subprocess.run(
-            [exe, "-v", "error", "-show_entries",
-             "stream=codec_type,width,height,channels,sample_rate:stream_disposition=attached_pic",
-             "-of", "json", str(path)],
-            capture_output=True, text=True, timeout=20, check=True,
-        ).stdout  # fmt: skip
-        streams = json.loads(out).get("streams", [])
-    except (OSError, subprocess.SubprocessError, ValueError):
+    streams = info.get("streams", [])
+    if not isinstance(streams, list):
         return Media()
     video = [
         s

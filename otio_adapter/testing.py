@@ -125,7 +125,7 @@ def write_video(
     size: str = "160x96",
 ) -> Path:
     """A small H.264 clip from ffmpeg's lavfi: a moving test pattern, or a flat colour."""
-    import subprocess
+    from moodsic_engine.ffmpeg import encode_lavfi
 
     source = (
         f"color=c={colour}:s={size}:r={fps}:d={seconds}"
@@ -133,13 +133,8 @@ def write_video(
         else f"testsrc2=s={size}:r={fps}:d={seconds}"
     )
     path = Path(path)
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", source, "-c:v", "libx264",
-         "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", str(path)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )  # fmt: skip
+    encode_lavfi(path, [source], "-c:v", "libx264", "-preset", "ultrafast",
+                 "-pix_fmt", "yuv420p", "-g", "25", timeout=120)  # fmt: skip
     return path
 
 

@@ -9,8 +9,6 @@ Timings on a shared machine move with its load: read them as ratios within one r
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,6 +16,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import ResourceError
+from ..ffmpeg import encode_lavfi, find_tool
 from .model import BatchResult, default_workers
 from .run import run_batch
 
@@ -26,9 +25,7 @@ _SOURCES = ("testsrc2", "smptebars", "rgbtestsrc", "testsrc")
 
 def make_clips(folder: Path, n: int, seconds: float, size: str = "320x180") -> list[Path]:
     """`n` distinct synthetic clips: test patterns with different hues, some with cuts."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise ResourceError("ffmpeg is needed to generate the benchmark clips")
+    find_tool("ffmpeg", purpose="to generate the benchmark clips")  # before the folder
     folder.mkdir(parents=True, exist_ok=True)
     clips = []
     for i in range(n):
@@ -41,13 +38,9 @@ def make_clips(folder: Path, n: int, seconds: float, size: str = "320x180") -> l
             f"{_SOURCES[(i + 1) % len(_SOURCES)]}=size={size}:rate=25:duration={half},"
             f"hue=h={(i * 53 + 90) % 360}:s={0.5 + (i % 3) / 2}[b];[a][b]concat=n=2:v=1:a=0"
         )
-        subprocess.run(
-            [
-                ffmpeg, "-v", "error", "-y", "-filter_complex", graph,
-                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path),
-            ],
-            check=True,
-        )  # fmt: skip
+        encode_lavfi(path, [], "-filter_complex", graph,
+                     "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                     purpose="to generate the benchmark clips")  # fmt: skip
         clips.append(path)
     return clips
 

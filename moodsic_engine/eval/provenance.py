@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import shutil
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import Config
+from ..ffmpeg import tool_version
 from ..weights import file_fingerprint
 
 PACKAGES = (
@@ -37,13 +36,9 @@ def versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    ffmpeg = shutil.which("ffmpeg")
+    ffmpeg = tool_version("ffmpeg")
     if ffmpeg:
-        first = subprocess.run(
-            [ffmpeg, "-version"], capture_output=True, text=True, check=False
-        ).stdout.splitlines()
-        if first and " version " in first[0]:
-            out["ffmpeg"] = first[0].split(" version ")[1].split()[0]
+        out["ffmpeg"] = ffmpeg
     return out
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import InputError, ResourceError
+from ..ffmpeg import find_tool, open_ffmpeg_pipe
 
 
 class Sink(Protocol):
@@ -122,14 +122,12 @@ class StreamSink:
         on_problem: Callable[[str], None] | None = None,
         max_restarts: int = 1_000_000,
     ) -> None:
-        ffmpeg = shutil.which("ffmpeg")
-        if ffmpeg is None:
-            raise ResourceError("--stream needs ffmpeg on the PATH (Debian: apt install ffmpeg)")
+        self._ffmpeg = find_tool("ffmpeg", purpose="for --stream")  # now, not in the thread
         self.url = url
         self.name = url.split("@", 1)[-1] if "@" in url else url
         self.sr = sr
-        self._cmd = [
-            ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin",
+        self._args = [
+            "-hide_banner", "-loglevel", "error", "-nostdin",
             "-f", "f32le", "-ar", str(sr), "-ac", "2", "-i", "pipe:0",
             "-c:a", "libmp3lame", "-b:a", bitrate, "-content_type", "audio/mpeg",
             "-f", "mp3", url,
@@ -150,9 +148,7 @@ class StreamSink:
             self.dropped += 1  # the server is not keeping up: the stream skips, the room does not
 
     def _start(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
-            self._cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        return open_ffmpeg_pipe(self._args, purpose="for --stream", exe=self._ffmpeg)
 
     def _run(self) -> None:
         import time
