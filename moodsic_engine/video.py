@@ -6,6 +6,9 @@ told to skip non-reference frames (usually most B-frames), and each sample takes
 frame with its true presentation timestamp. Every decoded frame is also reduced to a
 thumbnail for cut detection and motion activity, so cuts are found to within one decoded
 frame interval.
+
+Probing (`probe_video`, `open_media`, `VideoInfo`) is in video_probe.py and the frame-change
+measures in frame_change.py; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ import os
 import statistics
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,218 +27,34 @@ from .config import SampleConfig
 from .detail import MIN_DETAIL_RATIO, DecodedDetail, detail_batch_size
 from .errors import VideoError
 from .experts.base import FrameBatch
+from .frame_change import THUMB_H, THUMB_W, frame_change, thumb_stats
+from .video_probe import (
+    StillImageError,
+    VideoInfo,
+    first_line,
+    open_media,
+    probe_video,
+    video_stream,
+    working_size,
+)
 
 if TYPE_CHECKING:
     from .still import StillSampler
 
-THUMB_W, THUMB_H = 64, 36
-_HIST_BINS = 16
+__all__ = [
+    "THUMB_H",
+    "THUMB_W",
+    "StillImageError",
+    "VideoInfo",
+    "VideoSampler",
+    "open_media",
+    "probe_video",
+    "sample_video",
+    "working_size",
+]
+
 # A decode that ends this far short of the declared duration means a damaged file.
 _TRUNCATION_SLACK = 0.9
-
-
-class StillImageError(VideoError):
-    """The file is a still image: no video on its own, a picture when shown for a span."""
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    path: str
-    width: int  # as displayed (after rotation)
-    height: int
-    fps: Fraction
-    duration_s: float  # declared; the sampler measures the real one
-    frames: int  # declared or derived from duration
-    rotation: int  # degrees the stored picture is turned for display
-    has_audio: bool
-    start_time_s: float = 0.0
-
-
-def open_media(path: str | os.PathLike[str]):  # noqa: ANN201 - av container
-    """Open a local media file with PyAV, or raise VideoError with one line."""
-    import av
-
-    p = Path(path)
-    if not p.exists():
-        raise VideoError(f"video not found: {p}")
-    if p.is_dir():
-        raise VideoError(f"expected a video file but {p} is a directory")
-    if p.stat().st_size == 0:
-        raise VideoError(f"video file is empty (0 bytes): {p}")
-    try:
-        # An absolute path, so FFmpeg never reads a name like "Interview: part 1.mp4" or
-        # "http:x.mp4" as a protocol; and only local files, also for playlists it may follow.
-        return av.open(
-            os.path.abspath(p),
-            mode="r",
-            metadata_errors="ignore",
-            container_options={"protocol_whitelist": "file"},
-        )
-    except av.FFmpegError as exc:
-        raise VideoError(
-            f"cannot read {p.name}: not a readable video ({_first_line(exc)})"
-        ) from None
-    except (OSError, UnicodeError, ValueError) as exc:
-        raise VideoError(f"cannot read {p.name}: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
-
-
-def _video_stream(container, name: str):  # noqa: ANN001, ANN202
-    fmt = container.format.name
-    if fmt == "image2" or fmt.endswith("_pipe"):  # how FFmpeg opens a lone PNG/JPEG/...
-        raise StillImageError(f"{name} is a still image ({fmt.removesuffix('_pipe')}), not a video")
-    # Cover art in a music file (or an MP4) is a one-picture "video" stream: not footage.
-    footage = [s for s in container.streams.video if not int(s.disposition) & _ATTACHED_PIC]
-    if not footage:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
-        what = ", ".join(kinds) + (" (cover art)" if container.streams.video else "")
-        raise VideoError(f"{name} has no video stream (streams: {what})")
-    return footage[0]
-
-
-_ATTACHED_PIC = 0x0400  # AV_DISPOSITION_ATTACHED_PIC
-
-
-def _rate(stream) -> Fraction | None:  # noqa: ANN001
-    for attr in ("average_rate", "guessed_rate", "base_rate"):
-        try:
-            rate = getattr(stream, attr)
-        except Exception:  # noqa: BLE001 - PyAV raises on some broken headers
-            rate = None
-        if rate is not None and rate.numerator > 0 and rate.denominator > 0:
-            fr = Fraction(rate.numerator, rate.denominator)
-            if 1 <= fr <= 1000:  # below 1 fps is a broken timescale, not footage
-                return fr
-    return None
-
-
-def _info(container, path: str, cfg: SampleConfig) -> VideoInfo:  # noqa: ANN001
-    name = Path(path).name
-    stream = _video_stream(container, name)
-    ctx = stream.codec_context
-    width, height = int(ctx.width or 0), int(ctx.height or 0)
-    if width <= 0 or height <= 0:
-        raise VideoError(f"{name}: video stream has no frame size")
-    if width * height > cfg.max_pixels:
-        raise VideoError(
-            f"{name}: declared frame size {width}x{height} is too large to decode safely"
-        )
-    fps = _rate(stream)
-    if fps is None:
-        raise VideoError(f"{name}: missing or zero frame-rate metadata")
-    duration = 0.0
-    if stream.duration is not None and stream.time_base is not None:
-        duration = float(stream.duration * stream.time_base)
-    if duration <= 0 and container.duration is not None:
-        duration = container.duration / 1_000_000
-    if not math.isfinite(duration) or duration < 0:
-        duration = 0.0
-    frames = int(stream.frames or 0) or int(round(duration * fps))
-    rotation = _first_frame_rotation(container, stream)
-    if rotation % 180:
-        width, height = height, width
-    start = 0.0
-    if stream.start_time is not None and stream.time_base is not None:
-        start = max(0.0, float(stream.start_time * stream.time_base))
-    return VideoInfo(
-        path=str(path),
-        width=width,
-        height=height,
-        fps=fps,
-        duration_s=duration,
-        frames=frames,
-        rotation=rotation,
-        has_audio=bool(container.streams.audio),
-        start_time_s=start,
-    )
-
-
-def _first_frame_rotation(container, stream) -> int:  # noqa: ANN001
-    """Display rotation (degrees counter-clockwise) read from the first decoded frame."""
-    import av
-
-    try:
-        # One frame: decoder threads would only cost their start-up (FFmpeg's automatic
-        # count starts a pool per open) and make the decoder read ahead to fill them.
-        stream.codec_context.thread_count = 1
-        for frame in container.decode(stream):
-            return int(round(float(getattr(frame, "rotation", 0) or 0))) % 360
-    except (av.FFmpegError, ValueError, OSError):
-        return 0
-    return 0
-
-
-def probe_video(path: str | os.PathLike[str], cfg: SampleConfig | None = None) -> VideoInfo:
-    """Read a video's header facts, or raise VideoError with one line saying what is wrong."""
-    cfg = cfg or SampleConfig()
-    container = open_media(path)
-    try:
-        return _info(container, str(path), cfg)
-    finally:
-        container.close()
-
-
-def working_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """Size with the short side at `short_side`, aspect kept, even dimensions.
-
-    The long side is capped at 8x `short_side`: a 2x8000 stream would otherwise become
-    224x896000 frames (hundreds of MB each)."""
-    scale = min(short_side / min(width, height), 8 * short_side / max(width, height))
-    w = max(2, int(round(width * scale / 2)) * 2)
-    h = max(2, int(round(height * scale / 2)) * 2)
-    return w, h
-
-
-def _plane_thumbs(frame) -> list[np.ndarray]:  # noqa: ANN001
-    """Strided views of the Y, U, V planes at about THUMB_W x THUMB_H (no colour conversion).
-
-    Subsampling the planes directly is several times cheaper than asking swscale for an RGB
-    thumbnail, and cut detection runs on every decoded frame.
-    """
-    fmt = frame.format
-    # 8-bit planar YUV only: a 10-bit plane holds 16-bit samples, read here as bytes.
-    if (
-        not fmt.name.startswith(("yuv", "yuvj"))
-        or len(frame.planes) < 3
-        or any(c.bits != 8 for c in fmt.components)
-    ):
-        frame = frame.reformat(width=THUMB_W * 2, height=THUMB_H * 2, format="yuv420p", threads=1)
-    out = []
-    for plane in frame.planes[:3]:
-        arr = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[
-            : plane.height, : plane.width
-        ]
-        sy, sx = max(1, plane.height // THUMB_H), max(1, plane.width // THUMB_W)
-        out.append(arr[::sy, ::sx])
-    return out
-
-
-def _thumb_stats(frame) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
-    """Y/U/V thumbnails stacked (float 0..1, [3, h, w]) and normalised Y/U/V histograms."""
-    planes = _plane_thumbs(frame)
-    h = min(p.shape[0] for p in planes)
-    w = min(p.shape[1] for p in planes)
-    thumbs = np.stack([p[:h, :w] for p in planes]).astype(np.float32) / 255.0
-    hist = np.stack(
-        [np.bincount((p // (256 // _HIST_BINS)).ravel(), minlength=_HIST_BINS) for p in planes]
-    ).astype(np.float64)
-    hist /= hist.sum(axis=1, keepdims=True)
-    return thumbs, hist
-
-
-def _change(
-    thumb_a: np.ndarray, hist_a: np.ndarray, thumb_b: np.ndarray, hist_b: np.ndarray
-) -> tuple[float, float]:
-    """(cut score, mean luma change) between two frames, both 0..1. The cut score mixes pixel
-    change (luma and chroma) and histogram change; the luma change is the motion measure."""
-    delta = np.abs(thumb_a - thumb_b).reshape(3, -1).mean(axis=1)
-    pix = float(delta[0] + 0.5 * (delta[1] + delta[2]))
-    hist = float(np.abs(hist_a - hist_b).sum(axis=1).mean() / 2.0)
-    return 0.5 * (min(1.0, 3.0 * pix) + hist), float(delta[0])
 
 
 # Which frames the decoder may drop when sampling sparsely. Non-reference frames are always
@@ -309,7 +126,7 @@ class VideoSampler:
             else _InlineExecutor()
         )
         try:
-            stream = _video_stream(container, name)
+            stream = video_stream(container, name)
             stream.thread_type = "AUTO"
             fps = self.info.fps
             codec_name = stream.codec_context.name
@@ -409,7 +226,7 @@ class VideoSampler:
                     break
                 except av.FFmpegError as exc:
                     if self.decoded == 0:
-                        raise VideoError(f"cannot decode {name}: {_first_line(exc)}") from None
+                        raise VideoError(f"cannot decode {name}: {first_line(exc)}") from None
                     break  # damaged tail: keep what decoded; truncation is checked below
                 if frame.pts is not None and frame.time is not None:
                     t = float(frame.time) - origin
@@ -428,9 +245,9 @@ class VideoSampler:
                     break
                 self.decoded += 1
                 last_t = t
-                luma, hist = _thumb_stats(frame)
+                luma, hist = thumb_stats(frame)
                 if prev_luma is not None:
-                    score, luma_change = _change(prev_luma, prev_hist, luma, hist)
+                    score, luma_change = frame_change(prev_luma, prev_hist, luma, hist)
                     # (statistics: numpy's median costs 25x more on 15 numbers, every frame)
                     baseline = statistics.median(recent_scores) if recent_scores else 0.0
                     is_cut = score >= cfg.cut_threshold and score >= 2.5 * baseline

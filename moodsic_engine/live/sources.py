@@ -255,11 +255,12 @@ class FrameReader:
         """(frame or None, session end of the last frame) for one connection."""
         import av
 
-        from ..video import _change, _thumb_stats, _video_stream, working_size
+        from ..frame_change import frame_change, thumb_stats
+        from ..video_probe import video_stream, working_size
 
         cfg = self.cfg
         try:
-            stream = _video_stream(container, self.spec.name)
+            stream = video_stream(container, self.spec.name)
         except InputError as exc:
             raise SourceError(str(exc)) from None
         stream.thread_type = "AUTO"
@@ -301,9 +302,9 @@ class FrameReader:
             else:
                 t = self.clock.now()
             end = t + frame_dur
-            luma, hist = _thumb_stats(frame)
+            luma, hist = thumb_stats(frame)
             if prev is not None:
-                score, change = _change(prev[0], prev[1], luma, hist)
+                score, change = frame_change(prev[0], prev[1], luma, hist)
                 baseline = statistics.median(recent) if recent else 0.0
                 if score >= cfg.cut_threshold and score >= 2.5 * baseline:
                     if t - last_cut >= cfg.cut_min_gap_s:
