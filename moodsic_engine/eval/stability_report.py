@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from ..config import Config
-from ..fileio import atomic_path, write_text_atomic
+from ..fileio import write_text_atomic
+from .figures import save_png
 from .metrics import fmt, json_clean
 from .provenance import provenance, provenance_markdown
 from .stability import (
@@ -68,10 +69,7 @@ def plot_tradeoff(
     ax.set_ylabel(f"boundary recall (+-{TOLERANCE_S:g} s)")
     ax.set_title("Stabilizer/segmenter settings: responsiveness vs flapping")
     ax.grid(alpha=0.3)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def write_report(

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..config import Config
-from ..fileio import atomic_path, write_text_atomic
+from ..fileio import write_text_atomic
+from .figures import save_png
 from .metrics import METRIC_COLUMNS, fmt, json_clean, markdown_table
 from .provenance import provenance_markdown
 from .veatic_data import frame_times
@@ -143,10 +144,7 @@ def plot_video(r: VideoResult, outputs: tuple[str, ...], path: Path) -> Path:
     axes[0].set_title(
         f"VEATIC {r.id}: stable V-MAE {fmt(m['v_mae'])}, A-MAE {fmt(m['a_mae'])}, CCC {fmt(m['ccc_v'])}/{fmt(m['ccc_a'])}"
     )
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def write_report(

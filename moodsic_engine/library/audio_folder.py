@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import InputError, LibraryError
 from ..fileio import regular_file, resolve_inside
 from . import Library, Track
-from .common import AUDIO_EXTS, shown_names
+from .common import AUDIO_EXTS, skipped_warning
 from .index import INDEX_NAME, cached_library, index_paths
 
 
@@ -104,8 +104,7 @@ def load_audio_folder(
             )
         warns = []
         if bad:
-            shown = shown_names(bad)
-            warns.append(f"skipped {len(bad)} unreadable audio file(s): {shown}")
+            warns.append(skipped_warning("unreadable audio file(s)", bad))
         if outside:
             warns.append(
                 f"skipped {len(outside)} file(s) linking outside the folder (allow it explicitly"

@@ -17,6 +17,11 @@ def shown_names(names: list[str], limit: int = 10, sep: str = ", ") -> str:
     return sep.join(names[:limit]) + ("; and" if sep == "; " else " and") + f" {more} more"
 
 
+def skipped_warning(what: str, names: list[str]) -> str:
+    """The warning for files or songs a loader left out: "skipped 3 <what>: a, b, c"."""
+    return f"skipped {len(names)} {what}: {shown_names(names)}"
+
+
 def track_duration(path: str) -> float | None:
     """Seconds of audio in `path` (libsndfile, else ffprobe); None when neither can tell."""
     try:

@@ -14,7 +14,7 @@ from .. import scales
 from ..errors import LibraryError
 from ..fileio import regular_file
 from . import Library, Track
-from .common import AUDIO_EXTS, shown_names, track_duration
+from .common import AUDIO_EXTS, shown_names, skipped_warning, track_duration
 from .index import INDEX_NAME, cached_library
 from .tables import sniff_delimiter
 
@@ -185,11 +185,9 @@ def load_deam(folder: Path, cfg: Any, *, cache_dir: Path | None = None) -> Libra
         if audio_dir is None:
             warns.append("DEAM folder has no MEMD_audio: tracks can be matched but not mixed")
         elif missing:
-            shown = shown_names(missing)
-            warns.append(f"skipped {len(missing)} DEAM song(s) whose audio is missing: {shown}")
+            warns.append(skipped_warning("DEAM song(s) whose audio is missing", missing))
         if unreadable:
-            shown = shown_names(unreadable)
-            warns.append(f"skipped {len(unreadable)} unreadable audio file(s): {shown}")
+            warns.append(skipped_warning("unreadable audio file(s)", unreadable))
         if not tracks:
             raise LibraryError(
                 f"DEAM folder {folder}: no song has both annotations and audio"

@@ -13,7 +13,7 @@ from .. import scales
 from ..errors import InputError, LibraryError
 from ..fileio import regular_file, resolve_inside
 from . import Library, Track, TrackTable
-from .common import shown_names, track_duration
+from .common import shown_names, skipped_warning, track_duration
 from .index import INDEX_NAME, cached_library
 from .tables import (
     ALIASES,
@@ -283,11 +283,9 @@ def load_manifest(
             raise LibraryError(f"manifest {path.name} has bad rows: {shown}{hint}")
         warns = []
         if missing:
-            shown = shown_names(missing)
-            warns.append(f"skipped {len(missing)} track(s) whose audio is missing: {shown}")
+            warns.append(skipped_warning("track(s) whose audio is missing", missing))
         if unreadable:
-            shown = shown_names(unreadable)
-            warns.append(f"skipped {len(unreadable)} unreadable audio file(s): {shown}")
+            warns.append(skipped_warning("unreadable audio file(s)", unreadable))
         if duplicates:
             shown = shown_names(duplicates)
             warns.append(

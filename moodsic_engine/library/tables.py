@@ -112,6 +112,16 @@ def parse_number(v: Any, axis: str) -> float:
 FileScale = dict[str, Any]
 
 
+def _read_parquet(path: Path) -> Any:
+    """A Parquet table as a pandas DataFrame; an id kept as the table's index is a column too."""
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    if any(name is not None for name in df.index.names):
+        df = df.reset_index()
+    return df
+
+
 def read_rows(path: Path) -> tuple[list[dict[str, Any]], FileScale]:
     """Rows of a manifest/table with lower-cased, stripped keys; plus file-level scales
     ({"scale": .., "valence_scale": .., "arousal_scale": ..}, any of them absent)."""
@@ -119,11 +129,7 @@ def read_rows(path: Path) -> tuple[list[dict[str, Any]], FileScale]:
     regular_file(path, "manifest", error=LibraryError)  # a FIFO would block the read
     try:
         if suffix == ".parquet":
-            import pandas as pd
-
-            df = pd.read_parquet(path)
-            if any(name is not None for name in df.index.names):
-                df = df.reset_index()  # an id kept as the table's index is a column too
+            df = _read_parquet(path)
             return [
                 {str(k).strip().lower(): v for k, v in r.items()} for r in df.to_dict("records")
             ], {}
@@ -224,11 +230,7 @@ def read_columns(path: Path) -> tuple[dict[str, Column], int, FileScale] | None:
     cols: dict[str, Column] = {}
     try:
         if suffix == ".parquet":
-            import pandas as pd
-
-            df = pd.read_parquet(path)
-            if any(name is not None for name in df.index.names):
-                df = df.reset_index()
+            df = _read_parquet(path)
             names = [str(c).strip().lower() for c in df.columns]
             if len(set(names)) != len(names):
                 return None
