@@ -7,7 +7,8 @@
   torch (it runs the engine as a `moodsic` subprocess).
 - `moodsic_engine.library` and `moodsic_engine.experts` never import each other.
 - `moodsic_engine.batch`: no import cycles between its modules (module-level imports), and
-  no private name (`_x`) imported from one of its modules into another.
+  no private name (`_x`) imported from one of its modules into another; the same private-name
+  rule holds in `moodsic_engine.library` and `moodsic_engine.eval`.
 """
 
 from __future__ import annotations
@@ -124,6 +125,17 @@ def test_batch_package_has_no_cycles_and_no_private_imports() -> None:
 
     cycles = [c for m in graph if (c := cycle_from(m))]
     assert cycles == []
+
+
+def test_library_and_eval_import_no_private_names_from_each_other() -> None:
+    """Shared helpers of the split loaders and evaluations have public names in their home."""
+    private = []
+    for package in ("library", "eval"):
+        for module, path in _sources(f"moodsic_engine/{package}"):
+            for target, name, line in _imports(module, path):
+                if _within(target, f"moodsic_engine.{package}") and name.startswith("_"):
+                    private.append(f"{path.relative_to(REPO)}:{line} imports {target}.{name}")
+    assert private == []
 
 
 def test_the_rules_see_imports() -> None:

@@ -250,7 +250,8 @@ def _row(name: str, s: dict[str, Any]) -> str:
     )
 
 
-def _setting(config: Config) -> dict[str, float]:
+def stabilizer_setting(config: Config) -> dict[str, float]:
+    """The stabilizer settings the grid varies, as {key: value}."""
     return {key: float(_get(config, key)) for key in GRID}
 
 
@@ -259,7 +260,7 @@ def _get(config: Config, key: str) -> Any:
     return getattr(getattr(config, section), name)
 
 
-def _rank(s: dict[str, Any]) -> tuple[float, float, float]:
+def rank_key(s: dict[str, Any]) -> tuple[float, float, float]:
     """Best F1; then fewer spurious switches; then less lag."""
     lag = s["mean_lag_s"]
     return (-s["f1"], s["spurious_per_min"], abs(lag) if lag is not None else 99.0)
@@ -334,8 +335,8 @@ def run_stability(
         f"hits within +-{TOLERANCE_S:g} s",
         f"uncertain spans: {spans}; fused variance max {unc['max_var']:.2f}, samples above "
         + ", ".join(f"{g:g}: {share:.1%}" for g, share in unc["above"].items()),
-        _row("ours", ours) + "   " + _describe(config),
-        _row("reference", ref) + "   " + _describe_reference(REFERENCE),
+        _row("ours", ours) + "   " + describe_setting(config),
+        _row("reference", ref) + "   " + describe_reference(REFERENCE),
         margin_line(ours, ref, won, len(per_seed)),
     ]
     lines += [
@@ -353,8 +354,10 @@ def run_stability(
             s = score_setting(data, config.replace(**setting), clusters)
             results.append({"setting": setting, **s})
             progress("grid", i + 1, len(combos))
-        best = min(results, key=_rank)
-        lines.append(_row("best", best) + "   " + _describe(config.replace(**best["setting"])))
+        best = min(results, key=rank_key)
+        lines.append(
+            _row("best", best) + "   " + describe_setting(config.replace(**best["setting"]))
+        )
     out = Path(out_dir) if out_dir else None
     best_toml = plot = md = None
     if out is not None:
@@ -374,7 +377,8 @@ def run_stability(
     return StabilityReport(ours, ref, per_seed, unc, results, best, best_toml, plot, md, lines)
 
 
-def _describe(c: Config) -> str:
+def describe_setting(c: Config) -> str:
+    """Our stabilizer/segmenter setting in one parenthesised line."""
     return (
         f"(alpha {c.stabilize.ema_alpha:g}, gate {c.stabilize.gate:g}, max hold "
         f"{c.stabilize.max_hold_s:g} s, penalty {c.segment.switch_penalty:g}, min segment "
@@ -382,7 +386,8 @@ def _describe(c: Config) -> str:
     )
 
 
-def _describe_reference(r: ReferenceSettings) -> str:
+def describe_reference(r: ReferenceSettings) -> str:
+    """The reference system's setting in one parenthesised line."""
     return (
         f"(alpha {r.ema_alpha:g}, hold while variance > {r.gate:g}, no max hold, no "
         f"hysteresis, no cut snap, forced switch after {r.dwell_s:g} s dwell)"

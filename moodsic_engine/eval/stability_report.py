@@ -20,10 +20,10 @@ from .stability import (
     REFERENCE,
     TOLERANCE_S,
     SeedResult,
-    _describe,
-    _describe_reference,
-    _rank,
-    _setting,
+    describe_reference,
+    describe_setting,
+    rank_key,
+    stabilizer_setting,
 )
 
 
@@ -91,8 +91,8 @@ def write_report(
         *(f"- {line}" for line in lines[:2]),
         f"- seeds {run['seed']}..{run['seed'] + run['seeds'] - 1}; boundaries scored against "
         f"the truth within +-{TOLERANCE_S:g} s; lag within +-{LAG_WINDOW_S:g} s",
-        f"- reference: {_describe_reference(REFERENCE)[1:-1]}",
-        f"- ours: {_describe(config)[1:-1]}",
+        f"- reference: {describe_reference(REFERENCE)[1:-1]}",
+        f"- ours: {describe_setting(config)[1:-1]}",
         f"- {lines[4]}",
         "",
         "| setting | " + " | ".join(cols) + " |",
@@ -119,7 +119,7 @@ def write_report(
             "| rank | f1 | spurious/min | lag s | " + " | ".join(GRID) + " |",
             "|---|" + "---:|" * (3 + len(GRID)),
         ]
-        for i, r in enumerate(sorted(results, key=_rank)[:10]):
+        for i, r in enumerate(sorted(results, key=rank_key)[:10]):
             md.append(
                 f"| {i + 1} | {r['f1']:.3f} | {r['spurious_per_min']:.2f} | {fmt(r['mean_lag_s'], 2)} | "
                 + " | ".join(f"{v:g}" for v in r["setting"].values()) + " |"
@@ -143,7 +143,7 @@ def write_report(
                               for r in per_seed],
                  "uncertainty": {**unc, "above": {str(k): v for k, v in unc["above"].items()}},
                  "best": best, "grid": results,
-                 "reference_setting": REFERENCE.__dict__, "ours_setting": _setting(config),
+                 "reference_setting": REFERENCE.__dict__, "ours_setting": stabilizer_setting(config),
                  "run": run, "provenance": prov}
             ),
             indent=2,
