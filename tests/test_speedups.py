@@ -235,3 +235,24 @@ def test_warm_caches_load_without_torch(
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {**got, "torch": False, "open_clip": False, "backend": "onnxruntime"}
     assert len(got["v"]) == 2 and all(-1 <= v <= 1 for v in got["v"])
+
+
+def test_bench_counts_each_import_once_and_by_stage() -> None:
+    """`bench speed --end-to-end` parses `-X importtime`: top-level imports only (nested
+    ones are inside them), attributed to the stage that triggered them."""
+    from moodsic_engine.bench_e2e import STAGE_MARK, _imports
+
+    stderr = "\n".join(
+        [
+            "import time:       100 |     500000 | numpy",
+            "import time:       100 |     300000 |   numpy.linalg",
+            STAGE_MARK + "imports",
+            "import time:       100 |    1500000 | onnxruntime",
+            STAGE_MARK + "load scene",
+            STAGE_MARK + "load face",
+        ]
+    )
+    got = _imports(stderr)
+    assert got["total"] == pytest.approx(2.0)
+    assert got["top"] == [("onnxruntime", 1.5), ("numpy", 0.5)]
+    assert got["by_stage"] == {"imports": 0.5, "load scene": 1.5, "load face": 0.0}
