@@ -111,7 +111,8 @@ def test_wrong_token_is_refused(running: Path) -> None:
         reply = protocol.LineReader(s).read()
     assert reply == {"event": "error", "kind": "auth", "message": "wrong token"}
     assert client.request("ping") is not None  # still running: "stop" was not obeyed
-    assert client.request("ping", token="nope") is None  # the client falls back in-process
+    with pytest.warns(UserWarning, match="refused the token; scoring in-process"):
+        assert client.request("ping", token="nope") is None  # the client falls back
 
 
 def test_listens_only_on_loopback_or_a_unix_socket(tmp_path: Path) -> None:
