@@ -1,19 +1,24 @@
 """Live music: the session playlist's no-repeat window, beat-aligned crossfades, loudness at the
-target, continuity (no gaps, no clicks) and the limiter."""
+target, continuity (no gaps, no clicks), the editor paths' fade curve and bar-grid loops, and
+the true-peak limiter."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
-from live_media import SR, live_library, quadrant_clusters
+import soundfile as sf
+from click_tracks import click_track
+from live_media import BUSY, CALM, MOODS, SR, live_library, quadrant_clusters
 
 from moodsic_engine.config import MixConfig
-from moodsic_engine.library import Track, library_from_tracks
+from moodsic_engine.library import Library, Track, library_from_tracks
 from moodsic_engine.live.player import MusicPlayer
 from moodsic_engine.live.playlist import SessionPlaylist
-from moodsic_engine.mix import integrated_lufs
+from moodsic_engine.mix import fade_curve, integrated_lufs, render_pieces, true_peak
+from moodsic_engine.mix.plan import Piece
 from moodsic_engine.segment_online import MoodChange
 
 
@@ -132,6 +137,96 @@ def test_fade_out_ends_in_silence_and_the_limiter_holds_the_ceiling(lib):
     assert player.finished
     assert float(np.max(np.abs(tail[-SR // 2 :]))) < 1e-6  # silence (cos(pi/2) is 6e-17)
     assert float(np.sqrt(np.mean(tail[: SR // 10] ** 2))) > 0.01
-    loud = np.full((4800, 2), 3.0, dtype=np.float32)
-    out = player._limit(loud)
-    assert float(np.max(np.abs(out))) <= 10 ** (-1 / 20) + 1e-6
+
+
+def _one_mood_library(folder: Path, tracks: dict[str, tuple[str, np.ndarray]]) -> Library:
+    """A library of the given files ({track id: (mood name, audio [n, 2])}) at the moods'
+    quadrants, written as WAV."""
+    out = []
+    for tid, (mood, audio) in tracks.items():
+        path = folder / f"{tid}.wav"
+        sf.write(str(path), audio, SR, subtype="FLOAT")
+        v, a = MOODS[mood][0]
+        out.append(Track(tid, tid, "test", str(path), len(audio) / SR, v, a))
+    return library_from_tracks(out, clusters=quadrant_clusters())
+
+
+def test_live_crossfade_gain_curve_is_the_editor_fade_curve(tmp_path):
+    # DC tracks, one per channel: the output is the fade gain itself, sample for sample.
+    n = 20 * SR
+    a, b = np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32)
+    a[:, 0] = b[:, 1] = 0.02  # brought up by track_gain (+24 dB at most): 0.32, no limiting
+    lib = _one_mood_library(tmp_path, {"a": (BUSY, a), "b": (CALM, b)})
+    cfg = MixConfig(crossfade_s=1.0, beat_align=False)
+    events: list[dict] = []
+    player = MusicPlayer(SessionPlaylist(lib), cfg, on_event=events.append)
+    player.set_mood(_change(lib, "busy"))
+    y = _play(player, 6.0)
+    player.set_mood(_change(lib, "calm"))
+    y = np.concatenate([y, _play(player, 4.0)])
+    start = [e for e in events if e["event"] == "track_start"][1]
+    xf = int(round(cfg.crossfade_s * SR))
+    fs = int(np.flatnonzero(y[:, 1])[0])  # the fade-in's first sample (sin > 0 there)
+    assert fs / SR == pytest.approx(start["fade_start"], abs=0.6e-3)  # events: 1 ms steps
+    steady_a, steady_b = y[fs - 1, 0], y[fs + xf + 10, 1]
+    assert 0.2 < steady_a < 0.89 and steady_a == y[fs - SR, 0]  # flat before the fade
+    k = np.arange(xf)
+    down = fade_curve(k, xf, rising=False).astype(np.float32)
+    up = fade_curve(k, xf, rising=True).astype(np.float32)
+    np.testing.assert_array_equal(y[fs : fs + xf, 0], steady_a * down)
+    np.testing.assert_array_equal(y[fs : fs + xf, 1], steady_b * up)
+    assert np.all(y[fs + xf :, 0] == 0) and np.all(y[fs - SR : fs, 1] == 0)
+    # The editor paths' renderer gives the same envelope to a piece with these fades.
+    piece = [Piece(0, "a", 0, 0, 2 * xf, 0, fade_in=xf, fade_out=xf)]
+    dc = np.full((2 * xf, 2), np.float32(steady_a))
+    editor = render_pieces(piece, lambda p: dc, 2 * xf)[:, 0]
+    np.testing.assert_array_equal(editor[:xf], steady_a * up)
+    np.testing.assert_array_equal(editor[xf:], steady_a * down)
+
+
+def _onsets(x: np.ndarray, thr: float = 1e-3, quiet_s: float = 0.1) -> np.ndarray:
+    """Seconds where |x| first passes `thr` after `quiet_s` below it."""
+    hot = np.flatnonzero(np.abs(x) > thr)
+    keep = np.concatenate([[True], np.diff(hot) > quiet_s * SR]) if len(hot) else []
+    return hot[keep] / SR
+
+
+def test_short_track_loops_on_its_bar_grid_across_the_wrap(tmp_path):
+    # 2 bars at a fractional tempo after a 0.37 s lead-in with pickups, and a partial bar:
+    # 4.4 s, shorter than a deck plays, so it loops. The pickups and the partial bar must
+    # never play between the bars: every click, across each wrap, one beat after the last.
+    bpm = 123.7
+    beat = 60.0 / bpm
+    path = click_track(tmp_path / "short.wav", bpm=bpm, first_s=0.37, bars=2, extra_s=0.21)
+    audio = sf.read(str(path), dtype="float32")[0]
+    lib = _one_mood_library(tmp_path, {"short": (BUSY, audio)})  # same file, with its grid
+    events: list[dict] = []
+    player = MusicPlayer(SessionPlaylist(lib), MixConfig(), on_event=events.append)
+    player.set_mood(_change(lib, "busy"))
+    y = _play(player, 8.0, block=1000)
+    # one deck in the window: its own loops only (the hand-over to its next pass comes later)
+    assert [e["fade_start"] for e in events][0] == 0.0
+    assert all(e["fade_start"] > 8.0 for e in events[1:])
+    on = _onsets(y[:, 0])
+    on = on[on > 0.5]  # the session's 2 s fade-in hides the first clicks
+    body = 8 * beat
+    assert on[-1] > 2 * body - 0.01  # two wraps heard (the deck starts on the first downbeat)
+    gaps = np.diff(on)
+    assert len(gaps) >= 12
+    assert np.max(np.abs(gaps - beat)) < 0.002, (gaps - beat).round(4)
+
+
+def test_live_output_true_peak_stays_at_or_under_the_ceiling(lib):
+    # Tracks driven to -6 LUFS: their peaks, and the sum in the crossfade, pass -1 dBTP.
+    cfg = MixConfig(target_lufs=-6.0)
+    player = MusicPlayer(SessionPlaylist(lib), cfg, on_event=lambda e: None)
+    player.set_mood(_change(lib, "busy"))
+    y = _play(player, 5.05, block=1024)
+    player.set_mood(_change(lib, "calm"))
+    y = np.concatenate([y, _play(player, 6.0, block=1024)])
+    tp = true_peak(y)
+    ceiling = 10 ** (cfg.true_peak_db / 20)
+    assert float(tp.max()) <= ceiling
+    assert 20 * math.log10(float(tp.max()) / ceiling) > -0.5  # the limiter is what held it
+    # ...and it did not distort the joins between blocks: no click.
+    assert _clicks(y[int(2.5 * SR) :]) < 8.0

@@ -3,11 +3,24 @@
 The player renders the session's audio block by block. One track plays at a time; a new mood
 (or the end of a track) brings in the next one with an equal-power crossfade of `crossfade_s`
 centred on a downbeat of the outgoing track, with the incoming track's own downbeat landing on
-that boundary (as the editor paths place tracks: mix.BeatGrid). Every track is brought to the
-loudness target with the mix modules' `track_gain` (integrated LUFS, BS.1770) when it is
-loaded, and a master limiter (2 ms attack, 0.5 s release, under the true-peak ceiling) holds
-peaks and the sum during crossfades. (The editor paths' `normalize` limits each whole track
-by iteration, several seconds for a long track: too slow to follow a mood within 8 s.)
+that boundary.
+
+Live decisions arrive one at a time (there is no cue sheet up front), so the player does not
+call `mix.plan.music_plan`; it places tracks with the same building blocks the editor paths
+(mixdown, OTIO/NLE exports, Blender) use:
+
+- downbeats from the track's `mix.BeatGrid` (its beats, `BeatGrid.divided(4)`, when a bar is
+  longer than `MAX_BAR_WAIT_S`);
+- fades and crossfades with `mix.fade_curve`, the equal-power quarter-sine of `render_plan`
+  (a live crossfade has the same gain curve, sample for sample, as an editor crossfade);
+- a track shorter than it must play is looped as the plan loops it (`mix.looped_pieces`,
+  rendered by `mix.render_pieces`): its lead-in once, then its whole-bar body (`loop_body`)
+  with the plan's loop joins, so downbeats stay evenly spaced across each wrap;
+- every track at the loudness target with `mix.track_gain` (integrated LUFS, BS.1770) when it
+  is loaded, and a master true-peak limiter, `mix.loudness.BlockLimiter`: `limit`'s look-ahead
+  limiter block by block, the mix rendered `delay` samples (about 76 ms) ahead of the output
+  so the output has no added latency. (The editor paths' `normalize` limits each whole track
+  by iteration, several seconds for a long track: too slow to follow a mood within 8 s.)
 
 Tracks are read and normalised on a loader thread ahead of time ("next up"), so rendering
 never waits for a file. Only the playing, incoming and next tracks are held in memory.
@@ -25,6 +38,9 @@ import numpy as np
 
 from ..config import MixConfig
 from ..library import Track
+from ..mix.grid import BeatGrid
+from ..mix.loudness import BlockLimiter
+from ..mix.plan import fade_curve
 from ..segment_online import MoodChange
 from .playlist import SessionPlaylist
 
@@ -34,28 +50,33 @@ MAX_BAR_WAIT_S = 2.5
 
 @dataclass(frozen=True)
 class LoadedTrack:
-    """A track ready to play: stereo float32 [n, 2] at the session rate, at the target loudness."""
+    """A track ready to play: stereo float32 [n, 2] at the session rate, at the target loudness
+    (looped on its bar grid when the file is shorter than a deck must play)."""
 
     track: Track
     audio: np.ndarray
-    bar_s: float | None  # bar length and first downbeat (seconds) when a beat grid is known
-    first_s: float = 0.0
+    grid: BeatGrid | None  # its bar grid, when one is known
     gain: float = 1.0  # applied to reach the loudness target
 
+    @property
+    def bar_s(self) -> float | None:
+        return None if self.grid is None else self.grid.bar_s
+
+    @property
+    def cue_grid(self) -> BeatGrid | None:
+        """Where a crossfade may be centred: downbeats, or beats when bars are long."""
+        if self.grid is None or self.grid.bar_s <= MAX_BAR_WAIT_S:
+            return self.grid
+        return self.grid.divided(4)
+
     def downbeat_at_or_after(self, t: float) -> float:
-        """The first downbeat (beat when bars are long) at or after `t` seconds; `t` without a grid."""
-        if self.bar_s is None:
-            return t
-        step = self.bar_s if self.bar_s <= MAX_BAR_WAIT_S else self.bar_s / 4
-        k = math.ceil((t - self.first_s - 1e-9) / step)
-        return self.first_s + max(0, k) * step
+        """The first cue point (`cue_grid`) at or after `t` seconds; `t` without a grid."""
+        grid = self.cue_grid
+        return t if grid is None else grid.downbeat_at_or_after(t)
 
     def downbeat_at_or_before(self, t: float) -> float:
-        if self.bar_s is None:
-            return t
-        step = self.bar_s if self.bar_s <= MAX_BAR_WAIT_S else self.bar_s / 4
-        k = math.floor((t - self.first_s + 1e-9) / step)
-        return self.first_s + max(0, k) * step
+        grid = self.cue_grid
+        return t if grid is None else grid.downbeat_at_or_before(t)
 
 
 def load_track(
@@ -63,19 +84,21 @@ def load_track(
 ) -> LoadedTrack:
     """Read, bring to the target loudness and grid one track; InputError if unreadable.
 
-    `gain` skips the loudness measurement (a track measured before in this session).
+    A file shorter than `min_s` (a crossfade in, a bar or two, a crossfade out) is looped as
+    the editor paths loop it (`mix.looped_pieces`). `gain` skips the loudness measurement (a
+    track measured before in this session).
     """
-    from ..mix import beat_grid, read_audio, track_gain
+    from ..mix import beat_grid, looped_pieces, read_audio, render_pieces, track_gain
 
     y = read_audio(track.path, sr)
     g = track_gain(y, sr, cfg.target_lufs) if gain is None else gain
     y = np.ascontiguousarray(y * np.float32(g), dtype=np.float32)
     grid = beat_grid(track.path, y, sr, detect=cfg.beat_align)
-    if len(y) < int(min_s * sr):  # too short to crossfade in and out: play it a few times
-        y = np.tile(y, (int(math.ceil(min_s * sr / max(1, len(y)))), 1))
-    if grid is None:
-        return LoadedTrack(track, y, None, gain=g)
-    return LoadedTrack(track, y, float(grid.bar_s), float(grid.first_s), gain=g)
+    need = int(math.ceil(min_s * sr))
+    if 0 < len(y) < need:
+        src = y
+        y = render_pieces(looped_pieces(len(src), sr, grid, need), lambda p: src, need)
+    return LoadedTrack(track, y, grid, gain=g)
 
 
 class TrackLoader:
@@ -144,15 +167,16 @@ class _Deck:
         lo, hi = max(a, 0), min(a + n, len(y))
         if hi > lo:
             out[lo - a : hi - a] = y[lo:hi]
-        gain = np.ones(n, dtype=np.float32)
+        if self.fade_in is None and self.fade_out is None:
+            return out
+        # The editor paths' fade curve (mix.fade_curve), at each sample's place in the fade.
+        gain = np.ones(n, dtype=np.float64)
         idx = g + np.arange(n)
         if self.fade_in is not None:
-            x = np.clip((idx - self.fade_in[0]) / max(1, self.fade_in[1]), 0.0, 1.0)
-            gain *= np.sin(0.5 * np.pi * x).astype(np.float32)
+            gain *= fade_curve(idx - self.fade_in[0], self.fade_in[1], rising=True)
         if self.fade_out is not None:
-            x = np.clip((idx - self.fade_out[0]) / max(1, self.fade_out[1]), 0.0, 1.0)
-            gain *= np.cos(0.5 * np.pi * x).astype(np.float32)
-        return out * gain[:, None]
+            gain *= fade_curve(idx - self.fade_out[0], self.fade_out[1], rising=False)
+        return out * gain.astype(np.float32)[:, None]
 
 
 class MusicPlayer:
@@ -184,7 +208,11 @@ class MusicPlayer:
         self.on_event = on_event or (lambda e: None)
         # a track must hold a crossfade in, a bar or two, and a crossfade out
         self.loader = TrackLoader(self.sr, cfg, min_s=4 * cfg.crossfade_s + 2 * MAX_BAR_WAIT_S)
-        self.g = 0  # samples rendered so far
+        self.g = 0  # samples rendered (played) so far
+        # The limiter looks ahead: decks are mixed `delay` samples ahead of the output, from
+        # mix head `_m`; sample t of the mix is sample t of the output.
+        self._limiter = BlockLimiter(self.sr, cfg.true_peak_db)
+        self._m = 0
         self._decks: list[_Deck] = []
         self._current: _Deck | None = None
         self._want: MoodChange | None = None
@@ -192,8 +220,6 @@ class MusicPlayer:
         self._next: tuple[str, Track, Future[LoadedTrack]] | None = None  # (mood, track, load)
         self._likely: tuple[int, Track] | None = None  # prefetched for the likeliest next mood
         self._master: tuple[int, int] | None = None  # session fade-out (global start, length)
-        self._gain = 1.0  # limiter gain
-        self._ceiling = 10 ** (cfg.true_peak_db / 20)
         self.tracks_started = 0
 
     # ------------------------------------------------------------------ state for the page
@@ -271,37 +297,29 @@ class MusicPlayer:
     # ------------------------------------------------------------------ rendering
     def render(self, n: int) -> np.ndarray:
         """The next n samples [n, 2] float32."""
-        self._plan(n)
-        out = np.zeros((n, 2), dtype=np.float32)
-        for deck in self._decks:
-            if deck.start_g < self.g + n and deck.end_g > self.g:
-                out += deck.read(self.g, n)
-        self._decks = [d for d in self._decks if d.end_g > self.g + n]
+        if self._m == 0 and n > 0:
+            self._limiter.process(self._mix(self._limiter.delay))  # fill the look-ahead
+        out = self._limiter.process(self._mix(n))
         if self._master is not None:
-            idx = self.g + np.arange(n)
-            x = np.clip((idx - self._master[0]) / self._master[1], 0.0, 1.0)
-            out *= np.cos(0.5 * np.pi * x).astype(np.float32)[:, None]
-        out = self._limit(out)
+            # After the limiter (a gain under 1 adds no peak), on the output's own clock.
+            fade = fade_curve(
+                self.g + np.arange(n) - self._master[0], self._master[1], rising=False
+            )
+            out = out * fade.astype(np.float32)[:, None]
         self.g += n
         return out
 
-    def _limit(self, out: np.ndarray) -> np.ndarray:
-        """Gain that keeps peaks under the ceiling: 2 ms attack ramps, 0.5 s release."""
-        peak = float(np.max(np.abs(out), initial=0.0))
-        need = min(1.0, self._ceiling / peak) if peak > 0 else 1.0
-        n = len(out)
-        if need < self._gain:
-            ramp = min(n, max(1, int(0.002 * self.sr)))
-            g = np.full(n, need, dtype=np.float32)
-            g[:ramp] = np.linspace(self._gain, need, ramp, dtype=np.float32)
-        else:
-            target = self._gain + (1.0 - self._gain) * (1 - math.exp(-n / (0.5 * self.sr)))
-            target = min(target, need)
-            g = np.linspace(self._gain, target, n, dtype=np.float32)
-        self._gain = float(g[-1])
-        out = out * g[:, None]
-        # The attack ramp may leave the first 2 ms over: a hard ceiling as the last resort.
-        return np.clip(out, -self._ceiling, self._ceiling)
+    def _mix(self, n: int) -> np.ndarray:
+        """The decks' next n samples from the mix head [n, 2]."""
+        self._plan(n)
+        m = self._m
+        out = np.zeros((n, 2), dtype=np.float32)
+        for deck in self._decks:
+            if deck.start_g < m + n and deck.end_g > m:
+                out += deck.read(m, n)
+        self._decks = [d for d in self._decks if d.end_g > m + n]
+        self._m += n
+        return out
 
     def _ready(self, fut: Future[LoadedTrack], track: Track) -> LoadedTrack | None:
         if not fut.done():
@@ -335,7 +353,7 @@ class MusicPlayer:
                 self._want_track is not None
                 and self._want_track[1].done()
                 and incoming.fade_in is not None
-                and incoming.fade_in[0] > self.g
+                and incoming.fade_in[0] > self._m
                 and len(self._decks) == 2
             ):
                 # A hand-over to the next track of the old mood is planned but has not begun:
@@ -364,7 +382,7 @@ class MusicPlayer:
             index = self._want.index if self._want else 0
             track = self.playlist.choose(index, va)
             self._next = (cur.mood, track, self.loader.request(track))
-        left = cur.end_g - self.g
+        left = cur.end_g - self._m
         bar = int((cur.loaded.bar_s or 0.0) * self.sr)
         if left <= self.xfade + 2 * max(bar, n) + n:
             mood, track, fut = self._next
@@ -377,11 +395,11 @@ class MusicPlayer:
 
     def _start_first(self, loaded: LoadedTrack, change: MoodChange) -> None:
         pos0 = int(round(loaded.downbeat_at_or_after(0.0) * self.sr))
-        deck = _Deck(loaded, change.mood, self.g, pos0, fade_in=(self.g, self.fade_in_n))
+        deck = _Deck(loaded, change.mood, self._m, pos0, fade_in=(self._m, self.fade_in_n))
         self._decks.append(deck)
         self._current = deck
         self._want_track = None
-        self._started(deck, self.g, self.g, "start")
+        self._started(deck, self._m, self._m, "start")
 
     def _transition(
         self, loaded: LoadedTrack, mood: str, reason: str, at_end: bool = False
@@ -389,7 +407,7 @@ class MusicPlayer:
         cur = self._current
         assert cur is not None
         sr, half = self.sr, self.xfade // 2
-        earliest = cur.g_to_s(self.g + half, sr)
+        earliest = cur.g_to_s(self._m + half, sr)
         last = cur.g_to_s(cur.end_g - half, sr)  # the fade-out must end with the track
         if at_end:
             b = cur.loaded.downbeat_at_or_before(last)

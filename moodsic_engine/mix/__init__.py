@@ -41,7 +41,7 @@ from .loudness import (
     true_peak,
 )
 from .mux import mux
-from .plan import BeatGrid, beat_grid, place_tracks
+from .plan import BeatGrid, beat_grid, fade_curve, looped_pieces, place_tracks
 from .render import (
     Mixdown,
     WrittenMix,
@@ -49,6 +49,7 @@ from .render import (
     dialogue_for,
     mix_arrays,
     render_music,
+    render_pieces,
     write_bed,
     write_mix,
     write_mix_measured,
@@ -64,11 +65,13 @@ __all__ = [
     "dialogue_for",
     "duck_envelope",
     "encode_under_ceiling",
+    "fade_curve",
     "has_audio_stream",
     "integrated_lufs",
     "level_mix",
     "limit",
     "loudness_range",
+    "looped_pieces",
     "lufs_over",
     "mix_arrays",
     "mux",
@@ -78,6 +81,7 @@ __all__ = [
     "quiet_native_stderr",
     "read_audio",
     "render_music",
+    "render_pieces",
     "resample",
     "speech_regions",
     "stereo",

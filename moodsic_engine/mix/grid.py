@@ -30,6 +30,11 @@ class BeatGrid:
         k = math.floor((t - self.first_s + self._ON_BEAT_S) / self.bar_s)
         return self.first_s + max(0, k) * self.bar_s
 
+    def divided(self, parts: int) -> BeatGrid:
+        """The grid of every 1/`parts` of a bar (its beats, for 4) with the same phase: its
+        "downbeats" are this grid's downbeats and the points between them."""
+        return BeatGrid(bar_s=self.bar_s / parts, first_s=self.first_s)
+
 
 _BAR_RANGE_S = (0.25, 30.0)  # a bar of 4 beats at 960..8 BPM: anything else is not a grid
 

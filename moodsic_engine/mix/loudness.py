@@ -192,6 +192,44 @@ def limit(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
     return out
 
 
+class BlockLimiter:
+    """`limit`'s look-ahead true-peak limiter, one block at a time (live audio).
+
+    Each block's true peak (`true_peak`) and smooth gain (`smooth_gain`) are computed with
+    enough of the signal on both sides that every output sample gets the gain a single pass of
+    `limit` over the whole stream would give it, so blocks join without a step. That needs
+    `delay` samples of look-ahead: `process` returns its input `delay` samples late (silence
+    first). A caller that wants no latency feeds `delay` samples ahead of what it plays.
+    """
+
+    _TP_PAD = 64  # true_peak's filter reach (as its own block padding)
+
+    def __init__(self, sr: int, ceiling_db: float, channels: int = 2) -> None:
+        half = max(1, int(_LIMITER_WINDOW_S * sr))
+        reach = half + half // 2 + 2  # how far smooth_gain's min and box filters look
+        self.ceiling = float(10 ** (ceiling_db / 20))
+        self.sr = int(sr)
+        self.delay = reach + self._TP_PAD
+        self._hist = np.zeros((2 * self.delay, channels), dtype=np.float32)
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """The next block [n, ch] in; the limited block from `delay` samples earlier out."""
+        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        n, d = len(x), self.delay
+        if n == 0:
+            return x
+        buf = np.concatenate([self._hist, x])
+        self._hist = buf[-2 * d :]
+        out = buf[d : d + n]  # the samples leaving the delay line
+        # Need [out - reach, out + n + reach) exactly: true peaks of that span plus their pad.
+        peaks = true_peak(buf)[self._TP_PAD : len(buf) - self._TP_PAD]
+        if peaks.max(initial=0.0) <= self.ceiling:
+            return out.copy()
+        need = np.minimum(1.0, self.ceiling / np.maximum(peaks, 1e-12)).astype(np.float32)
+        gain = smooth_gain(need, self.sr)[d - self._TP_PAD : d - self._TP_PAD + n]
+        return out * gain[:, None]
+
+
 def normalize(y: np.ndarray, sr: int, target_lufs: float, ceiling_db: float) -> np.ndarray:
     """Gain to the integrated target, limit true peaks, and re-gain (the limiter costs loudness)."""
     out = np.asarray(y, dtype=np.float32)

@@ -118,6 +118,32 @@ def loop_body(frames: int | None, sr: int, grid: BeatGrid | None) -> tuple[int, 
     return (first, end) if end > first else (0, frames)
 
 
+def fade_curve(pos: np.ndarray, length: int, *, rising: bool) -> np.ndarray:
+    """The equal-power quarter-sine fade every front end plays (float64, same shape as `pos`).
+
+    `pos` counts samples from the fade's first one; the gain is taken at each sample's middle,
+    sin(pi/2 * (pos + 0.5) / length) rising or cos(...) falling, and held flat outside the fade
+    (0 before / 1 after a rise, 1 before / 0 after a fall). Two crossing fades sum to constant
+    power."""
+    length = max(1, int(length))
+    k = np.clip(np.asarray(pos, dtype=np.float64), -0.5, length - 0.5)
+    angle = 0.5 * np.pi * (k + 0.5) / length
+    return np.sin(angle) if rising else np.cos(angle)
+
+
+def looped_pieces(
+    frames: int, sr: int, grid: BeatGrid | None, count: int, *, track_id: str = ""
+) -> list[Piece]:
+    """The pieces that play a track of `frames` samples from its start for `count` samples as
+    the plan loops it: the lead-in once, then the whole-bar body (`loop_body`) again and again,
+    with the plan's loop join at each wrap (so downbeats stay evenly spaced); no fades at the
+    two ends. Used where the audio is needed before any cue sheet exists (live mode)."""
+    first, end = loop_body(frames, sr, grid)
+    passes = _passes(0, count, first, end)
+    join = int(_LOOP_JOIN_S * sr)
+    return _pass_pieces(0, track_id, passes, 0, 0, 0, join, frames, None)
+
+
 def _start_s(
     in_s: float, grid: BeatGrid | None, lead_s: float, loop_s: float, *, opening: bool = False
 ) -> float:

@@ -14,6 +14,7 @@ extension (WAV, FLAC, MP3).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,7 +26,7 @@ from ..errors import InputError
 from .audio import read_audio, video_audio, write_audio
 from .ducking import speech_regions
 from .levels import Levels, level_mix
-from .plan import MusicPlan, music_plan, track_facts
+from .plan import MusicPlan, Piece, fade_curve, music_plan, track_facts
 
 
 def render_music(cue: CueSheet, cfg: MixConfig, plan: MusicPlan | None = None) -> np.ndarray:
@@ -81,22 +82,34 @@ def mixdown_plan(
 def render_plan(plan: MusicPlan, cue: CueSheet, audio: dict[str, np.ndarray], n: int) -> np.ndarray:
     """Sum the plan's pieces: float32 [n, 2]; `audio` maps each track path of the cue sheet
     to its samples [frames, 2] at the plan's rate."""
-    out = np.zeros((n, 2), dtype=np.float32)
-    for p in plan.pieces:
+
+    def source(p: Piece) -> np.ndarray:
         tr = cue.segments[p.segment].track
         assert tr is not None
-        y = audio[tr.path]
+        return audio[tr.path]
+
+    return render_pieces(plan.pieces, source, n)
+
+
+def render_pieces(
+    pieces: Iterable[Piece], source: Callable[[Piece], np.ndarray], n: int
+) -> np.ndarray:
+    """Sum pieces (`plan.Piece`, record samples from 0) into float32 [n, 2]: each read from
+    `source(piece)` ([frames, 2] at the pieces' rate) with its fades (`plan.fade_curve`), gain
+    and loop join."""
+    out = np.zeros((n, 2), dtype=np.float32)
+    for p in pieces:
+        y = source(p)
         a, b = max(0, p.rec_in), min(n, p.rec_out)
         if b <= a:
             continue
         piece = _take(y, p.src_in + (a - p.rec_in), b - a)
         env = np.ones(p.length, dtype=np.float32)
         if p.fade_in:
-            k = np.arange(p.fade_in)
-            env[: p.fade_in] = np.sin(0.5 * np.pi * (k + 0.5) / p.fade_in)
+            env[: p.fade_in] = fade_curve(np.arange(p.fade_in), p.fade_in, rising=True)
         if p.fade_out:
             k = np.arange(p.fade_out)
-            env[p.length - p.fade_out :] *= np.cos(0.5 * np.pi * (k + 0.5) / p.fade_out)
+            env[p.length - p.fade_out :] *= fade_curve(k, p.fade_out, rising=False)
         gain = np.float32(1.0 if p.gain_db is None else 10 ** (p.gain_db / 20))
         out[a:b] += piece * (env[a - p.rec_in : b - p.rec_in] * gain)[:, None]
         if p.join:
@@ -104,7 +117,7 @@ def render_plan(plan: MusicPlan, cue: CueSheet, audio: dict[str, np.ndarray], n:
             end = min(n, p.rec_out + p.join)
             if end > p.rec_out:
                 k = np.arange(end - p.rec_out)
-                fade = np.cos(0.5 * np.pi * (k + 0.5) / p.join).astype(np.float32)
+                fade = fade_curve(k, p.join, rising=False).astype(np.float32)
                 out[p.rec_out : end] += _take(y, p.src_out, len(k)) * (fade * gain)[:, None]
     return out
 
