@@ -18,6 +18,7 @@ from moodsic_engine.library import Library, Track, library_from_tracks
 from moodsic_engine.live.player import MusicPlayer
 from moodsic_engine.live.playlist import SessionPlaylist
 from moodsic_engine.mix import fade_curve, integrated_lufs, render_pieces, true_peak
+from moodsic_engine.mix.loudness import BlockLimiter, smooth_gain
 from moodsic_engine.mix.plan import Piece
 from moodsic_engine.segment_online import MoodChange
 
@@ -230,3 +231,23 @@ def test_live_output_true_peak_stays_at_or_under_the_ceiling(lib):
     assert 20 * math.log10(float(tp.max()) / ceiling) > -0.5  # the limiter is what held it
     # ...and it did not distort the joins between blocks: no click.
     assert _clicks(y[int(2.5 * SR) :]) < 8.0
+
+
+def test_block_limiter_is_the_editor_limiter_pass_whatever_the_block_sizes():
+    # Loud noise in irregular blocks: every output sample away from the stream's two ends gets
+    # the gain one pass of mix.limit over the whole signal gives it (so blocks join exactly).
+    sr, rng = SR, np.random.default_rng(1)
+    x = (rng.standard_normal((3 * sr, 2)) * 0.5).astype(np.float32)
+    lim = BlockLimiter(sr, -1.0)
+    sizes = rng.integers(1, 6000, 200)
+    cuts = np.concatenate([[0], np.cumsum(sizes)[np.cumsum(sizes) < len(x)], [len(x)]])
+    parts = [lim.process(x[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    out = np.concatenate([*parts, lim.process(np.zeros((lim.delay, 2), np.float32))])
+    out = out[lim.delay :]
+    ceiling = 10 ** (-1 / 20)
+    need = np.minimum(1.0, ceiling / np.maximum(true_peak(x), 1e-12)).astype(np.float32)
+    whole = x * smooth_gain(need, sr)[:, None]
+    inner = slice(int(0.2 * sr), -int(0.2 * sr))
+    np.testing.assert_array_equal(out[inner], whole[inner])
+    assert float(true_peak(out).max()) <= ceiling
+    assert float(np.abs(x).max()) > 2 * ceiling  # it had work to do (+8 dB over)
