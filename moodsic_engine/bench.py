@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,15 +31,6 @@ from .errors import ExpertUnavailable, ResourceError
 MEMORY_TARGET_MB = 50.0
 
 
-def _ffmpeg() -> str:
-    exe = shutil.which("ffmpeg")
-    if not exe:
-        raise ResourceError(
-            "ffmpeg is not installed (needed to generate and decode the bench clip)"
-        )
-    return exe
-
-
 def generate_clip(
     path: str | os.PathLike[str],
     seconds: float = 60.0,
@@ -51,34 +40,30 @@ def generate_clip(
     bframes: int = 3,
 ) -> Path:
     """A synthetic H.264 clip with B-frames (moving test pattern), as phone/camera footage is."""
+    from .ffmpeg import encode_lavfi
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        _ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", f"testsrc2=s={size}:r={rate}:d={seconds:g}",
-        "-c:v", "libx264", "-preset", "veryfast", "-bf", str(bframes), "-g", "250",
-        "-pix_fmt", "yuv420p", str(out),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise ResourceError(
-            f"ffmpeg could not generate the bench clip: {proc.stderr.strip()[-200:]}"
-        )
-    return out
+    return encode_lavfi(
+        out,
+        [f"testsrc2=s={size}:r={rate}:d={seconds:g}"],
+        *("-c:v", "libx264", "-preset", "veryfast", "-bf", str(bframes), "-g", "250"),
+        *("-pix_fmt", "yuv420p"),
+        purpose="to generate the bench clip",
+    )
 
 
 def decode_seconds(video: str | os.PathLike[str], threads: int = 2) -> float:
     """Wall time for ffmpeg to decode every frame of the video (no audio, no output)."""
-    cmd = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-threads", str(threads),
-           "-i", str(video), "-an", "-f", "null", "-"]  # fmt: skip
+    from .ffmpeg import run_ffmpeg
+
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    dt = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise ResourceError(
-            f"ffmpeg could not decode {Path(video).name}: {proc.stderr.strip()[-200:]}"
-        )
-    return dt
+    run_ffmpeg(
+        *("-threads", str(threads), "-i", str(video), "-an", "-f", "null", "-"),
+        purpose=f"to decode {Path(video).name}",
+        check=True,
+    )
+    return time.perf_counter() - t0
 
 
 def peak_rss_mb() -> float:
@@ -205,9 +190,10 @@ def _rss_child(video: str, names: tuple[str, ...], weights_dir: str | None) -> d
 def measure_rss(
     video: Path, names: tuple[str, ...], weights_dir: Path | None = None
 ) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "moodsic_engine.bench", "rss", str(video), ",".join(names),
-           str(weights_dir) if weights_dir else ""]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    from .bench_e2e import python_child
+
+    proc = python_child("moodsic_engine.bench", "rss", str(video), ",".join(names),
+                        str(weights_dir) if weights_dir else "")  # fmt: skip
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ResourceError(f"memory run failed on {video.name}: {tail}")

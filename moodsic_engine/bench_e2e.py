@@ -106,6 +106,12 @@ def _score(
     return dt
 
 
+def python_child(module: str, *args: str, env: dict[str, str] | None = None) -> Any:
+    """`python -m MODULE ARGS` in a fresh interpreter, output captured (a CompletedProcess)."""
+    cmd = [sys.executable, "-m", module, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MOODSIC_NO_SERVE": "1"}
     env.update(extra)

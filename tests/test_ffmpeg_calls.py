@@ -21,9 +21,6 @@ HELPERS = {"find_tool", "tool_version"}
 ALLOWED = {
     # The one module that runs them.
     "moodsic_engine/ffmpeg.py": "the ffmpeg/ffprobe module",
-    # Pending: the speed benchmarks' module is being edited by its owner (issue 19); its
-    # ffmpeg calls (clip generation, decode timing) move to moodsic_engine/ffmpeg.py after.
-    "moodsic_engine/bench.py": "pending move (owned by the speed benchmarks)",
 }
 
 _SUBPROCESS_FUNCS = {
