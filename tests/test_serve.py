@@ -94,6 +94,7 @@ def test_served_cue_equals_in_process_and_cli_uses_it(
                                    "--progress", "none"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert client.request("ping")["scored"] == before + 1  # it went through the server
+    assert client.request("ping")["loads"] == 1  # the preloaded models served every request
     assert (tmp_path / "cli.json").is_file()
 
     # a user error comes back as the same one-line error and exit code

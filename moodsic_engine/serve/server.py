@@ -50,11 +50,17 @@ class Engine:
     def __init__(self) -> None:
         self._sets: OrderedDict[str, Any] = OrderedDict()
         self.scored = 0  # requests answered with a cue sheet
+        self.loads = 0  # model sets loaded
 
     @staticmethod
     def key(config: Config, weights_dir: str | None) -> str:
+        from ..weights import resolve_weights_dir
+
+        # the folder as loading resolves it: None (preload) and the client's absolute
+        # default path are the same models
+        folder = str(resolve_weights_dir(weights_dir).expanduser().absolute())
         d = config.to_dict()
-        return json.dumps([{k: d.get(k) for k in MODEL_SECTIONS}, weights_dir or ""], default=str)
+        return json.dumps([{k: d.get(k) for k in MODEL_SECTIONS}, folder], default=str)
 
     def experts(self, config: Config, weights_dir: str | None) -> Any:
         from ..experts import load_experts
@@ -65,6 +71,7 @@ class Engine:
             self._sets.move_to_end(k)
             return self._sets[k]
         loaded = load_experts(config, resolve_weights_dir(weights_dir))
+        self.loads += 1
         self._sets[k] = loaded
         while len(self._sets) > KEEP_MODEL_SETS:
             self._sets.popitem(last=False)
@@ -197,6 +204,7 @@ def _handle(conn: socket.socket, token: str, engine: Engine) -> bool:
                     "version": __version__,
                     "pid": os.getpid(),
                     "scored": engine.scored,
+                    "loads": engine.loads,
                 },
             )
         elif op == "stop":
