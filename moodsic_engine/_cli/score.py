@@ -98,35 +98,20 @@ def score(
         from ..serve.client import score_via_server
 
         # A running `moodsic serve` has the models loaded already; without one, in-process.
-        result = score_via_server(
-            video,
-            out,
-            library=library,
-            config=cfg,
-            weights_dir=weights_dir,
-            mix=mix,
-            bed=bed,
-            mux=mux,
-            plot=plot,
-            reroll=_reroll_counts(reroll),
-            allow_outside=allow_outside,
-            reuse=reuse,
-            progress=report,
-        ) or score_video_to_files(
-            video,
-            out,
-            library=library,
-            config=cfg,
-            weights_dir=weights_dir,
-            mix=mix,
-            bed=bed,
-            mux=mux,
-            plot=plot,
-            reroll=_reroll_counts(reroll),
-            allow_outside=allow_outside,
-            progress=report,
-            reuse=reuse,
-        )
+        job = {
+            "library": library,
+            "config": cfg,
+            "weights_dir": weights_dir,
+            "mix": mix,
+            "bed": bed,
+            "mux": mux,
+            "plot": plot,
+            "reroll": _reroll_counts(reroll),
+            "allow_outside": allow_outside,
+            "reuse": reuse,
+            "progress": report,
+        }
+        result = score_via_server(video, out, **job) or score_video_to_files(video, out, **job)
         extras = {k: str(v) for k, v in result.extras.items()}
         finish(progress, json_out, result.summary_lines(), cue=str(result.cue_path), **extras)
 
