@@ -86,7 +86,8 @@ class FaceConfig:
     # equivalent fitted scale)
     tta_var_scale: float = 2.0
     max_faces: int = 3  # faces per sample that get an estimate (the best-scored ones)
-    reuse_max_s: float = 2.0  # a steady face reuses its last EmoNet estimate for at most this long
+    # a steady face reuses its last EmoNet estimate for at most this long (README "Performance")
+    reuse_max_s: float = 4.0
     # largest change of the face-mesh expression features (inter-ocular units) that still
     # counts as a steady face; detection jitter alone moves them by about 0.03
     steady_diff: float = 0.06

@@ -496,7 +496,8 @@ def test_reuse_policy_steady_moving_and_changed(detector) -> None:
     frames = [_scene()] * 8
     runs = {}
     for name, script in (("steady", steady), ("moving", moving), ("changed", changed)):
-        ex = _expert(detector, tta_views=1)  # one view per evaluation: counts are evaluations
+        # one view per evaluation: counts are evaluations; reuse_max_s 2 s (default 4 s)
+        ex = _expert(detector, tta_views=1, reuse_max_s=2.0)
         ex.landmarks = FakeMesh(script)
         ex.predict(_batch(frames[: len(script)]))
         runs[name] = ex.stats.views

@@ -93,7 +93,10 @@ VIEWS: tuple[tuple[bool, float, float, float], ...] = (
     (True, 0.93, 0.0, 6.0),
 )
 CHANGE_FACTOR = 3.0  # a change of this many times `steady_diff` starts the face afresh
-STALE_DRIFT = 0.01  # variance added per second an estimate is reused
+# Variance added to a reused estimate, in proportion to its age: this much at `reuse_max_s`
+# (0.01 per second at the former 2 s limit; scaled with the limit so that reusing longer
+# does not shift the fused weights towards the other experts).
+STALE_DRIFT = 0.02
 MIN_REFRESH_S = 0.9  # a face that is neither new nor steady gets a view at most this often
 # Mean abs change (0..1) of the face thumbnail that means a different face (a cut); detection
 # jitter alone gives about 0.03.
@@ -423,7 +426,7 @@ class FaceExpert:
         # have triggered the full set of views.
         spread = track.spread or (self.cfg.tta_uncertain_var, self.cfg.tta_uncertain_var)
         k = self.cfg.tta_var_scale
-        drift = STALE_DRIFT * max(0.0, stale_s)
+        drift = STALE_DRIFT * max(0.0, stale_s) / max(self.cfg.reuse_max_s, 1e-3)
         return FaceEstimate(
             float(v.mean()),
             float(a.mean()),
