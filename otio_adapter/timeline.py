@@ -219,6 +219,13 @@ def _music_clips(
                 p.src_in + (a - p.rec_start) if pf.piece.loop == 0 else pf.src_in + (a - pf.rec_in)
             )
             shown.append((pf, a, b, max(0, src)))
+    if not shown and not plan.for_segment(p.index):
+        # No file to plan from (a metadata-only library, an empty file): the choice still
+        # shows as one clip over the segment, as an editor placeholder to relink.
+        lead, trail = (p.head, p.tail) if extend else (0, 0)
+        return [_placeholder_clip(seg, p, track, url=media_url(track.path, base_dir),
+                                  start=p.src_in - lead, frames=p.length + lead + trail,
+                                  rate=rate)]  # fmt: skip
     url = media_url(track.path, base_dir)
     clips = []
     for loop, (pf, a, b, src) in enumerate(shown):
@@ -251,6 +258,28 @@ def _music_clips(
             clip.markers.append(make_marker(seg, p.index, RT(p.src_in, rate)))
         clips.append(clip)
     return clips
+
+
+def _placeholder_clip(
+    seg: Segment,
+    p: Placement,
+    track: TrackChoice,
+    *,
+    url: str,
+    start: int,
+    frames: int,
+    rate: float,
+) -> otio.schema.Clip:
+    """A segment's track with no plan pieces: one clip with no known media length."""
+    meta = {"role": "music", "segment": p.index, "track": _track_dict(track), "url": url}
+    clip = otio.schema.Clip(
+        name=track.title or track.id,
+        media_reference=otio.schema.ExternalReference(target_url=url),
+        source_range=TR(RT(max(0, start), rate), RT(frames, rate)),
+        metadata={META: meta},
+    )
+    clip.markers.append(make_marker(seg, p.index, RT(p.src_in, rate)))
+    return clip
 
 
 def _dissolve(in_offset: int, out_offset: int, rate: float, name: str) -> otio.schema.Transition:
@@ -374,14 +403,16 @@ def _alternate_tracks(segments, placements, plan, fps, base) -> list[otio.schema
             track.pop()  # butts onto its predecessor on this track: no room to fade, hard join
         clips = _music_clips(seg, p, plan, fps, base, extend=True)
         pieces = [piece_frames(plan, q, fps) for q in plan.for_segment(p.index)]
-        fade_in = min(pieces[0].fade_in, to_frames(clips[0].source_range.duration, rate))
+        first_in = pieces[0].fade_in if pieces else 0  # no pieces: a placeholder, no fades
+        fade_in = min(first_in, to_frames(clips[0].source_range.duration, rate))
         if fade_in and len(track) and isinstance(track[-1], otio.schema.Gap):
             # A fade from silence (the gap) over the plan's fade-in.
             track.append(_dissolve(0, fade_in, rate, "crossfade in"))
         track.extend(clips)
         cursor[k] = p.rec_end + p.tail
         nxt = placements[p.index + 1] if p.index + 1 < len(placements) else None
-        fade_out = min(pieces[-1].fade_out, to_frames(clips[-1].source_range.duration, rate))
+        last_out = pieces[-1].fade_out if pieces else 0
+        fade_out = min(last_out, to_frames(clips[-1].source_range.duration, rate))
         followed = nxt is not None and segments[nxt.index].track is not None
         ends_early = nxt is None and cursor[k] < segments[-1].end_frame
         if fade_out and (followed or ends_early):

@@ -530,6 +530,26 @@ def test_segment_without_music_is_a_gap(tmp_path: Path) -> None:
         assert timeline_to_cue(tl).to_dict() == cue.to_dict()
 
 
+def test_track_without_a_file_is_a_placeholder_clip(tmp_path: Path) -> None:
+    """A metadata-only library (tracks with no file) gives no plan pieces; each segment still
+    shows its choice as one clip over the segment (with the crossfade handles in the
+    alternate layout), named after the track, for the editor to relink."""
+    data = make_cue(tmp_path, write_audio=False).to_dict()
+    for seg in data["segments"]:
+        seg["track"]["path"] = ""
+        seg["track"]["duration_s"] = None
+    cue = CueSheet.from_dict(data)
+    for layout in ("alternate", "single"):
+        tl = cue_to_timeline(cue, layout=layout, base_dir=tmp_path)
+        clips = _music_clips(tl)
+        assert [c.name for c in clips] == ["Tone 0", "Tone 1", "Tone 2", "Tone 3"]
+        for clip, seg in zip(clips, cue.segments, strict=True):
+            a, b = _rec(clip, 25.0)
+            assert a <= seg.start_frame and b >= seg.end_frame
+            if layout == "single":
+                assert (a, b) == (seg.start_frame, seg.end_frame)
+
+
 @pytest.mark.slow
 def test_wheel_ships_the_plugin(tmp_path: Path) -> None:
     """A built wheel carries the manifest and the entry point: OTIO finds the adapter there."""
