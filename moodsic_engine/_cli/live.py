@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from .apps import app
-from .common import ProgressMode, ProgressOpt, finish, info, load_config, parse_experts, reporting
+from .common import (
+    EXPERTS_HELP,
+    ProgressMode,
+    ProgressOpt,
+    finish,
+    info,
+    load_config,
+    parse_experts,
+    reporting,
+)
 
 
 @app.command()
@@ -23,7 +32,7 @@ def live(
     library: Annotated[
         str, typer.Option(help="builtin, a DEAM folder, a manifest or an audio folder.")
     ] = "builtin",
-    experts: Annotated[str | None, typer.Option(help="Comma list from scene,face,grammar.")] = None,
+    experts: Annotated[str | None, typer.Option(help=EXPERTS_HELP)] = None,
     duration: Annotated[
         float | None,
         typer.Option(help="Stop after this many seconds (default: run until stopped)."),

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from .apps import app
-from .common import ProgressMode, load_config, parse_experts, reporting
+from .common import EXPERTS_HELP, ProgressMode, load_config, parse_experts, reporting
 
 
 @app.command()
@@ -22,7 +22,7 @@ def serve(
         int | None, typer.Option(help="Listen on 127.0.0.1:PORT instead of a Unix socket.")
     ] = None,
     host: Annotated[str, typer.Option(help="Only 127.0.0.1 is accepted.")] = "127.0.0.1",
-    experts: Annotated[str | None, typer.Option(help="Comma list from scene,face,grammar.")] = None,
+    experts: Annotated[str | None, typer.Option(help=EXPERTS_HELP)] = None,
     weights_dir: Annotated[Path | None, typer.Option(help="Folder with model weights.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     preload: Annotated[bool, typer.Option(help="Load the models before the first request.")] = True,
