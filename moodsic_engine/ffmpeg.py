@@ -120,36 +120,30 @@ def has_audio_stream(path: str | os.PathLike[str]) -> bool:
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
+def _first_audio_stream(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    streams = (info or {}).get("streams") or []
+    return next((st for st in streams if st.get("codec_type") == "audio"), None)
+
+
 def audio_duration(path: str | os.PathLike[str]) -> float | None:
     """Duration in seconds of a file that has audio, per ffprobe; None when it has no audio
     stream (a video without sound passed for a track) or cannot be probed."""
-    try:
-        out = subprocess.run(
-            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-             "stream=codec_type:format=duration", "-of", "json", os.path.abspath(path)],
-            capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S, check=False,
-        )  # fmt: skip
-        if out.returncode != 0:
-            return None
-        info = json.loads(out.stdout or "{}")
-        if not info.get("streams"):
-            return None
-        duration = float(info.get("format", {}).get("duration", "nan"))
-        return duration if math.isfinite(duration) and duration > 0 else None
-    except (OSError, ValueError, TypeError, AttributeError, subprocess.SubprocessError):
+    info = probe_json(path, "stream=codec_type:format=duration")
+    if _first_audio_stream(info) is None:
         return None
+    try:
+        duration = float((info or {}).get("format", {}).get("duration", "nan"))
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return duration if math.isfinite(duration) and duration > 0 else None
 
 
 def audio_sample_rate(path: str | os.PathLike[str]) -> int | None:
     """Sample rate of the file's first audio stream per ffprobe; None when unknown."""
+    stream = _first_audio_stream(probe_json(path, "stream=codec_type,sample_rate"))
     try:
-        out = subprocess.run(
-            ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-             "stream=sample_rate", "-of", "csv=p=0", os.path.abspath(path)],
-            capture_output=True, text=True, check=False, timeout=_PROBE_TIMEOUT_S,
-        )  # fmt: skip
-        return int(out.stdout.strip().splitlines()[0])
-    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return int(stream["sample_rate"]) if stream is not None else None
+    except (KeyError, ValueError, TypeError):
         return None
 
 

@@ -5,6 +5,7 @@ true peak, a look-ahead true-peak limiter, normalisation to a target, and the pe
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -163,10 +164,12 @@ def smooth_gain(need: np.ndarray, sr: int) -> np.ndarray:
     return np.where(g < 1.0, g * np.float32(0.999), np.float32(1.0)).astype(np.float32)
 
 
-def limit_gain(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
-    """The gain [n] (at most 1) the look-ahead true-peak limiter applies to [n, ch]."""
+def _limiter_passes(
+    y: np.ndarray, sr: int, ceiling_db: float
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The look-ahead true-peak limiter's passes over [n, ch]: (signal after the pass, that
+    pass's gain [n]); at most four, until no true peak exceeds the ceiling."""
     ceiling = 10 ** (ceiling_db / 20)
-    total = np.ones(len(y), dtype=np.float32)
     out = np.asarray(y, dtype=np.float32)
     for _ in range(4):
         peaks = true_peak(out)
@@ -175,20 +178,22 @@ def limit_gain(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
         need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12)).astype(np.float32)
         step = smooth_gain(need, sr)
         out = out * step[:, None]
+        yield out, step
+
+
+def limit_gain(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
+    """The gain [n] (at most 1) the look-ahead true-peak limiter applies to [n, ch]."""
+    total = np.ones(len(y), dtype=np.float32)
+    for _, step in _limiter_passes(y, sr, ceiling_db):
         total *= step
     return total
 
 
 def limit(y: np.ndarray, sr: int, ceiling_db: float) -> np.ndarray:
     """Look-ahead true-peak limiter: a smooth gain that never lets a peak exceed the ceiling."""
-    ceiling = 10 ** (ceiling_db / 20)
     out = np.asarray(y, dtype=np.float32)
-    for _ in range(4):
-        peaks = true_peak(out)
-        if peaks.max(initial=0.0) <= ceiling:
-            break
-        need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12)).astype(np.float32)
-        out = out * smooth_gain(need, sr)[:, None]
+    for limited, _ in _limiter_passes(y, sr, ceiling_db):
+        out = limited
     return out
 
 
