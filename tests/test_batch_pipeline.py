@@ -148,14 +148,18 @@ def ray_session() -> object:
     ray = pytest.importorskip("ray")
     import logging
 
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}},
-    )
+    from moodsic_engine.batch.ray_backend import loopback_ray
+
+    with loopback_ray(ray, None) as lo:  # on 127.0.0.1, not the machine's address
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}},
+            **lo,
+        )
     yield ray
     ray.shutdown()
 

@@ -107,7 +107,7 @@ def _run_ray(
         if address and address != "auto" and "://" not in address:
             _check_reachable(address)
         try:
-            with _loopback_ray(ray, address) as lo:
+            with loopback_ray(ray, address) as lo:
                 if address:
                     ray.init(address=address, **lo, **common)
                 else:
@@ -173,7 +173,7 @@ def _check_reachable(address: str) -> None:
 
 
 @contextlib.contextmanager
-def _loopback_ray(ray: Any, address: str | None) -> Any:
+def loopback_ray(ray: Any, address: str | None) -> Any:
     """Keyword arguments for ray.init that keep a loopback cluster (or the private local
     instance) on 127.0.0.1, with Ray's rewriting of 127.0.0.1 switched off meanwhile.
 
